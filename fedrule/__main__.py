@@ -1,0 +1,5 @@
+import sys
+
+from fedrule.cli import main
+
+sys.exit(main())

@@ -1,0 +1,121 @@
+"""The ``fedrule`` command line. It parses arguments and renders results; the logic lives below."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import click
+import typer
+from rich.console import Console
+
+from fedrule.errors import FedruleError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Simulate fleets of on-device recommenders with elastic (RULE) item embeddings.",
+)
+data_app = typer.Typer(no_args_is_help=True, help="Inspect datasets.")
+app.add_typer(data_app, name="data")
+out = Console()
+err = Console(stderr=True)
+
+SetOption = Annotated[
+    list[str] | None,
+    typer.Option("--set", "-s", help="Override a scenario key: --set train.lr=0.01 (repeatable)."),
+]
+
+
+@app.command()
+def run(
+    scenario: Annotated[Path, typer.Argument(help="Scenario YAML file.")],
+    overrides: SetOption = None,
+    out_dir: Annotated[
+        Path, typer.Option("--out", help="Folder that receives run folders.")
+    ] = Path("runs"),
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show engine logs.")] = False,
+) -> None:
+    """Run a scenario and write a run folder (resolved scenario, metrics, tables, log)."""
+    from fedrule.engine.run import run_scenario
+    from fedrule.report.console import ConsoleEvents, metrics_table
+    from fedrule.scenario import load_scenario
+
+    loaded = load_scenario(scenario, overrides or [])
+    events = ConsoleEvents(err, quiet=quiet)
+    folder = run_scenario(loaded, out_dir, events, verbose=verbose)
+    metrics = json.loads((folder / "metrics.json").read_text())
+    keys = [f"{m}@{k}" for k in loaded.eval.ks for m in ("recall", "ndcg")]
+    keys += [f"tail/ndcg@{k}" for k in loaded.eval.ks]
+    out.print(metrics_table(f"test metrics ({len(loaded.seeds)} seed(s))", metrics["test"], keys))
+    out.print(f"run folder: {folder}")
+
+
+@app.command()
+def validate(
+    scenarios: Annotated[list[Path], typer.Argument(help="Scenario YAML files.")],
+    overrides: SetOption = None,
+    show: Annotated[bool, typer.Option("--show", help="Print the resolved scenario.")] = False,
+) -> None:
+    """Check scenario files (keys, types, values) without running anything."""
+    from fedrule.scenario import dump_scenario, load_scenario
+
+    for path in scenarios:
+        loaded = load_scenario(path, overrides or [])
+        out.print(f"{path}: ok")
+        if show:
+            out.print(dump_scenario(loaded), highlight=False)
+
+
+@data_app.command("info")
+def data_info(
+    name: Annotated[str, typer.Argument(help="ml-100k, ml-1m, grouplens, csv or synthetic.")],
+    path: Annotated[str | None, typer.Option(help="File for grouplens or csv.")] = None,
+    data_dir: Annotated[str | None, typer.Option(help="Data cache folder.")] = None,
+) -> None:
+    """Print users, items, interactions, density and interactions-per-user quantiles."""
+    from fedrule.data import load_dataset
+
+    inter = load_dataset(name, path=path, data_dir=data_dir, progress=lambda m: err.print(m))
+    summary = inter.summary()
+    for key, value in summary.items():
+        if isinstance(value, dict):
+            value = "  ".join(f"{k}={v:g}" for k, v in value.items())
+        elif isinstance(value, float):
+            value = f"{value:.6f}"
+        elif isinstance(value, int):
+            value = f"{value:,}"
+        out.print(f"{key:>24}: {value}", highlight=False)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: one-line errors with exit code 2 for bad input, 130 on Ctrl-C."""
+    os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")
+    os.environ.setdefault("FLWR_DISABLE_UPDATE_CHECK", "1")
+    try:
+        app(args=argv, prog_name="fedrule", standalone_mode=False)
+    except FedruleError as exc:
+        print(f"error: {exc.one_line()}", file=sys.stderr)
+        return 2
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        err.print("interrupted", highlight=False)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
+
+def entry() -> None:
+    """Console-script entry point."""
+    sys.exit(main())

@@ -1,0 +1,209 @@
+"""Local BPR training of many devices at once, each on its own private copy of the item rows.
+
+Every device trains exactly as if it ran alone: its items, its negatives, its sub-configuration
+samples and its minibatch order come from its own random stream, and it updates only its own
+copy of the item rows it touches (positives and sampled negatives) and its own user vector.
+Batching the devices of a cohort into one tensor program is exact because plain SGD on a sum of
+per-device losses over disjoint parameters is the same as each device stepping on its own loss.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from fedrule.device.cohort import Rows
+from fedrule.model.elastic import ElasticLayout
+from fedrule.model.mf import block_scores, diversity_per_item
+from fedrule.model.supernet import SAMPLINGS
+
+
+@dataclass(frozen=True)
+class LocalSpec:
+    epochs: int
+    batch_size: int
+    lr: float
+    negatives: int
+    l2: float
+    lambda_div: float
+    sampling: str
+
+    def __post_init__(self) -> None:
+        assert self.sampling in SAMPLINGS
+
+
+@dataclass
+class CohortUpdate:
+    """Example-weighted sums over a cohort's devices, per item row they touched.
+
+    ``sum_wdelta[r] = sum_k w_k * delta_k[r]`` and ``sum_w[r, b] = sum_k w_k`` over the devices k
+    that updated block b of item ``rows[r]`` (w_k = the device's number of training examples).
+    """
+
+    rows: np.ndarray
+    sum_wdelta: np.ndarray
+    sum_w: np.ndarray
+    loss_sum: float
+    loss_count: float
+    bytes_up: np.ndarray  # per device of the cohort
+
+
+def _negatives(
+    rng: np.random.Generator, positives: np.ndarray, n_items: int, size: tuple
+) -> np.ndarray:
+    draws = rng.integers(0, n_items, size=size)
+    for _ in range(8):
+        clash = np.isin(draws, positives)
+        if not clash.any() or positives.size >= n_items:
+            break
+        draws[clash] = rng.integers(0, n_items, size=int(clash.sum()))
+    return draws
+
+
+def _sub_configs(
+    layout: ElasticLayout, sampling: str, rng: np.random.Generator, steps: int
+) -> np.ndarray:
+    """Sub-configurations for ``steps`` steps of one device: steps x S x G x B (S = 0 or 2)."""
+    if sampling == "none":
+        return np.zeros((steps, 0, *layout.shape), dtype=bool)
+    g, b = layout.shape
+    counts = rng.integers(layout.min_blocks, b + 1, size=(steps, 2, g))
+    if sampling == "sandwich":
+        counts[:, 0, :] = max(layout.min_blocks, 1)
+    ranks = np.argsort(rng.random((steps, 2, g, b)), axis=-1).argsort(axis=-1)
+    return ranks < counts[..., None]
+
+
+def train_cohort(
+    table: torch.Tensor,
+    user_vecs: torch.Tensor,
+    train: Rows,
+    allowed: np.ndarray | None,
+    layout: ElasticLayout,
+    spec: LocalSpec,
+    rngs: list[np.random.Generator],
+) -> tuple[CohortUpdate, torch.Tensor]:
+    """Run ``spec.epochs`` local epochs on every device; return the weighted update sums and the
+    devices' new user vectors. ``allowed`` (devices x G x B) limits what a device receives and
+    trains (budgeted mode); ``None`` means every device trains the whole table."""
+    num_devices = train.counts.size
+    n_items, dim = table.shape
+    nb = layout.num_blocks
+    groups = layout.group_index
+    # ---- each device's schedule, from its own random stream
+    dev_parts, pos_parts, neg_parts, step_parts, slot_parts, configs = [], [], [], [], [], []
+    slot_base = 0
+    for k in range(num_devices):
+        items = train.of(k)
+        n = items.size
+        if n == 0:
+            continue
+        rng = rngs[k]
+        steps_per_epoch = -(-n // spec.batch_size)
+        steps = spec.epochs * steps_per_epoch
+        order = np.concatenate([rng.permutation(n) for _ in range(spec.epochs)])
+        pos = items[order]
+        neg = _negatives(rng, items, n_items, (pos.size, spec.negatives))
+        epoch = np.repeat(np.arange(spec.epochs), n)
+        local_step = epoch * steps_per_epoch + np.tile(np.arange(n) // spec.batch_size, spec.epochs)
+        dev_parts.append(np.full(pos.size, k))
+        pos_parts.append(pos)
+        neg_parts.append(neg)
+        step_parts.append(local_step)
+        slot_parts.append(slot_base + local_step)
+        configs.append(_sub_configs(layout, spec.sampling, rng, steps))
+        slot_base += steps
+    if not dev_parts:
+        empty = np.zeros(0, dtype=np.int64)
+        return CohortUpdate(
+            empty,
+            np.zeros((0, dim), np.float32),
+            np.zeros((0, nb), np.float32),
+            0.0,
+            0.0,
+            np.zeros(num_devices, np.int64),
+        ), user_vecs
+    dev = np.concatenate(dev_parts)
+    pos = np.concatenate(pos_parts)
+    neg = np.concatenate(neg_parts)
+    step = np.concatenate(step_parts)
+    slot = np.concatenate(slot_parts)
+    sub = torch.from_numpy(np.concatenate(configs)).float()  # slots x S x G x B
+    # ---- private rows: one copy of each (device, item) a device touches
+    keys = np.concatenate([dev * n_items + pos, (dev[:, None] * n_items + neg).ravel()])
+    uniq, inverse = np.unique(keys, return_inverse=True)
+    pos_row = torch.from_numpy(inverse[: pos.size])
+    neg_row = torch.from_numpy(inverse[pos.size :].reshape(neg.shape))
+    row_dev, row_item = uniq // n_items, uniq % n_items
+    local = table[torch.from_numpy(row_item)].clone()
+    row_mask = None
+    if allowed is not None:
+        allowed_t = torch.from_numpy(allowed).float()
+        row_block = allowed_t[torch.from_numpy(row_dev), groups[torch.from_numpy(row_item)]]
+        row_mask = row_block.repeat_interleave(dim // nb, dim=1)
+        local = local * row_mask
+    initial = local.clone()
+    users = user_vecs.clone()
+    local.requires_grad_(True)
+    users.requires_grad_(True)
+    # ---- steps: the t-th minibatch of every device that still has one
+    order = np.argsort(step, kind="stable")
+    bounds = np.searchsorted(step[order], np.arange(step.max() + 2))
+    dev_t = torch.from_numpy(dev)
+    pos_group = groups[torch.from_numpy(pos)]
+    neg_group = groups[torch.from_numpy(neg)]
+    slot_t = torch.from_numpy(slot)
+    loss_sum = 0.0
+    loss_count = 0.0
+    for t in range(step.max() + 1):
+        idx = torch.from_numpy(order[bounds[t] : bounds[t + 1]])
+        d = dev_t[idx]
+        batch = torch.bincount(d, minlength=num_devices).float()
+        weight = 1.0 / batch[d]  # each device's loss is a mean over its own minibatch
+        u = users[d]
+        p = local[pos_row[idx]]
+        q = local[neg_row[idx]]
+        pos_blocks = block_scores(u, p, nb)
+        neg_blocks = block_scores(u[:, None, :].expand_as(q), q, nb)
+        per_pair = _bpr(pos_blocks.sum(-1), neg_blocks.sum(-1))
+        if sub.shape[1]:
+            w = sub[slot_t[idx]]  # pairs x S x G x B
+            for s in range(w.shape[1]):
+                wp = w[torch.arange(idx.numel()), s, pos_group[idx]]
+                wn = w[torch.arange(idx.numel())[:, None], s, neg_group[idx]]
+                per_pair = per_pair + _bpr((pos_blocks * wp).sum(-1), (neg_blocks * wn).sum(-1))
+        loss = (weight * per_pair).sum()
+        if spec.l2:
+            norms = u.pow(2).sum(-1) + p.pow(2).sum(-1) + q.pow(2).sum((-1, -2))
+            loss = loss + spec.l2 * (weight * norms).sum()
+        if spec.lambda_div:
+            loss = loss + spec.lambda_div * (weight * diversity_per_item(p, nb)).sum()
+        loss_sum += float((weight * per_pair).sum().detach())
+        loss_count += float(torch.unique(d).numel())
+        grad_local, grad_users = torch.autograd.grad(loss, (local, users))
+        with torch.no_grad():
+            if row_mask is not None:
+                grad_local = grad_local * row_mask
+            local -= spec.lr * grad_local
+            users -= spec.lr * grad_users
+    # ---- weighted sums per item row over the devices that touched it
+    weights = train.counts.astype(np.float32)
+    delta = (local.detach() - initial).numpy()
+    w_row = weights[row_dev]
+    kept = row_block.numpy() if allowed is not None else np.ones((uniq.size, nb), np.float32)
+    items_out, item_inverse = np.unique(row_item, return_inverse=True)
+    sum_wdelta = np.zeros((items_out.size, dim), dtype=np.float32)
+    np.add.at(sum_wdelta, item_inverse, delta * w_row[:, None])
+    sum_w = np.zeros((items_out.size, nb), dtype=np.float32)
+    np.add.at(sum_w, item_inverse, kept * w_row[:, None])
+    bytes_per_row = kept.sum(1) * layout.block_dim * layout.bytes_per_value + 4
+    bytes_up = np.bincount(row_dev, weights=bytes_per_row, minlength=num_devices).astype(np.int64)
+    update = CohortUpdate(items_out, sum_wdelta, sum_w, loss_sum, loss_count, bytes_up)
+    return update, users.detach()
+
+
+def _bpr(pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
+    """Per pair: mean over its negatives of ``-log sigmoid(pos - neg)``."""
+    return -torch.nn.functional.logsigmoid(pos[:, None] - neg).mean(-1)

@@ -1,0 +1,213 @@
+"""Run a scenario end to end and publish its run folder atomically."""
+
+from __future__ import annotations
+
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from fedrule.engine.centralized import SeedResult, run_centralized_seed, summarize
+from fedrule.engine.events import Events, Silent
+from fedrule.engine.prepare import prepare_split
+from fedrule.report.rundir import RunDir
+from fedrule.report.tables import csv_text, tier_summary
+from fedrule.scenario import Scenario, dump_scenario, to_plain
+
+
+class _Tee:
+    """Forwards events and keeps a plain-text log for the run folder."""
+
+    def __init__(self, inner: Events) -> None:
+        self.inner = inner
+        self.lines: list[str] = []
+        self.started = time.perf_counter()
+
+    def _log(self, text: str) -> None:
+        self.lines.append(f"[{time.perf_counter() - self.started:8.2f}s] {text}")
+
+    def message(self, text: str) -> None:
+        self._log(text)
+        self.inner.message(text)
+
+    def phase(self, name: str, total: int | None = None) -> None:
+        self._log(f"phase: {name}")
+        self.inner.phase(name, total)
+
+    def advance(self, info: dict | None = None) -> None:
+        if info:
+            self._log(" ".join(f"{k}={_fmt(v)}" for k, v in info.items()))
+        self.inner.advance(info)
+
+    def end_phase(self) -> None:
+        self.inner.end_phase()
+
+
+def _fmt(value: object) -> str:
+    return f"{value:.5g}" if isinstance(value, float) else str(value)
+
+
+def _environment() -> dict:
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+    }
+
+
+def run_scenario(
+    scenario: Scenario,
+    out_root: str | Path = "runs",
+    events: Events | None = None,
+    *,
+    verbose: bool = False,
+) -> Path:
+    """Run every seed of ``scenario``; returns the published run folder."""
+    tee = _Tee(events or Silent())
+    with RunDir(out_root, scenario.name) as run:
+        run.write_text("scenario.yaml", dump_scenario(scenario))
+        tee.message(f"run folder (published when the run ends): {run.final}")
+        split = prepare_split(scenario.data, scenario.seeds[0], tee.message)
+        tee.message(
+            f"data {split.name}: {split.n_users} users, {split.n_items} items, "
+            f"{split.train.nnz} train / {split.valid.nnz} valid / {split.test.nnz} test"
+        )
+        dataset = {"name": split.name, "users": split.n_users, "items": split.n_items}
+        if scenario.engine.kind == "federated":
+            metrics = _run_federated(run, scenario, split, tee, verbose)
+        else:
+            metrics = _run_centralized(run, scenario, split, tee)
+        metrics = {"engine": scenario.engine.kind, "dataset": dataset, **metrics}
+        metrics["environment"] = _environment()
+        run.write_json("metrics.json", metrics)
+        run.write_text("log.txt", "\n".join(tee.lines) + "\n")
+        return run.commit()
+
+
+# ---------------------------------------------------------------------- centralized
+def _run_centralized(run: RunDir, scenario: Scenario, split: object, events: Events) -> dict:
+    results: list[SeedResult] = []
+    for seed in scenario.seeds:
+        result = run_centralized_seed(scenario, split, seed, events)
+        results.append(result)
+        _save_centralized_seed(run, scenario, result)
+    test = summarize([r.test for r in results])
+    run.write_text(
+        "results.csv",
+        csv_text(
+            [{"metric": k, "mean": v["mean"], "std": v["std"]} for k, v in test.items()],
+            ["metric", "mean", "std"],
+        ),
+    )
+    return {
+        "seeds": {
+            str(r.seed): {
+                "valid": r.valid,
+                "test": r.test,
+                "best_epoch": r.train.best_epoch,
+                "train_seconds": r.train.seconds,
+                **r.extra,
+            }
+            for r in results
+        },
+        "test": test,
+        "valid": summarize([r.valid for r in results]),
+    }
+
+
+def _save_centralized_seed(run: RunDir, scenario: Scenario, result: SeedResult) -> None:
+    run.write_text(f"history-seed{result.seed}.csv", csv_text(result.train.history))
+    torch.save(
+        {
+            "kind": "centralized",
+            "scenario": to_plain(scenario),
+            "seed": result.seed,
+            "user": result.train.model.user.detach().clone(),
+            "item": result.train.model.item.detach().clone(),
+            "group_of_item": torch.from_numpy(result.layout.group_of_item),
+            **result.extra.get("checkpoint", {}),
+        },
+        run.file(f"model-seed{result.seed}.pt"),
+    )
+
+
+# ---------------------------------------------------------------------- federated
+def _run_federated(
+    run: RunDir, scenario: Scenario, split: object, events: Events, verbose: bool
+) -> dict:
+    from fedrule.engine.federated import run_federated_seed
+
+    device_tables = []
+    per_seed = {}
+    keys: list[str] = []
+    tier_names: tuple[str, ...] = ()
+    for seed in scenario.seeds:
+        outcome = run_federated_seed(scenario, split, seed, events, verbose)
+        res, fleet = outcome.results, outcome.fleet
+        keys = res.metric_keys
+        tier_names = fleet.tier_names
+        rows = _device_rows(outcome, split)
+        device_tables.append(rows)
+        run.write_text(f"rounds-seed{seed}.csv", csv_text(res.rounds))
+        run.write_text(f"devices-seed{seed}.csv", csv_text(rows))
+        torch.save(
+            {
+                "kind": "federated",
+                "scenario": to_plain(scenario),
+                "seed": seed,
+                "item": torch.from_numpy(res.table),
+                "group_of_item": torch.from_numpy(res.layout.group_of_item),
+                "popularity": torch.from_numpy(np.asarray(res.popularity)),
+                "estimator": res.estimator.state_dict(),
+            },
+            run.file(f"model-seed{seed}.pt"),
+        )
+        per_seed[str(seed)] = {
+            "seconds": outcome.seconds,
+            "phase_seconds": res.phase_seconds,
+            "estimator": res.label_report,
+            "searches": {
+                str(b): {
+                    "bytes": int(r.bytes),
+                    "predicted": float(r.predicted),
+                    "blocks_per_group": r.config.sum(axis=1).tolist(),
+                    "seconds": float(r.seconds),
+                }
+                for b, r in res.searches.items()
+            },
+            "rounds": res.rounds,
+        }
+    summary = tier_summary(device_tables, tier_names, keys)
+    run.write_text("tiers.csv", csv_text(summary))
+    overall = next(r for r in summary if r["tier"] == "all")
+    test = {k: {"mean": overall[k], "std": overall[f"{k}_std"]} for k in keys}
+    run.write_text(
+        "results.csv",
+        csv_text(
+            [{"metric": k, "mean": v["mean"], "std": v["std"]} for k, v in test.items()],
+            ["metric", "mean", "std"],
+        ),
+    )
+    return {"seeds": per_seed, "tiers": summary, "test": test}
+
+
+def _device_rows(outcome: object, split: object) -> list[dict]:
+    res, fleet = outcome.results, outcome.fleet
+    table = res.devices
+    rows = []
+    for d in range(fleet.size):
+        row = {
+            "device": d,
+            "user_id": str(split.user_ids[fleet.user[d]]),
+            "tier": fleet.tier_names[fleet.tier[d]],
+            "budget_bytes": int(fleet.budget_bytes[d]),
+            "bytes_received": int(table["bytes_received"][d]),
+            "accepted": bool(table["accepted"][d]),
+            "answered": bool(table["answered"][d]),
+        }
+        for j, key in enumerate(res.metric_keys):
+            row[key] = float(table["metrics"][d, j])
+        rows.append(row)
+    return rows

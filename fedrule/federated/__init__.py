@@ -1,0 +1,1 @@
+"""Flower apps of a fedrule fleet. The only package that imports flwr."""

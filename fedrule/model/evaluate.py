@@ -1,0 +1,55 @@
+"""Full-ranking evaluation of any scorer over the users of a split (batched, vectorised)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+import numpy as np
+import torch
+
+from fedrule.metrics import MetricSums, ranking_sums
+
+ScoreFn = Callable[[torch.Tensor], torch.Tensor]
+"""``score_fn(users) -> scores`` of every item for each user (rows x n_items)."""
+
+
+def csr_pairs(
+    indptr: np.ndarray, items: np.ndarray, start: int, stop: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(row - start, item) pairs of the CSR rows ``start..stop-1``."""
+    lo, hi = int(indptr[start]), int(indptr[stop])
+    counts = np.diff(indptr[start : stop + 1])
+    rows = np.repeat(np.arange(stop - start), counts)
+    return torch.from_numpy(rows), torch.from_numpy(np.asarray(items[lo:hi], dtype=np.int64))
+
+
+def evaluate_ranking(
+    score_fn: ScoreFn,
+    split: object,
+    *,
+    target: str,
+    ks: Iterable[int],
+    item_is_head: torch.Tensor | None,
+    batch_users: int = 1024,
+) -> MetricSums:
+    """Metric sums of ``score_fn`` on ``split.<target>`` ('valid' or 'test').
+
+    Excluded from the ranking: the user's training items, and at test time its validation items.
+    """
+    ks = list(ks)
+    relevant = getattr(split, target)
+    excluded = [split.train] + ([split.valid] if target == "test" else [])
+    total = MetricSums()
+    n_users = split.n_users
+    with torch.no_grad():
+        for start in range(0, n_users, batch_users):
+            stop = min(start + batch_users, n_users)
+            rel_rows, rel_items = csr_pairs(relevant.indptr, relevant.items, start, stop)
+            if rel_rows.numel() == 0:
+                continue
+            scores = score_fn(torch.arange(start, stop)).clone()
+            for part in excluded:
+                rows, items = csr_pairs(part.indptr, part.items, start, stop)
+                scores[rows, items] = float("-inf")
+            total = total + ranking_sums(scores, rel_rows, rel_items, ks, item_is_head)
+    return total

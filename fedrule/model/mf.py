@@ -1,0 +1,83 @@
+"""Matrix factorisation with elastic item embeddings, scored by dot product, trained with BPR."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+UNSCORED = torch.finfo(torch.float32).min  # items without blocks rank below every scored item
+
+
+class ElasticMF(nn.Module):
+    """User and item embeddings (d columns, cut into ``num_blocks`` blocks for the items)."""
+
+    def __init__(
+        self, n_users: int, n_items: int, dim: int, num_blocks: int, init_std: float, seed: int
+    ) -> None:
+        super().__init__()
+        self.dim = dim
+        self.num_blocks = num_blocks
+        generator = torch.Generator().manual_seed(seed)
+        self.user = nn.Parameter(torch.randn(n_users, dim, generator=generator) * init_std)
+        self.item = nn.Parameter(torch.randn(n_items, dim, generator=generator) * init_std)
+
+    def block_scores(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """Per-block partial dot products of (user, item) pairs: shape (*pairs, B)."""
+        return block_scores(self.user[users], self.item[items], self.num_blocks)
+
+    def scores(self, users: torch.Tensor, item_weights: torch.Tensor | None = None) -> torch.Tensor:
+        """Scores of all items for ``users``; ``item_weights`` (n x B) masks/rescales blocks."""
+        return score_all(self.user[users], self.item, item_weights)
+
+
+def block_scores(user_vecs: torch.Tensor, item_vecs: torch.Tensor, num_blocks: int) -> torch.Tensor:
+    shape = (*item_vecs.shape[:-1], num_blocks, item_vecs.shape[-1] // num_blocks)
+    return (user_vecs.reshape(shape) * item_vecs.reshape(shape)).sum(-1)
+
+
+def score_all(
+    user_vecs: torch.Tensor, item_table: torch.Tensor, item_weights: torch.Tensor | None = None
+) -> torch.Tensor:
+    """``user_vecs @ (item_table * weights).T`` with per-block weights expanded to columns."""
+    if item_weights is not None:
+        width = item_table.shape[1] // item_weights.shape[1]
+        item_table = item_table * item_weights.repeat_interleave(width, dim=1)
+    return user_vecs @ item_table.T
+
+
+def configured_scores(
+    user_vecs: torch.Tensor, item_table: torch.Tensor, item_weights: torch.Tensor | None
+) -> torch.Tensor:
+    """``score_all``, with items that keep no block at the lowest finite score (``UNSCORED``)."""
+    scores = score_all(user_vecs, item_table, item_weights)
+    if item_weights is not None:
+        scores = scores.masked_fill(~(item_weights > 0).any(dim=1), UNSCORED)
+    return scores
+
+
+def bpr_loss(pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
+    """Mean of ``-log sigmoid(s(u,i) - s(u,j))``; ``neg`` may carry extra negatives per row."""
+    if neg.dim() > pos.dim():
+        pos = pos.unsqueeze(-1)
+    return -F.logsigmoid(pos - neg).mean()
+
+
+def diversity_per_item(item_vecs: torch.Tensor, num_blocks: int) -> torch.Tensor:
+    """Per item: mean squared cosine similarity between its distinct blocks (in [0, 1]).
+
+    Scale-free (cosine) and bounded, so its weight means the same at any embedding scale.
+    """
+    if num_blocks < 2:
+        return item_vecs.new_zeros(item_vecs.shape[:-1])
+    blocks = F.normalize(item_vecs.reshape(*item_vecs.shape[:-1], num_blocks, -1), dim=-1, eps=1e-8)
+    gram = blocks @ blocks.transpose(-1, -2)
+    off_diagonal = gram.pow(2).sum((-1, -2)) - gram.diagonal(dim1=-2, dim2=-1).pow(2).sum(-1)
+    return off_diagonal / (num_blocks * (num_blocks - 1))
+
+
+def diversity_penalty(item_vecs: torch.Tensor, num_blocks: int) -> torch.Tensor:
+    """Mean of ``diversity_per_item`` over a batch of items (0 for an empty batch)."""
+    if item_vecs.shape[0] == 0:
+        return item_vecs.new_zeros(())
+    return diversity_per_item(item_vecs, num_blocks).mean()

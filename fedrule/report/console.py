@@ -1,0 +1,66 @@
+"""Console rendering of engine events (progress bars per phase) and result tables, with rich."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+
+class ConsoleEvents:
+    """Shows one progress bar per phase and prints messages above it."""
+
+    def __init__(self, console: Console | None = None, quiet: bool = False) -> None:
+        self.console = console or Console(stderr=True)
+        self.quiet = quiet
+        self.progress: Progress | None = None
+        self.task: int | None = None
+
+    def message(self, text: str) -> None:
+        if not self.quiet:
+            self.console.print(f"[dim]·[/dim] {text}", highlight=False)
+
+    def phase(self, name: str, total: int | None = None) -> None:
+        self.end_phase()
+        if self.quiet:
+            return
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("{task.fields[info]}"),
+            console=self.console,
+            transient=False,
+        )
+        self.progress.start()
+        self.task = self.progress.add_task(name, total=total, info="")
+
+    def advance(self, info: dict | None = None) -> None:
+        if self.progress is None or self.task is None:
+            return
+        text = "  ".join(f"{k}={_short(v)}" for k, v in (info or {}).items() if k != "epoch")
+        self.progress.update(self.task, advance=1, info=text)
+
+    def end_phase(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+        self.progress, self.task = None, None
+
+
+def _short(value: object) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def metrics_table(title: str, summary: Mapping[str, Mapping[str, float]], keys: list[str]) -> Table:
+    """A table of mean ± std for the given metric keys."""
+    table = Table(title=title, title_justify="left")
+    table.add_column("metric")
+    table.add_column("mean", justify="right")
+    table.add_column("± std", justify="right")
+    for key in keys:
+        if key in summary:
+            table.add_row(key, f"{summary[key]['mean']:.4f}", f"{summary[key]['std']:.4f}")
+    return table

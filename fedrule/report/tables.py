@@ -1,0 +1,68 @@
+"""Result tables: CSV text from rows, and the per-tier summary of a fleet run."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable, Mapping
+
+import numpy as np
+
+
+def csv_text(rows: Iterable[Mapping[str, object]], columns: list[str] | None = None) -> str:
+    rows = list(rows)
+    if columns is None:
+        columns = list(dict.fromkeys(k for row in rows for k in row))
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: _cell(row.get(k)) for k in columns})
+    return buffer.getvalue()
+
+
+def _cell(value: object) -> object:
+    if isinstance(value, float | np.floating):
+        return "" if np.isnan(value) else f"{float(value):.6g}"
+    if isinstance(value, np.integer | np.bool_):
+        return value.item()
+    return "" if value is None else value
+
+
+def mean_std(values: Iterable[float]) -> tuple[float, float]:
+    array = np.array([v for v in values if not np.isnan(v)], dtype=np.float64)
+    if array.size == 0:
+        return float("nan"), float("nan")
+    return float(array.mean()), float(array.std(ddof=1)) if array.size > 1 else 0.0
+
+
+def tier_summary(
+    device_tables: list[list[dict]], tier_names: tuple[str, ...], keys: list[str]
+) -> list[dict]:
+    """Per tier: devices, budget, bytes received, refused, and each metric's mean over the tier's
+    devices (mean over seeds, with the spread of the seed means)."""
+    rows = []
+    for tier in [*tier_names, "all"]:
+        per_seed = [
+            [r for r in table if tier == "all" or r["tier"] == tier] for table in device_tables
+        ]
+        if not per_seed[0]:
+            continue
+        first = per_seed[0]
+        budgets = sorted({r["budget_bytes"] for r in first})
+        row: dict[str, object] = {
+            "tier": tier,
+            "devices": len(first),
+            "budget_bytes": budgets[0] if len(budgets) == 1 else f"{budgets[0]}..{budgets[-1]}",
+            "bytes_received_mean": float(np.mean([r["bytes_received"] for r in first])),
+            "refused": int(sum(not r["accepted"] for r in first)),
+            "seeds": len(per_seed),
+        }
+        for key in keys:
+            seed_means = [
+                float(np.nanmean([r[key] for r in rows_])) if rows_ else float("nan")
+                for rows_ in per_seed
+            ]
+            row[key], row[f"{key}_std"] = mean_std(seed_means)
+        rows.append(row)
+    return rows

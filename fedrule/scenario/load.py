@@ -1,0 +1,93 @@
+"""Read a scenario file, apply ``--set a.b=c`` overrides, validate, and write the resolved form."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from fedrule.errors import ConfigError
+from fedrule.scenario.schema import Scenario
+from fedrule.scenario.validate import build
+from fedrule.units import Budget
+
+
+def read_raw(path: str | Path) -> dict[str, Any]:
+    """The YAML mapping in ``path``; one-line errors for a missing or unreadable file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError("no such scenario file", path=str(path), hint="expected a .yaml file")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(err, "problem", None) or "invalid YAML"
+        raise ConfigError(f"cannot parse YAML{where}: {problem}", path=str(path)) from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"cannot read file: {err}", path=str(path)) from None
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError("expected a mapping at the top level", path=str(path))
+    return raw
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """A copy of ``raw`` with each ``a.b.c=value`` applied (value parsed as YAML)."""
+    raw = copy.deepcopy(raw)
+    for text in overrides:
+        key, sep, value_text = text.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ConfigError(f"override {text!r} is not KEY=VALUE", path="--set")
+        try:
+            value = yaml.safe_load(value_text) if value_text.strip() else ""
+        except yaml.YAMLError:
+            value = value_text
+        node = raw
+        parts = key.split(".")
+        for i, part in enumerate(parts[:-1]):
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            if not isinstance(child, dict):
+                raise ConfigError("is not a section", path=".".join(parts[: i + 1]))
+            node = child
+        node[parts[-1]] = value
+    return raw
+
+
+def load_scenario(path: str | Path, overrides: list[str] | None = None) -> Scenario:
+    """Read, override and validate a scenario file."""
+    raw = apply_overrides(read_raw(path), overrides or [])
+    return build(Scenario, raw)
+
+
+def scenario_from_dict(raw: dict[str, Any], overrides: list[str] | None = None) -> Scenario:
+    """Validate a scenario given as a mapping (tests, notebooks)."""
+    return build(Scenario, apply_overrides(raw, overrides or []))
+
+
+def to_plain(obj: Any) -> Any:
+    """A YAML/JSON-ready form of a scenario (dataclasses -> dicts, budgets -> their text)."""
+    if isinstance(obj, Budget):
+        return obj.text
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: to_plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, Fraction):
+        return float(obj)
+    if isinstance(obj, list | tuple):
+        return [to_plain(v) for v in obj]
+    if isinstance(obj, dict):
+        return {k: to_plain(v) for k, v in obj.items()}
+    return obj
+
+
+def dump_scenario(scenario: Scenario) -> str:
+    """The resolved scenario as YAML (every key, defaults filled in)."""
+    return yaml.safe_dump(to_plain(scenario), sort_keys=False)

@@ -1,0 +1,356 @@
+"""The scenario schema: every key, its type, its default and its meaning, in one place.
+
+``scenarios/*.yaml`` files are checked against these frozen dataclasses (unknown keys and wrong
+types are errors naming the dotted path). ``fedrule validate --explain`` prints this as a table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from fedrule.scenario.validate import doc, require
+from fedrule.units import Budget, parse_budget
+
+Metric = str  # "ndcg@20", "recall@10", "hit@50" (checked in EvalConfig.check)
+
+
+@dataclass(frozen=True)
+class CsvColumns:
+    sep: str = doc("(str) column separator; '\\t' for tabs", ",")
+    header: bool = doc("(bool) the first line holds column names", True)
+    user: str | int = doc("(str|int) user column: a name (needs header) or a 0-based position", 0)
+    item: str | int = doc("(str|int) item column: a name (needs header) or a 0-based position", 1)
+    rating: str | int | None = doc("(str|int|null) rating column, if any", None)
+    timestamp: str | int | None = doc("(str|int|null) timestamp column, if any (integers)", None)
+
+
+@dataclass(frozen=True)
+class SyntheticData:
+    users: int = doc("(int) number of users", 2000)
+    items: int = doc("(int) number of items", 1000)
+    interactions_per_user: float = doc("(float) mean interactions per user", 30.0)
+    popularity_exponent: float = doc("(float) Zipf exponent of item popularity", 1.0)
+    activity_exponent: float = doc("(float) spread of user activity (heavier tail if larger)", 1.5)
+
+    def check(self, path: str) -> None:
+        require(self.users >= 1, "must be >= 1", path=f"{path}.users")
+        require(self.items >= 2, "must be >= 2", path=f"{path}.items")
+        require(
+            self.interactions_per_user >= 3, "must be >= 3", path=f"{path}.interactions_per_user"
+        )
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    source: str = doc("(str) ml-100k | ml-1m | grouplens | csv | synthetic", "ml-100k")
+    path: str | None = doc("(str|null) file for grouplens (zip, u.data, ratings.dat) or csv", None)
+    data_dir: str | None = doc(
+        "(str|null) cache folder; default $FEDRULE_DATA_DIR or ~/.cache/fedrule", None
+    )
+    rating_threshold: float | None = doc(
+        "(float|null) ratings >= this are positives; null: all", None
+    )
+    min_user_interactions: int = doc("(int) k-core: drop users with fewer interactions", 0)
+    min_item_interactions: int = doc("(int) k-core: drop items with fewer interactions", 0)
+    split: Literal["loo", "ratio"] = doc(
+        "(loo|ratio) leave-one-out by time, or per-user ratio", "loo"
+    )
+    ratios: list[float] = doc("(list) train/valid/test shares for split: ratio", [0.8, 0.1, 0.1])
+    csv: CsvColumns = doc("columns of a csv source", CsvColumns)
+    synthetic: SyntheticData = doc("generator settings for source: synthetic", SyntheticData)
+
+    def check(self, path: str) -> None:
+        require(
+            len(self.ratios) == 3 and all(r >= 0 for r in self.ratios),
+            "expected three non-negative shares [train, valid, test]",
+            path=f"{path}.ratios",
+        )
+        require(abs(sum(self.ratios) - 1.0) < 1e-6, "shares must sum to 1", path=f"{path}.ratios")
+        if self.source in ("grouplens", "csv"):
+            require(
+                self.path is not None, f"source {self.source} needs a file", path=f"{path}.path"
+            )
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    dim: int = doc("(int) full embedding dimension d", 64)
+    blocks: int = doc("(int) B: column blocks per item embedding (d must divide by B)", 32)
+    groups: int = doc("(int) G: item groups by training popularity; 0 means one group per item", 16)
+    grouping: Literal["mass", "count"] = doc(
+        "(mass|count) groups of equal interaction mass, or of equal item count", "mass"
+    )
+    min_blocks_per_group: int = doc("(int) blocks every group keeps (0: items may score zero)", 1)
+    rescale: bool = doc("(bool) scale kept blocks by B/|kept| when blocks are dropped", False)
+    precision: Literal["float32", "float16"] = doc("(float32|float16) stored value type", "float32")
+    init_std: float = doc("(float) std of the normal initialisation of embeddings", 0.1)
+
+    def check(self, path: str) -> None:
+        require(self.dim >= 1, "must be >= 1", path=f"{path}.dim")
+        require(self.blocks >= 1, "must be >= 1", path=f"{path}.blocks")
+        require(
+            self.dim % self.blocks == 0,
+            f"dim {self.dim} is not divisible by blocks {self.blocks}",
+            path=f"{path}.blocks",
+        )
+        require(self.groups >= 0, "must be >= 0", path=f"{path}.groups")
+        require(
+            0 <= self.min_blocks_per_group <= self.blocks,
+            f"must lie in [0, blocks={self.blocks}]",
+            path=f"{path}.min_blocks_per_group",
+        )
+
+    @property
+    def bytes_per_value(self) -> int:
+        return 4 if self.precision == "float32" else 2
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = doc("(int) maximum training epochs", 60)
+    lr: float = doc("(float) learning rate", 0.005)
+    optimizer: Literal["adam", "sgd", "adagrad"] = doc("(adam|sgd|adagrad) optimizer", "adam")
+    batch_size: int = doc("(int) positives per step", 4096)
+    negatives: int = doc("(int) sampled negatives per positive (BPR)", 1)
+    l2: float = doc("(float) L2 penalty on the embeddings used in a batch", 1e-5)
+    patience: int = doc("(int) early stop after this many evaluations without gain; 0: never", 5)
+    eval_every: int = doc("(int) evaluate on validation every this many epochs", 2)
+    sampling: Literal["sandwich", "random", "none"] = doc(
+        "(sandwich|random|none) sub-configurations trained each step besides the full one; "
+        "none trains a plain BPR-MF",
+        "none",
+    )
+    lambda_div: float = doc("(float) weight of the block-diversity regulariser; 0 disables", 0.0)
+
+    def check(self, path: str) -> None:
+        for key in ("epochs", "batch_size", "negatives", "eval_every"):
+            require(getattr(self, key) >= 1, "must be >= 1", path=f"{path}.{key}")
+        require(self.lr > 0, "must be > 0", path=f"{path}.lr")
+        require(self.l2 >= 0, "must be >= 0", path=f"{path}.l2")
+        require(self.lambda_div >= 0, "must be >= 0", path=f"{path}.lambda_div")
+        require(self.patience >= 0, "must be >= 0", path=f"{path}.patience")
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    ks: list[int] = doc("(list) cut-offs K for Recall/NDCG/HitRate@K", [10, 20, 50])
+    head_share: float = doc(
+        "(float) head items: the most popular ones holding this share of training interactions",
+        0.5,
+    )
+    metric: Metric = doc("(str) model-selection metric, e.g. ndcg@20", "ndcg@20")
+    batch_users: int = doc("(int) users scored per batch in full-ranking evaluation", 1024)
+
+    def check(self, path: str) -> None:
+        require(
+            len(self.ks) > 0 and all(k >= 1 for k in self.ks),
+            "expected a non-empty list of positive K",
+            path=f"{path}.ks",
+        )
+        require(0 < self.head_share < 1, "must lie in (0, 1)", path=f"{path}.head_share")
+        name, _, k = self.metric.partition("@")
+        require(
+            name in ("ndcg", "recall", "hit") and k.isdigit() and int(k) in self.ks,
+            f"expected ndcg@K, recall@K or hit@K with K in ks {self.ks}",
+            path=f"{path}.metric",
+        )
+        require(self.batch_users >= 1, "must be >= 1", path=f"{path}.batch_users")
+
+
+@dataclass(frozen=True)
+class EstimatorConfig:
+    configs: int = doc("(int) configurations labelled by real validation quality", 300)
+    holdout: float = doc("(float) share of labelled configurations held out for Spearman", 0.2)
+    hidden: list[int] = doc("(list) hidden layer sizes of the MLP estimator", [128, 128])
+    epochs: int = doc("(int) estimator training epochs", 300)
+    lr: float = doc("(float) estimator learning rate", 0.001)
+    label_users: int = doc(
+        "(int) users (devices, when federated) whose validation items label configurations; 0: all",
+        0,
+    )
+
+    def check(self, path: str) -> None:
+        require(self.configs >= 10, "must be >= 10", path=f"{path}.configs")
+        require(0 < self.holdout < 1, "must lie in (0, 1)", path=f"{path}.holdout")
+        require(
+            len(self.hidden) >= 1 and all(h >= 1 for h in self.hidden),
+            "expected a list of positive sizes",
+            path=f"{path}.hidden",
+        )
+        require(self.epochs >= 1, "must be >= 1", path=f"{path}.epochs")
+        require(self.lr > 0, "must be > 0", path=f"{path}.lr")
+        require(self.label_users >= 0, "must be >= 0", path=f"{path}.label_users")
+
+
+Searcher = Literal["evolution", "greedy", "uniform", "random"]
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    searcher: Searcher = doc(
+        "(evolution|greedy|uniform|random) searcher used for devices", "evolution"
+    )
+    budgets: list[Budget] = doc(
+        "(list) budgets evaluated by a centralised RULE run (bytes, 256KiB, or shares like 1/16)",
+        [],
+    )
+    compare: list[Searcher] = doc("(list) further searchers to report at every budget", [])
+    population: int = doc("(int) evolution: population size P", 20)
+    tournament: int = doc("(int) evolution: tournament size S", 5)
+    cycles: int = doc("(int) evolution: cycles C", 300)
+    samples: int = doc("(int) random: feasible configurations tried", 1000)
+
+    def check(self, path: str) -> None:
+        require(self.population >= 2, "must be >= 2", path=f"{path}.population")
+        require(
+            1 <= self.tournament <= self.population,
+            "must lie in [1, population]",
+            path=f"{path}.tournament",
+        )
+        require(self.cycles >= 0, "must be >= 0", path=f"{path}.cycles")
+        require(self.samples >= 1, "must be >= 1", path=f"{path}.samples")
+
+
+@dataclass(frozen=True)
+class ReferencesConfig:
+    plain: bool = doc(
+        "(bool) also train plain BPR-MF and search its configurations (what the supernet buys)",
+        False,
+    )
+    retrained: bool = doc(
+        "(bool) also train BPR-MF at the dimension of equal memory for each budget", False
+    )
+
+
+@dataclass(frozen=True)
+class TierConfig:
+    name: str = doc("(str) tier name, e.g. watch, phone, tv")
+    share: float = doc("(float) share of the fleet in this tier (shares sum to 1)")
+    budget: Budget = doc("(bytes|share) item-table memory budget of the tier's devices")
+    availability: float = doc("(float) probability that a device answers in a round", 1.0)
+
+    def check(self, path: str) -> None:
+        require(0 < self.share <= 1, "must lie in (0, 1]", path=f"{path}.share")
+        require(0 <= self.availability <= 1, "must lie in [0, 1]", path=f"{path}.availability")
+
+
+def _default_tiers() -> list[TierConfig]:
+    return [
+        TierConfig("low", 0.4, parse_budget("1/16"), 1.0),
+        TierConfig("mid", 0.4, parse_budget("1/4"), 1.0),
+        TierConfig("high", 0.2, parse_budget(1), 1.0),
+    ]
+
+
+@dataclass(frozen=True)
+class FleetConfig:
+    num_devices: int = doc("(int) devices (users sampled with the first seed); 0: every user", 0)
+    tiers: list[TierConfig] = field(
+        default_factory=_default_tiers,
+        metadata={"doc": "(list) tiers {name, share, budget, availability}; used unless trace"},
+    )
+    trace: str | None = doc(
+        "(str|null) CSV with one row per device: device_id (a user id), budget, optional tier "
+        "(one of tiers' names, when given) and availability",
+        None,
+    )
+    failure_rate: float = doc("(float) probability that an answering device fails mid-round", 0.0)
+
+    def check(self, path: str) -> None:
+        require(self.num_devices >= 0, "must be >= 0", path=f"{path}.num_devices")
+        require(0 <= self.failure_rate < 1, "must lie in [0, 1)", path=f"{path}.failure_rate")
+        if self.trace is None:
+            require(len(self.tiers) >= 1, "expected at least one tier", path=f"{path}.tiers")
+            total = sum(t.share for t in self.tiers)
+            require(
+                abs(total - 1.0) < 1e-6,
+                f"tier shares sum to {total:g}, expected 1",
+                path=f"{path}.tiers",
+            )
+        names = [t.name for t in self.tiers]
+        require(len(set(names)) == len(names), "tier names repeat", path=f"{path}.tiers")
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    kind: Literal["centralized", "federated"] = doc(
+        "(centralized|federated) one trainer with all data, or a Flower fleet on Ray", "centralized"
+    )
+    devices_per_node: int = doc("(int) devices hosted by one Flower node (a cohort)", 64)
+    cpus_per_node: int = doc("(int) CPUs of a Ray worker (torch threads); workers = CPUs / this", 1)
+    num_cpus: int = doc("(int) CPUs Ray may use on this machine; 0: all cores", 0)
+    ray_address: str | None = doc(
+        "(str|null) join this Ray cluster (host:port, or 'auto'); default $RAY_ADDRESS, else a "
+        "private local Ray",
+        None,
+    )
+    round_timeout: float = doc("(float) seconds to wait for the replies of one round", 600.0)
+
+    def check(self, path: str) -> None:
+        require(self.devices_per_node >= 1, "must be >= 1", path=f"{path}.devices_per_node")
+        require(self.cpus_per_node >= 1, "must be >= 1", path=f"{path}.cpus_per_node")
+        require(self.num_cpus >= 0, "must be >= 0", path=f"{path}.num_cpus")
+        require(self.round_timeout > 0, "must be > 0", path=f"{path}.round_timeout")
+
+
+@dataclass(frozen=True)
+class FederatedConfig:
+    mode: Literal["full", "budgeted"] = doc(
+        "(full|budgeted) devices train the whole supernet, or only blocks that fit their budget",
+        "full",
+    )
+    rounds: int = doc("(int) supernet training rounds", 20)
+    devices_per_round: float = doc(
+        "(float) devices sampled per round: a share of the fleet (<= 1) or a count (> 1)", 0.1
+    )
+    local_epochs: int = doc("(int) local epochs over a device's training items per round", 1)
+    local_batch_size: int = doc("(int) a device's minibatch size", 32)
+    local_lr: float = doc("(float) a device's SGD learning rate", 0.1)
+    server_lr: float = doc("(float) server learning rate applied to the averaged update", 1.0)
+
+    def check(self, path: str) -> None:
+        require(self.rounds >= 0, "must be >= 0", path=f"{path}.rounds")
+        require(self.devices_per_round > 0, "must be > 0", path=f"{path}.devices_per_round")
+        require(
+            self.devices_per_round <= 1 or float(self.devices_per_round).is_integer(),
+            "a count above 1 must be whole",
+            path=f"{path}.devices_per_round",
+        )
+        require(self.local_epochs >= 1, "must be >= 1", path=f"{path}.local_epochs")
+        require(self.local_batch_size >= 1, "must be >= 1", path=f"{path}.local_batch_size")
+        require(self.local_lr > 0, "must be > 0", path=f"{path}.local_lr")
+        require(self.server_lr > 0, "must be > 0", path=f"{path}.server_lr")
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str = doc("(str) run name, used in the run folder name", "scenario")
+    seeds: list[int] = doc("(list) one run per seed; tables give mean and spread", [0])
+    data: DataConfig = doc("the dataset, its filtering and its split", DataConfig)
+    model: ModelConfig = doc("the (elastic) matrix-factorisation model", ModelConfig)
+    train: TrainConfig = doc("training of the model", TrainConfig)
+    eval: EvalConfig = doc("the evaluation protocol", EvalConfig)
+    estimator: EstimatorConfig = doc("the performance estimator of configurations", EstimatorConfig)
+    search: SearchConfig = doc("searching a configuration under a memory budget", SearchConfig)
+    references: ReferencesConfig = doc("baselines trained in the same run", ReferencesConfig)
+    engine: EngineConfig = doc("where the run executes", EngineConfig)
+    fleet: FleetConfig = doc("the devices of a federated run and their budgets", FleetConfig)
+    federated: FederatedConfig = doc("federated supernet training", FederatedConfig)
+
+    def check(self, path: str) -> None:
+        require(len(self.seeds) >= 1, "expected at least one seed", path="seeds")
+        require(len(set(self.seeds)) == len(self.seeds), "seeds repeat", path="seeds")
+
+
+__all__ = [
+    "Budget",
+    "CsvColumns",
+    "DataConfig",
+    "EvalConfig",
+    "ModelConfig",
+    "Scenario",
+    "SyntheticData",
+    "TrainConfig",
+    "parse_budget",
+]

@@ -1,0 +1,140 @@
+"""Turn a raw YAML mapping into frozen, typed dataclasses — or a one-line error naming the key.
+
+The schema is the dataclasses themselves (see ``schema.py``): field types drive the checks, field
+defaults are the documented defaults, and each field's ``metadata['doc']`` is its meaning.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from collections.abc import Mapping
+from typing import Any, Literal, TypeVar, get_args, get_origin
+
+from fedrule.errors import BudgetError, ConfigError, did_you_mean
+from fedrule.units import Budget, parse_budget
+
+T = TypeVar("T")
+
+
+def doc(text: str, default: Any = dataclasses.MISSING, **kwargs: Any) -> Any:
+    """A dataclass field with a documented meaning (shown by ``fedrule validate --explain``)."""
+    if isinstance(default, list | dict):
+        value = default
+        return dataclasses.field(default_factory=lambda: type(value)(value), metadata={"doc": text})
+    if isinstance(default, type):  # a nested section: its own defaults
+        return dataclasses.field(default_factory=default, metadata={"doc": text})
+    return dataclasses.field(default=default, metadata={"doc": text}, **kwargs)
+
+
+def build(cls: type[T], raw: Any, path: str = "") -> T:
+    """Build dataclass ``cls`` from ``raw`` (a mapping or None), checking keys and types."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"expected a mapping, got {_kind(raw)}", path=path or "<scenario>")
+    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    for key in raw:
+        if key not in fields:
+            raise ConfigError(
+                "unknown key", path=_join(path, str(key)), hint=did_you_mean(str(key), fields)
+            )
+    hints = typing.get_type_hints(cls)
+    values = {}
+    for name, field in fields.items():
+        sub = _join(path, name)
+        if name in raw:
+            values[name] = coerce(hints[name], raw[name], sub)
+        elif dataclasses.is_dataclass(hints[name]):
+            values[name] = build(hints[name], None, sub)
+        elif field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
+            raise ConfigError("missing required key", path=sub)
+    obj = cls(**values)
+    check = getattr(obj, "check", None)
+    if check is not None:
+        check(path)
+    return obj
+
+
+def coerce(tp: Any, value: Any, path: str) -> Any:
+    """Check ``value`` against the type ``tp`` and convert it (int -> float, list -> tuple)."""
+    origin, args = get_origin(tp), get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        options = [a for a in args if a is not type(None)]
+        errors = []
+        for option in options:
+            try:
+                return coerce(option, value, path)
+            except ConfigError as err:
+                errors.append(err)
+        if len(errors) == 1:
+            raise errors[0]
+        raise ConfigError(f"got {_kind(value)} {value!r}", path=path, hint="expected " + _name(tp))
+    if origin is Literal:
+        if value not in args:
+            raise ConfigError(
+                f"got {value!r}", path=path, hint=did_you_mean(str(value), map(str, args))
+            )
+        return value
+    if origin in (list, tuple):
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"expected a list, got {_kind(value)}", path=path)
+        item_type = args[0] if args else Any
+        items = [coerce(item_type, v, f"{path}[{i}]") for i, v in enumerate(value)]
+        return tuple(items) if origin is tuple else items
+    if origin is dict:
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"expected a mapping, got {_kind(value)}", path=path)
+        return {str(k): coerce(args[1], v, f"{path}.{k}") for k, v in value.items()}
+    if tp is Budget:
+        try:
+            return parse_budget(value, path=path)
+        except BudgetError as err:
+            raise ConfigError(err.message, path=path, hint=err.hint) from None
+    if dataclasses.is_dataclass(tp):
+        return build(tp, value, path)
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"expected true or false, got {_kind(value)} {value!r}", path=path)
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"expected an integer, got {_kind(value)} {value!r}", path=path)
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"expected a number, got {_kind(value)} {value!r}", path=path)
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"expected a string, got {_kind(value)} {value!r}", path=path)
+        return value
+    if tp is Any:
+        return value
+    raise TypeError(f"schema type {tp!r} at {path} is not supported")
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    return {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean"}.get(
+        type(value), type(value).__name__
+    )
+
+
+def _name(tp: Any) -> str:
+    args = [a for a in get_args(tp) if a is not type(None)]
+    return " or ".join(getattr(a, "__name__", str(a)) for a in args)
+
+
+def require(condition: bool, message: str, *, path: str, hint: str | None = None) -> None:
+    """Raise a ConfigError at ``path`` unless ``condition`` holds (for cross-field checks)."""
+    if not condition:
+        raise ConfigError(message, path=path, hint=hint)

@@ -1,0 +1,49 @@
+"""One entry point for every searcher: ``search(name, layout, budget, predict, rng, **options)``."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+from fedrule.model.elastic import ElasticLayout
+from fedrule.search.base import CountingPredict, Predict, SearchResult
+from fedrule.search.evolution import evolution
+from fedrule.search.greedy import greedy
+from fedrule.search.randomsearch import random_search
+from fedrule.search.uniform import uniform
+
+Searcher = Callable[..., np.ndarray]
+
+SEARCHERS: dict[str, Searcher] = {
+    "evolution": evolution,
+    "greedy": greedy,
+    "uniform": uniform,
+    "random": random_search,
+}
+
+
+def search(
+    name: str,
+    layout: ElasticLayout,
+    budget_bytes: int,
+    predict: Predict,
+    rng: np.random.Generator,
+    **options: object,
+) -> SearchResult:
+    """The best configuration ``name`` finds that fits ``budget_bytes`` (a ``BudgetError`` if
+    even the smallest configuration does not), with its predicted score and the search cost."""
+    if name not in SEARCHERS:
+        raise ValueError(f"unknown searcher {name!r}; expected one of: {', '.join(SEARCHERS)}")
+    budget_bytes = int(budget_bytes)
+    layout.check_budget(budget_bytes)
+    counted = CountingPredict(predict)
+    started = time.perf_counter()
+    config = SEARCHERS[name](layout, budget_bytes, counted, rng, **options)
+    predicted = float(counted(config)[0])
+    seconds = time.perf_counter() - started
+    size = layout.memory_bytes(config)
+    if size > budget_bytes or not layout.is_valid(config):  # a searcher bug, never user input
+        raise AssertionError(f"{name} returned an invalid configuration ({size} bytes)")
+    return SearchResult(config, size, predicted, counted.evaluations, seconds, name)

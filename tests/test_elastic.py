@@ -1,0 +1,92 @@
+"""Elastic table: groups, memory accounting, payload encode/decode (hand-checked and properties)."""
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from fedrule.errors import BudgetError
+from fedrule.model.elastic import HEADER, ElasticLayout, decode, make_groups
+from fedrule.model.mf import UNSCORED, configured_scores
+
+
+def test_groups_by_count_and_mass():
+    popularity = np.array([1, 100, 10, 5, 50, 2, 30, 0])
+    by_count = make_groups(popularity, 4, "count")
+    # popularity order: 1, 4, 6, 2, 3, 5, 0, 7 -> pairs per group
+    assert by_count.tolist() == [3, 0, 1, 2, 0, 2, 1, 3]
+    by_mass = make_groups(popularity, 2, "mass")
+    # total 198, half 99: item 1 alone holds 100 -> group 0 = {1}, the rest group 1
+    assert by_mass.tolist() == [1, 0, 1, 1, 1, 1, 1, 1]
+    assert make_groups(popularity, 0).tolist() == list(range(8))
+
+
+def test_every_group_is_non_empty_even_with_a_dominant_item():
+    popularity = np.array([1000, 1, 1, 1, 1, 1])
+    groups = make_groups(popularity, 4, "mass")
+    assert sorted(set(groups.tolist())) == [0, 1, 2, 3]
+
+
+def test_memory_hand_computed():
+    layout = ElasticLayout(dim=8, num_blocks=4, group_of_item=np.array([0, 1, 1, 0, 1]))
+    config = np.array([[1, 1, 0, 0], [1, 0, 0, 0]], dtype=bool)
+    # values: group0 2 items x 2 blocks x 2 dims x 4 B = 32; group1 3 x 1 x 2 x 4 = 24
+    # metadata: header 16 + mask ceil(8/8)=1 + map 5 x 1 = 22
+    assert layout.memory_bytes(config) == 32 + 24 + HEADER.size + 1 + 5
+    table = torch.arange(40, dtype=torch.float32).reshape(5, 8)
+    assert len(layout.encode(table, config)) == layout.memory_bytes(config)
+    assert layout.full_table_bytes == 5 * 8 * 4
+
+
+def test_budget_below_minimum_names_both_numbers():
+    layout = ElasticLayout(dim=8, num_blocks=4, group_of_item=np.zeros(10, dtype=np.int64))
+    with pytest.raises(BudgetError, match=str(layout.min_bytes())):
+        layout.check_budget(layout.min_bytes() - 1)
+
+
+@st.composite
+def layouts_and_configs(draw):
+    n_items = draw(st.integers(1, 40))
+    num_blocks = draw(st.sampled_from([1, 2, 4, 8]))
+    width = draw(st.sampled_from([1, 2, 3]))
+    num_groups = draw(st.integers(0, n_items))
+    popularity = np.array(draw(st.lists(st.integers(0, 50), min_size=n_items, max_size=n_items)))
+    groups = make_groups(popularity, num_groups, draw(st.sampled_from(["mass", "count"])))
+    layout = ElasticLayout(
+        dim=num_blocks * width,
+        num_blocks=num_blocks,
+        group_of_item=groups,
+        min_blocks=0,
+        bytes_per_value=draw(st.sampled_from([4, 2])),
+        rescale=draw(st.booleans()),
+    )
+    seed = draw(st.integers(0, 2**31))
+    config = np.random.default_rng(seed).random(layout.shape) < draw(st.floats(0, 1))
+    return layout, config, seed
+
+
+@settings(max_examples=60, deadline=None)
+@given(layouts_and_configs())
+def test_payload_size_is_memory_and_decoding_scores_like_the_masked_table(case):
+    layout, config, seed = case
+    gen = torch.Generator().manual_seed(seed)
+    table = torch.randn(layout.n_items, layout.dim, generator=gen)
+    if layout.bytes_per_value == 2:
+        table = table.half().float()  # the payload stores float16 exactly
+    users = torch.randn(3, layout.dim, generator=gen)
+    payload = layout.encode(table, config)
+    assert len(payload) == layout.memory_bytes(config)
+    sub = decode(payload)
+    assert np.array_equal(sub.config, config)
+    assert np.array_equal(sub.layout.group_of_item, layout.group_of_item)
+    expected = configured_scores(users, table, layout.item_weights(config))
+    assert torch.allclose(sub.score(users), expected, atol=1e-5)
+
+
+def test_items_without_blocks_rank_last():
+    layout = ElasticLayout(dim=2, num_blocks=2, group_of_item=np.array([0, 1]), min_blocks=0)
+    config = np.array([[False, False], [True, False]])
+    table = torch.tensor([[5.0, 5.0], [-1.0, 0.0]])
+    scores = decode(layout.encode(table, config)).score(torch.tensor([[1.0, 1.0]]))
+    assert scores[0, 0] == UNSCORED and scores[0, 1] == -1.0

@@ -1,0 +1,74 @@
+"""Batched local training: a cohort trains exactly like its devices one by one."""
+
+import numpy as np
+import pytest
+import torch
+
+from fedrule.device.cohort import Rows
+from fedrule.device.local_train import LocalSpec, train_cohort
+from fedrule.fleet import device_rng
+from fedrule.model.elastic import ElasticLayout, make_groups
+
+
+def _setup(num_devices=6, n_items=30, dim=8, blocks=4):
+    rng = np.random.default_rng(0)
+    counts = rng.integers(1, 12, size=num_devices)
+    items = np.concatenate([rng.choice(n_items, size=c, replace=False) for c in counts])
+    rows = Rows(np.concatenate([[0], np.cumsum(counts)]).astype(np.int64), items)
+    popularity = np.bincount(items, minlength=n_items)
+    layout = ElasticLayout(dim, blocks, make_groups(popularity, 3), min_blocks=1)
+    table = torch.randn(n_items, dim, generator=torch.Generator().manual_seed(1)) * 0.1
+    users = torch.randn(num_devices, dim, generator=torch.Generator().manual_seed(2)) * 0.1
+    return rows, layout, table, users
+
+
+@pytest.mark.parametrize("sampling", ["none", "sandwich"])
+@pytest.mark.parametrize("budgeted", [False, True])
+def test_cohort_equals_devices_one_by_one(sampling, budgeted):
+    rows, layout, table, users = _setup()
+    spec = LocalSpec(
+        epochs=2, batch_size=4, lr=0.1, negatives=2, l2=1e-3, lambda_div=0.1, sampling=sampling
+    )
+    n = rows.counts.size
+    allowed = None
+    if budgeted:
+        allowed = np.stack([layout.random_config(np.random.default_rng(k)) for k in range(n)])
+    together, u_together = train_cohort(
+        table, users, rows, allowed, layout, spec, [device_rng(0, k, 1) for k in range(n)]
+    )
+    sum_wdelta = np.zeros((table.shape[0], table.shape[1]), np.float32)
+    sum_w = np.zeros((table.shape[0], layout.num_blocks), np.float32)
+    for k in range(n):
+        one = rows.take(np.array([k]))
+        alone, u_alone = train_cohort(
+            table,
+            users[k : k + 1],
+            one,
+            None if allowed is None else allowed[k : k + 1],
+            layout,
+            spec,
+            [device_rng(0, k, 1)],
+        )
+        assert torch.allclose(u_alone[0], u_together[k], atol=1e-6)
+        sum_wdelta[alone.rows] += alone.sum_wdelta
+        sum_w[alone.rows] += alone.sum_w
+        assert alone.bytes_up[0] == together.bytes_up[k]
+    assert np.allclose(sum_wdelta[together.rows], together.sum_wdelta, atol=1e-6)
+    assert np.allclose(sum_w[together.rows], together.sum_w)
+    if budgeted:  # nothing outside a device's allowed blocks moves
+        block_of_col = np.arange(table.shape[1]) // layout.block_dim
+        for r, item in enumerate(together.rows):
+            untouched = sum_w[item] == 0
+            assert np.all(together.sum_wdelta[r][untouched[block_of_col]] == 0)
+
+
+def test_training_lowers_the_loss_of_a_device():
+    rows, layout, table, users = _setup(num_devices=1)
+    spec = LocalSpec(
+        epochs=1, batch_size=64, lr=0.5, negatives=4, l2=0.0, lambda_div=0.0, sampling="none"
+    )
+    first, u = train_cohort(table, users, rows, None, layout, spec, [device_rng(0, 0, 1)])
+    new_table = table.clone()
+    new_table[first.rows] += torch.from_numpy(first.sum_wdelta / first.sum_w.repeat(2, axis=1))
+    second, _ = train_cohort(new_table, u, rows, None, layout, spec, [device_rng(0, 0, 1)])
+    assert second.loss_sum < first.loss_sum
