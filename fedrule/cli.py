@@ -71,6 +71,57 @@ def validate(
             out.print(dump_scenario(loaded), highlight=False)
 
 
+@app.command()
+def search(
+    run_dir: Annotated[Path, typer.Argument(help="A finished run folder.")],
+    budgets: Annotated[
+        list[str],
+        typer.Option("--budget", "-b", help="Budget: bytes, 256KiB, 1.5MB, or a share like 1/16."),
+    ],
+    searcher: Annotated[
+        str | None, typer.Option(help="evolution, greedy, uniform or random (default: the run's).")
+    ] = None,
+    verify: Annotated[
+        bool, typer.Option("--verify", help="Measure the chosen configurations on the data.")
+    ] = False,
+    seed: Annotated[
+        int | None, typer.Option(help="Which seed's checkpoint (default: first).")
+    ] = None,
+) -> None:
+    """Search a sub-embedding for new budgets from a trained run: no training happens."""
+    from rich.table import Table
+
+    from fedrule.engine.customize import compact_blocks, customize_run
+    from fedrule.errors import ConfigError
+    from fedrule.units import format_bytes, parse_budget
+
+    if searcher is not None and searcher not in ("evolution", "greedy", "uniform", "random"):
+        raise ConfigError(
+            f"unknown searcher {searcher!r}",
+            path="--searcher",
+            hint="expected evolution, greedy, uniform or random",
+        )
+    parsed = [parse_budget(b, path="--budget") for b in budgets]
+    results = customize_run(run_dir, parsed, searcher, verify, seed)
+    table = Table(title=f"configurations for {run_dir.name}", title_justify="left")
+    for column in ("budget", "bytes used", "blocks per group", "predicted", "search s"):
+        table.add_column(column, justify="right" if column != "blocks per group" else "left")
+    for name in results[0].verified if results and results[0].verified else []:
+        table.add_column(name, justify="right")
+    for r in results:
+        used = f"{format_bytes(r.bytes)} / {format_bytes(r.budget_bytes)}"
+        cells = [
+            r.budget,
+            used,
+            compact_blocks(r.blocks_per_group),
+            f"{r.predicted:.4f}",
+            f"{r.seconds:.3f}",
+        ]
+        cells += [f"{v:.4f}" for v in r.verified.values()]
+        table.add_row(*cells)
+    out.print(table)
+
+
 @data_app.command("info")
 def data_info(
     name: Annotated[str, typer.Argument(help="ml-100k, ml-1m, grouplens, csv or synthetic.")],

@@ -74,7 +74,12 @@ def run_centralized_seed(
     valid = evaluate_full(model, split, "valid", scenario.eval, is_head).means()
     test = evaluate_full(model, split, "test", scenario.eval, is_head).means()
     events.message(f"evaluated validation and test in {time.perf_counter() - started:.2f} s")
-    return SeedResult(seed=seed, valid=valid, test=test, train=result, layout=layout)
+    extra = {}
+    if scenario.search.budgets:
+        from fedrule.engine.rule import run_rule_experiment
+
+        extra = run_rule_experiment(scenario, split, seed, model, layout, is_head, events)
+    return SeedResult(seed=seed, valid=valid, test=test, train=result, layout=layout, extra=extra)
 
 
 def summarize(per_seed: list[dict[str, float]]) -> dict[str, dict[str, float]]:

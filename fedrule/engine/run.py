@@ -94,6 +94,9 @@ def _run_centralized(run: RunDir, scenario: Scenario, split: object, events: Eve
         results.append(result)
         _save_centralized_seed(run, scenario, result)
     test = summarize([r.test for r in results])
+    extra = {}
+    if scenario.search.budgets:
+        extra = _write_rule_table(run, scenario, results)
     run.write_text(
         "results.csv",
         csv_text(
@@ -108,13 +111,25 @@ def _run_centralized(run: RunDir, scenario: Scenario, split: object, events: Eve
                 "test": r.test,
                 "best_epoch": r.train.best_epoch,
                 "train_seconds": r.train.seconds,
-                **r.extra,
+                **{k: v for k, v in r.extra.items() if k in ("estimator", "rows")},
             }
             for r in results
         },
         "test": test,
         "valid": summarize([r.valid for r in results]),
+        **extra,
     }
+
+
+def _write_rule_table(run: RunDir, scenario: Scenario, results: list[SeedResult]) -> dict:
+    from fedrule.report.rule_table import plot_quality_vs_memory, summarize_rows
+
+    full_bytes = results[0].layout.full_table_bytes
+    rows = summarize_rows([r.extra["rows"] for r in results], full_bytes, scenario.eval.metric)
+    run.write_text("rule.csv", csv_text(rows))
+    run.write_json("rule.json", rows)
+    plot_quality_vs_memory(rows, scenario.eval.metric, run.file("quality_vs_memory.png"))
+    return {"rule": rows}
 
 
 def _save_centralized_seed(run: RunDir, scenario: Scenario, result: SeedResult) -> None:

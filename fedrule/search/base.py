@@ -133,11 +133,15 @@ def fill(
         open_cells &= ~forbid.ravel()
     cells = np.flatnonzero(open_cells)
     cells = cells[np.argsort(-value_per_byte.ravel()[cells], kind="stable")]
-    while cells.size and free >= cost[cells].min():
-        first = int(np.argmax(cost[cells] <= free))
-        config.ravel()[cells[first]] = True
-        free -= int(cost[cells[first]])
-        cells = cells[first + 1 :]
+    while cells.size:  # first fit in value order, a fitting prefix at a time
+        cells = cells[cost[cells] <= free]
+        if not cells.size:
+            break
+        total = np.cumsum(cost[cells])
+        take = int(np.searchsorted(total, free, side="right"))
+        config.ravel()[cells[:take]] = True
+        free -= int(total[take - 1])
+        cells = cells[take:]
     return config
 
 

@@ -11,6 +11,7 @@ import numpy as np
 
 from fedrule.model.elastic import ElasticLayout
 from fedrule.scenario.schema import EstimatorConfig, SearchConfig
+from fedrule.search.base import uniform_blocks
 from fedrule.search.estimator import PerformanceEstimator, fit_estimator
 from fedrule.search.features import group_popularity_share
 from fedrule.search.sampling import sample_configs
@@ -69,10 +70,4 @@ def search(
 def uniform_fit(layout: ElasticLayout, budget_bytes: int) -> np.ndarray:
     """The largest uniform configuration (first k blocks of every group) within the budget."""
     layout.check_budget(budget_bytes)
-    best = layout.uniform_config(layout.min_blocks)
-    for blocks in range(max(layout.min_blocks, 1), layout.num_blocks + 1):
-        config = layout.uniform_config(blocks)
-        if layout.memory_bytes(config) > budget_bytes:
-            break
-        best = config
-    return best
+    return layout.uniform_config(uniform_blocks(layout, budget_bytes))

@@ -1,7 +1,10 @@
 """Greedy search by estimated gain per byte, from the feasible uniform configuration.
 
-Each step scores every single-block addition that still fits in one batched call and takes the
-one with the largest predicted gain per byte; it stops when nothing fits or nothing gains. With
+Each step scores single-block additions that still fit in one batched call and takes the one
+with the largest predicted gain per byte; it stops when nothing fits or nothing gains.
+``candidates="all"`` scores every missing block of every group (G*B per step: seconds on a
+real catalogue with G=64); ``"group"`` (default) scores one block per group, the missing block
+the estimator valued most around the uniform start (G per step). With
 ``swaps`` > 0, a stalled search then tries moves that drop the least valuable block of one group
 and add a block to another (one batched call over all group pairs), up to ``swaps`` times.
 """
@@ -13,6 +16,8 @@ import numpy as np
 from fedrule.model.elastic import ElasticLayout
 from fedrule.search.base import CountingPredict, block_values, uniform_blocks
 
+CANDIDATES = ("group", "all")
+
 
 def greedy(
     layout: ElasticLayout,
@@ -20,27 +25,38 @@ def greedy(
     predict: CountingPredict,
     rng: np.random.Generator,
     *,
+    candidates: str = "group",
     swaps: int = 0,
     max_steps: int | None = None,
 ) -> np.ndarray:
     del rng  # deterministic
+    if candidates not in CANDIDATES:
+        raise ValueError(f"unknown candidates {candidates!r}; expected one of {CANDIDATES}")
     config = layout.uniform_config(uniform_blocks(layout, budget_bytes))
     score = float(predict(config)[0])
     cost = layout.bytes_per_block
+    rank = None
+    if candidates == "group":  # blocks of a group in order of value around the start
+        values = block_values(layout, config, predict)
+        rank = np.argsort(np.argsort(-values, axis=1, kind="stable"), axis=1)
     swaps_left = swaps
     steps = 0
     while max_steps is None or steps < max_steps:
         steps += 1
         free = budget_bytes - layout.memory_bytes(config)
-        cells = np.argwhere(~config & (cost[:, None] <= free))
+        open_cells = ~config & (cost[:, None] <= free)
+        if rank is not None:  # only the best missing block of each group
+            best_rank = np.where(open_cells, rank, layout.num_blocks).min(axis=1, keepdims=True)
+            open_cells &= rank == best_rank
+        cells = np.argwhere(open_cells)
         if cells.size:
-            candidates = np.repeat(config[None], len(cells), axis=0)
-            candidates[np.arange(len(cells)), cells[:, 0], cells[:, 1]] = True
-            scores = predict(candidates)
+            grown = np.repeat(config[None], len(cells), axis=0)
+            grown[np.arange(len(cells)), cells[:, 0], cells[:, 1]] = True
+            scores = predict(grown)
             gain = (scores - score) / cost[cells[:, 0]]
             best = int(np.argmax(gain))
             if gain[best] > 0:
-                config, score = candidates[best], float(scores[best])
+                config, score = grown[best], float(scores[best])
                 continue
         if swaps_left <= 0:
             break

@@ -1,0 +1,143 @@
+"""Retrain-free customisation of a finished run: search configurations for new budgets.
+
+Loads the run's checkpoint (supernet item table, item groups, estimator), searches each budget,
+and with ``verify`` measures the chosen configuration on the run's validation and test data
+(centralised runs only: a federated run's user vectors never left the devices).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from fedrule.errors import ConfigError, FedruleError
+from fedrule.model.elastic import ElasticLayout
+from fedrule.scenario import Scenario, load_scenario
+from fedrule.search import customize
+from fedrule.search.estimator import PerformanceEstimator
+from fedrule.units import Budget
+
+
+@dataclass
+class Customization:
+    budget: str
+    budget_bytes: int
+    bytes: int
+    blocks_per_group: list[int]
+    predicted: float
+    seconds: float
+    verified: dict[str, float]
+
+
+def load_run(run_dir: Path, seed: int | None) -> tuple[Scenario, dict]:
+    if not (run_dir / "scenario.yaml").is_file():
+        raise ConfigError("not a fedrule run folder (no scenario.yaml)", path=str(run_dir))
+    scenario = load_scenario(run_dir / "scenario.yaml")
+    seed = scenario.seeds[0] if seed is None else seed
+    path = run_dir / f"model-seed{seed}.pt"
+    if not path.is_file():
+        raise ConfigError(f"no checkpoint for seed {seed}", path=str(path))
+    checkpoint = torch.load(path, weights_only=False)
+    if "estimator" not in checkpoint:
+        raise FedruleError(
+            "this run has no estimator: run a scenario with search.budgets (centralised) "
+            "or engine.kind: federated",
+            path=str(run_dir),
+        )
+    return scenario, checkpoint
+
+
+def customize_run(
+    run_dir: Path,
+    budgets: list[Budget],
+    searcher: str | None,
+    verify: bool,
+    seed: int | None = None,
+) -> list[Customization]:
+    scenario, checkpoint = load_run(run_dir, seed)
+    model = scenario.model
+    layout = ElasticLayout(
+        dim=model.dim,
+        num_blocks=model.blocks,
+        group_of_item=checkpoint["group_of_item"].numpy(),
+        min_blocks=model.min_blocks_per_group,
+        bytes_per_value=model.bytes_per_value,
+        rescale=model.rescale,
+    )
+    estimator = PerformanceEstimator.from_state(checkpoint["estimator"])
+    if verify and checkpoint.get("kind") != "centralized":
+        raise FedruleError(
+            "--verify needs the user vectors, which a federated run leaves on the devices",
+            path=str(run_dir),
+        )
+    split = is_head = None
+    if verify:
+        from fedrule.engine.centralized import item_heads
+        from fedrule.engine.prepare import prepare_split
+
+        split = prepare_split(scenario.data, scenario.seeds[0])
+        is_head = item_heads(split, scenario.eval.head_share)
+    out = []
+    for budget in budgets:
+        budget_bytes = budget.resolve(layout.full_table_bytes)
+        result = customize.search(
+            layout, budget_bytes, estimator, scenario.search, checkpoint["seed"], searcher
+        )
+        verified = {}
+        if verify:
+            verified = _verify(checkpoint, layout, result.config, split, scenario, is_head)
+        out.append(
+            Customization(
+                budget=budget.text,
+                budget_bytes=budget_bytes,
+                bytes=result.bytes,
+                blocks_per_group=result.config.sum(axis=1).tolist(),
+                predicted=result.predicted,
+                seconds=result.seconds,
+                verified=verified,
+            )
+        )
+    return out
+
+
+def _verify(
+    checkpoint: dict,
+    layout: ElasticLayout,
+    config: np.ndarray,
+    split: object,
+    scenario: Scenario,
+    is_head: torch.Tensor,
+) -> dict[str, float]:
+    from fedrule.model.evaluate import evaluate_ranking
+    from fedrule.model.mf import configured_scores
+
+    users, items = checkpoint["user"], checkpoint["item"]
+    weights = layout.item_weights(config)
+    k = scenario.eval.metric.partition("@")[2]
+    out = {}
+    for target in ("valid", "test"):
+        means = evaluate_ranking(
+            lambda rows: configured_scores(users[rows], items, weights),
+            split,
+            target=target,
+            ks=scenario.eval.ks,
+            item_is_head=is_head,
+            batch_users=scenario.eval.batch_users,
+        ).means()
+        for name in (f"recall@{k}", f"ndcg@{k}"):
+            out[f"{target} {name}"] = means[name]
+    return out
+
+
+def compact_blocks(blocks_per_group: list[int]) -> str:
+    """``[8, 8, 8, 4, 4, 1]`` -> ``8x3 4x2 1``: blocks kept per group, most popular first."""
+    parts = []
+    for value in blocks_per_group:
+        if parts and parts[-1][0] == value:
+            parts[-1][1] += 1
+        else:
+            parts.append([value, 1])
+    return " ".join(f"{v}x{n}" if n > 1 else str(v) for v, n in parts)
