@@ -42,16 +42,20 @@ def run(
 ) -> None:
     """Run a scenario and write a run folder (resolved scenario, metrics, tables, log)."""
     from fedrule.engine.run import run_scenario
-    from fedrule.report.console import ConsoleEvents, metrics_table
+    from fedrule.report.console import ConsoleEvents, metrics_table, tier_table
     from fedrule.scenario import load_scenario
 
     loaded = load_scenario(scenario, overrides or [])
     events = ConsoleEvents(err, quiet=quiet)
     folder = run_scenario(loaded, out_dir, events, verbose=verbose)
     metrics = json.loads((folder / "metrics.json").read_text())
-    keys = [f"{m}@{k}" for k in loaded.eval.ks for m in ("recall", "ndcg")]
-    keys += [f"tail/ndcg@{k}" for k in loaded.eval.ks]
-    out.print(metrics_table(f"test metrics ({len(loaded.seeds)} seed(s))", metrics["test"], keys))
+    if loaded.engine.kind == "federated":
+        out.print(tier_table(metrics["tiers"], loaded.eval.metric.partition("@")[2]))
+    else:
+        keys = [f"{m}@{k}" for k in loaded.eval.ks for m in ("recall", "ndcg")]
+        keys += [f"tail/ndcg@{k}" for k in loaded.eval.ks]
+        title = f"test metrics ({len(loaded.seeds)} seed(s))"
+        out.print(metrics_table(title, metrics["test"], keys))
     out.print(f"run folder: {folder}")
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fedrule.errors import ConfigError
+from fedrule.errors import BudgetError, ConfigError
 from fedrule.units import Budget, parse_budget
 
 
@@ -118,7 +118,11 @@ def fleet_from_trace(
         if device not in index:
             raise ConfigError(f"device_id {device!r} is not a user of the dataset", path=where)
         users.append(index[device])
-        budgets.append(parse_budget(row["budget"].strip(), path=where).resolve(full_table_bytes))
+        try:
+            budget = parse_budget((row["budget"] or "").strip(), path=where)
+        except BudgetError as err:
+            raise ConfigError(err.message, path=where, hint=err.hint) from None
+        budgets.append(budget.resolve(full_table_bytes))
         tier = (row.get("tier") or "").strip()
         if tier and tier_names is not None and tier not in tier_names:
             raise ConfigError(

@@ -75,3 +75,15 @@ def test_validate_accepts_shipped_scenarios(capsys):
         str(p) for p in Path(__file__).parent.parent.joinpath("scenarios").glob("*.yaml")
     )
     assert main(["validate", *files]) == 0
+
+
+def test_folders_of_killed_runs_are_cleaned(tmp_path, tiny_scenario):
+    from fedrule.report.rundir import RunDir
+
+    stale = tmp_path / ".old-20260101-000000.999999999.partial"
+    stale.mkdir(parents=True)
+    with RunDir(tmp_path, "x") as run:
+        run.write_text("a.txt", "a")
+        run.commit()
+    assert not stale.exists()
+    assert [p.name for p in tmp_path.iterdir()] == [run.final.name]

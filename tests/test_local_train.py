@@ -22,12 +22,14 @@ def _setup(num_devices=6, n_items=30, dim=8, blocks=4):
     return rows, layout, table, users
 
 
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
 @pytest.mark.parametrize("sampling", ["none", "sandwich"])
 @pytest.mark.parametrize("budgeted", [False, True])
-def test_cohort_equals_devices_one_by_one(sampling, budgeted):
+def test_cohort_equals_devices_one_by_one(sampling, budgeted, optimizer):
     rows, layout, table, users = _setup()
     spec = LocalSpec(
-        epochs=2, batch_size=4, lr=0.1, negatives=2, l2=1e-3, lambda_div=0.1, sampling=sampling
+        epochs=2, batch_size=4, lr=0.1, negatives=2, l2=1e-3, lambda_div=0.1, sampling=sampling,
+        optimizer=optimizer,
     )
     n = rows.counts.size
     allowed = None
@@ -62,10 +64,18 @@ def test_cohort_equals_devices_one_by_one(sampling, budgeted):
             assert np.all(together.sum_wdelta[r][untouched[block_of_col]] == 0)
 
 
-def test_training_lowers_the_loss_of_a_device():
+@pytest.mark.parametrize(("optimizer", "lr"), [("sgd", 0.5), ("adam", 0.05)])
+def test_training_lowers_the_loss_of_a_device(optimizer, lr):
     rows, layout, table, users = _setup(num_devices=1)
     spec = LocalSpec(
-        epochs=1, batch_size=64, lr=0.5, negatives=4, l2=0.0, lambda_div=0.0, sampling="none"
+        epochs=1,
+        batch_size=64,
+        lr=lr,
+        negatives=4,
+        l2=0.0,
+        lambda_div=0.0,
+        sampling="none",
+        optimizer=optimizer,
     )
     first, u = train_cohort(table, users, rows, None, layout, spec, [device_rng(0, 0, 1)])
     new_table = table.clone()

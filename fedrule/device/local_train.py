@@ -29,9 +29,82 @@ class LocalSpec:
     l2: float
     lambda_div: float
     sampling: str
+    optimizer: str = "adam"
 
     def __post_init__(self) -> None:
         assert self.sampling in SAMPLINGS
+        assert self.optimizer in ("adam", "sgd")
+
+
+class _LocalOptimizer:
+    """Each device's own optimizer over its private rows and user vector, batched.
+
+    ``sgd``: plain SGD. ``adam``: lazy Adam (as ``torch.optim.SparseAdam``): a device's rows are
+    updated at the steps where they get a gradient, with the device's own step count for bias
+    correction; its user vector gets a gradient at every step of the device. State starts fresh
+    every round, as a new local optimizer on a device would.
+    """
+
+    def __init__(
+        self,
+        spec: LocalSpec,
+        local: torch.Tensor,
+        users: torch.Tensor,
+        row_dev: torch.Tensor,
+        row_mask: torch.Tensor | None,
+    ) -> None:
+        self.spec, self.local, self.users = spec, local, users
+        self.row_dev, self.row_mask = row_dev, row_mask
+        if spec.optimizer == "adam":
+            self.m_rows = torch.zeros_like(local)
+            self.v_rows = torch.zeros_like(local)
+            self.m_users = torch.zeros_like(users)
+            self.v_users = torch.zeros_like(users)
+            self.steps = torch.zeros(users.shape[0])
+
+    def step(
+        self,
+        rows: torch.Tensor,
+        grad_rows: torch.Tensor,
+        active: torch.Tensor,
+        grad_users: torch.Tensor,
+    ) -> None:
+        unique, inverse = torch.unique(rows, return_inverse=True)
+        grad = torch.zeros(unique.numel(), grad_rows.shape[1]).index_add_(0, inverse, grad_rows)
+        if self.row_mask is not None:
+            grad = grad * self.row_mask[unique]
+        lr = self.spec.lr
+        if self.spec.optimizer == "sgd":
+            self.local.index_add_(0, unique, grad, alpha=-lr)
+            self.users.index_add_(0, active, grad_users, alpha=-lr)
+            return
+        self.steps[active] += 1
+        self._adam(
+            self.local, self.m_rows, self.v_rows, unique, grad, self.steps[self.row_dev[unique]]
+        )
+        self._adam(self.users, self.m_users, self.v_users, active, grad_users, self.steps[active])
+
+    def _adam(
+        self,
+        param: torch.Tensor,
+        m: torch.Tensor,
+        v: torch.Tensor,
+        index: torch.Tensor,
+        grad: torch.Tensor,
+        step: torch.Tensor,
+        beta1: float = 0.9,
+        beta2: float = 0.999,
+        eps: float = 1e-8,
+    ) -> None:
+        m_new = beta1 * m[index] + (1 - beta1) * grad
+        v_new = beta2 * v[index] + (1 - beta2) * grad * grad
+        m[index], v[index] = m_new, v_new
+        correction1 = (1 - beta1**step)[:, None]
+        correction2 = (1 - beta2**step)[:, None]
+        update = (m_new / correction1) / ((v_new / correction2).sqrt() + eps)
+        if self.row_mask is not None and param is self.local:
+            update = update * self.row_mask[index]
+        param[index] -= self.spec.lr * update
 
 
 @dataclass
@@ -138,6 +211,7 @@ def train_cohort(
     neg_row = torch.from_numpy(inverse[pos.size :].reshape(neg.shape))
     row_dev, row_item = uniq // n_items, uniq % n_items
     local = table[torch.from_numpy(row_item)].clone()
+    row_dev_t = torch.from_numpy(row_dev)
     row_mask = None
     if allowed is not None:
         allowed_t = torch.from_numpy(allowed).float()
@@ -146,8 +220,7 @@ def train_cohort(
         local = local * row_mask
     initial = local.clone()
     users = user_vecs.clone()
-    local.requires_grad_(True)
-    users.requires_grad_(True)
+    optimizer = _LocalOptimizer(spec, local, users, row_dev_t, row_mask)
     # ---- steps: the t-th minibatch of every device that still has one
     order = np.argsort(step, kind="stable")
     bounds = np.searchsorted(step[order], np.arange(step.max() + 2))
@@ -160,19 +233,24 @@ def train_cohort(
     for t in range(step.max() + 1):
         idx = torch.from_numpy(order[bounds[t] : bounds[t + 1]])
         d = dev_t[idx]
+        active = torch.unique(d)
         batch = torch.bincount(d, minlength=num_devices).float()
         weight = 1.0 / batch[d]  # each device's loss is a mean over its own minibatch
-        u = users[d]
-        p = local[pos_row[idx]]
-        q = local[neg_row[idx]]
+        n_pairs = idx.numel()
+        rows_t = torch.cat([pos_row[idx], neg_row[idx].reshape(-1)])
+        leaf = local[rows_t].requires_grad_(True)  # only the rows this step touches
+        user_leaf = users[active].requires_grad_(True)
+        u = user_leaf[torch.searchsorted(active, d)]
+        p = leaf[:n_pairs]
+        q = leaf[n_pairs:].reshape(n_pairs, spec.negatives, dim)
         pos_blocks = block_scores(u, p, nb)
         neg_blocks = block_scores(u[:, None, :].expand_as(q), q, nb)
         per_pair = _bpr(pos_blocks.sum(-1), neg_blocks.sum(-1))
         if sub.shape[1]:
-            w = sub[slot_t[idx]]  # pairs x S x G x B
-            for s in range(w.shape[1]):
-                wp = w[torch.arange(idx.numel()), s, pos_group[idx]]
-                wn = w[torch.arange(idx.numel())[:, None], s, neg_group[idx]]
+            slots = slot_t[idx]
+            for s in range(sub.shape[1]):  # the device's sampled sub-configurations this step
+                wp = sub[slots, s, pos_group[idx]]
+                wn = sub[slots[:, None], s, neg_group[idx]]
                 per_pair = per_pair + _bpr((pos_blocks * wp).sum(-1), (neg_blocks * wn).sum(-1))
         loss = (weight * per_pair).sum()
         if spec.l2:
@@ -181,26 +259,27 @@ def train_cohort(
         if spec.lambda_div:
             loss = loss + spec.lambda_div * (weight * diversity_per_item(p, nb)).sum()
         loss_sum += float((weight * per_pair).sum().detach())
-        loss_count += float(torch.unique(d).numel())
-        grad_local, grad_users = torch.autograd.grad(loss, (local, users))
-        with torch.no_grad():
-            if row_mask is not None:
-                grad_local = grad_local * row_mask
-            local -= spec.lr * grad_local
-            users -= spec.lr * grad_users
+        loss_count += float(active.numel())
+        grad_rows, grad_users = torch.autograd.grad(loss, (leaf, user_leaf))
+        optimizer.step(rows_t, grad_rows, active, grad_users)
     # ---- weighted sums per item row over the devices that touched it
     weights = train.counts.astype(np.float32)
-    delta = (local.detach() - initial).numpy()
+    delta = (local - initial).numpy()
     w_row = weights[row_dev]
     kept = row_block.numpy() if allowed is not None else np.ones((uniq.size, nb), np.float32)
     items_out, item_inverse = np.unique(row_item, return_inverse=True)
-    sum_wdelta = np.zeros((items_out.size, dim), dtype=np.float32)
-    np.add.at(sum_wdelta, item_inverse, delta * w_row[:, None])
-    sum_w = np.zeros((items_out.size, nb), dtype=np.float32)
-    np.add.at(sum_w, item_inverse, kept * w_row[:, None])
+    inverse_t = torch.from_numpy(item_inverse)
+    sum_wdelta = torch.zeros(items_out.size, dim).index_add_(
+        0, inverse_t, torch.from_numpy(delta * w_row[:, None])
+    )
+    sum_w = torch.zeros(items_out.size, nb).index_add_(
+        0, inverse_t, torch.from_numpy(kept * w_row[:, None])
+    )
     bytes_per_row = kept.sum(1) * layout.block_dim * layout.bytes_per_value + 4
     bytes_up = np.bincount(row_dev, weights=bytes_per_row, minlength=num_devices).astype(np.int64)
-    update = CohortUpdate(items_out, sum_wdelta, sum_w, loss_sum, loss_count, bytes_up)
+    update = CohortUpdate(
+        items_out, sum_wdelta.numpy(), sum_w.numpy(), loss_sum, loss_count, bytes_up
+    )
     return update, users.detach()
 
 

@@ -128,6 +128,7 @@ def run_federated_seed(
         l2=train.l2,
         lambda_div=train.lambda_div,
         sampling=train.sampling,
+        optimizer=fed.local_optimizer,
     )
     results = ServerResults()
     stop = threading.Event()

@@ -245,6 +245,10 @@ class FleetServer:
                 loss_count += float(metrics["loss_count"])
                 bytes_down += int(down_bytes[out["devices"][status == TRAINED]].sum())
             self.table = aggregator.apply(self.table, self.sc.federated.server_lr)
+            every = self.sc.federated.eval_every
+            valid = float("nan")
+            if every and (round_number % every == 0 or round_number == rounds):
+                valid = self.validate(round_number)
             record = {
                 "round": round_number,
                 "loss": loss_sum / loss_count if loss_count else float("nan"),
@@ -253,57 +257,75 @@ class FleetServer:
                 "bytes_down": bytes_down,
                 "bytes_up": bytes_up,
                 "seconds": time.perf_counter() - started,
+                f"valid_{self.sc.eval.metric}": valid,
             }
             self.results.rounds.append(record)
-            self.events.advance(
-                {"loss": record["loss"], "trained": counts["trained"], "s": record["seconds"]}
-            )
+            info = {"loss": record["loss"], "trained": counts["trained"], "s": record["seconds"]}
+            if not np.isnan(valid):
+                info[f"valid_{self.sc.eval.metric}"] = valid
+            self.events.advance(info)
         self.events.end_phase()
 
     # ------------------------------------------------------------------ estimator
-    def label_and_fit(self) -> None:
-        est = self.sc.estimator
-        rng = np.random.default_rng(np.random.SeedSequence([self.s.seed, 0x1ABE1]))
-        configs = customize.sample_configs(self.layout, est.configs, rng)
+    def _label_devices(self, rng: np.random.Generator) -> np.ndarray:
         num = self.s.budget_bytes.size
-        chosen = np.arange(num)
-        if est.label_users and est.label_users < num:
-            chosen = np.sort(rng.choice(num, size=est.label_users, replace=False))
-        by_partition = chosen // self.s.devices_per_node
+        wanted = self.sc.estimator.label_users
+        if wanted and wanted < num:
+            return np.sort(rng.choice(num, size=wanted, replace=False))
+        return np.arange(num)
+
+    def _label(self, configs: np.ndarray, devices: np.ndarray, what: str) -> tuple[ConfigSums, int]:
+        """Devices rank all items under each configuration and return validation metric sums."""
+        by_partition = devices // self.s.devices_per_node
         messages = []
         for partition in np.unique(by_partition):
             arrays = {
                 "table": self.table,
                 "group_of_item": self.layout.group_of_item,
                 "configs": configs,
-                "devices": chosen[by_partition == partition],
+                "devices": devices[by_partition == partition],
             }
             messages.append(self._message(int(partition), "evaluate.label", arrays, {}))
-        self.events.phase("labelling configurations on devices", len(messages))
         total = ConfigSums({}, {})
         failed = 0
-        for reply in self._exchange(messages, "labelling"):
-            self.events.advance()
+        for reply in self._exchange(messages, what):
             if reply.has_error():
                 failed += 1
                 continue
             out = from_record(reply.content["arrays"])
             keys = list(reply.content["config"]["keys"])
             total = total + ConfigSums.from_arrays(keys, out["sums"], out["counts"])
-        self.events.end_phase()
+        return total, failed
+
+    def validate(self, round_number: int) -> float:
+        """Validation quality of the full configuration, measured by the labelling devices."""
+        rng = np.random.default_rng(np.random.SeedSequence([self.s.seed, 0x1ABE1]))
+        devices = self._label_devices(rng)
+        sums, _ = self._label(self.layout.full_config()[None], devices, f"validation {round_number}")
+        return float(sums.means()[self.sc.eval.metric][0]) if sums.sums else float("nan")
+
+    def label_and_fit(self) -> None:
+        est = self.sc.estimator
+        rng = np.random.default_rng(np.random.SeedSequence([self.s.seed, 0x1ABE1]))
+        devices = self._label_devices(rng)
+        configs = customize.sample_configs(self.layout, est.configs, rng)
+        self.events.message(
+            f"labelling {len(configs)} configurations on {devices.size} devices' validation items"
+        )
+        total, failed = self._label(configs, devices, "labelling")
         if not total.sums:
             raise FedruleError("no device returned configuration labels")
         labels = total.means()[self.sc.eval.metric]
         estimator, report = customize.fit(
             self.layout, configs, labels, self.popularity, est, self.s.seed
         )
-        report["devices"] = int(chosen.size)
+        report["devices"] = int(devices.size)
         report["failed_nodes"] = failed
         self.results.estimator = estimator
         self.results.label_report = report
         self.events.message(
             f"estimator: held-out Spearman {report['holdout_spearman']:.3f} "
-            f"on {len(configs)} configurations labelled by {chosen.size} devices"
+            f"on {len(configs)} configurations labelled by {devices.size} devices"
         )
 
     # ------------------------------------------------------------------ dispatch

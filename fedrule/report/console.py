@@ -64,3 +64,28 @@ def metrics_table(title: str, summary: Mapping[str, Mapping[str, float]], keys: 
         if key in summary:
             table.add_row(key, f"{summary[key]['mean']:.4f}", f"{summary[key]['std']:.4f}")
     return table
+
+
+def tier_table(tiers: list[Mapping[str, object]], k: str) -> Table:
+    """Per-tier test quality of a fleet run (mean over the tier's devices, ± spread over seeds)."""
+    from fedrule.units import format_bytes
+
+    table = Table(title="test metrics per device tier", title_justify="left")
+    for column in ("tier", "devices", "budget", "received (mean)", "refused"):
+        table.add_column(column, justify="left" if column == "tier" else "right")
+    for name in (f"recall@{k}", f"ndcg@{k}"):
+        table.add_column(name, justify="right")
+    for row in tiers:
+        budget = row["budget_bytes"]
+        budget_text = format_bytes(float(budget)) if isinstance(budget, int | float) else str(budget)
+        cells = [
+            str(row["tier"]),
+            str(row["devices"]),
+            budget_text,
+            format_bytes(float(row["bytes_received_mean"])),
+            str(row["refused"]),
+        ]
+        for name in (f"recall@{k}", f"ndcg@{k}"):
+            cells.append(f"{row[name]:.4f} ± {row[name + '_std']:.4f}")
+        table.add_row(*cells)
+    return table

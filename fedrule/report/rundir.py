@@ -45,11 +45,13 @@ class RunDir:
             suffix += 1
             final = self.root / f"{base}-{suffix}"
         self.final = final
-        self.path = self.root / f".{final.name}.partial"
+        self.path = self.root / f".{final.name}.{os.getpid()}.partial"
         self.committed = False
 
     def __enter__(self) -> RunDir:
-        self.path.mkdir(parents=True, exist_ok=False)
+        self.root.mkdir(parents=True, exist_ok=True)
+        remove_stale_partials(self.root)
+        self.path.mkdir(parents=False, exist_ok=False)
         return self
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
@@ -74,3 +76,21 @@ class RunDir:
         os.replace(self.path, self.final)
         self.committed = True
         return self.final
+
+
+def remove_stale_partials(root: Path) -> None:
+    """Remove temporary folders left by runs that were killed (their process is gone)."""
+    for path in root.glob(".*.partial"):
+        pid = path.name.rsplit(".", 2)[-2]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

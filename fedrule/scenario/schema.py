@@ -306,8 +306,15 @@ class FederatedConfig:
     )
     local_epochs: int = doc("(int) local epochs over a device's training items per round", 1)
     local_batch_size: int = doc("(int) a device's minibatch size", 32)
-    local_lr: float = doc("(float) a device's SGD learning rate", 0.1)
+    local_optimizer: Literal["adam", "sgd"] = doc(
+        "(adam|sgd) a device's optimizer, fresh every round (adam: lazy, per touched row)", "adam"
+    )
+    local_lr: float = doc("(float) a device's learning rate", 0.01)
     server_lr: float = doc("(float) server learning rate applied to the averaged update", 1.0)
+    eval_every: int = doc(
+        "(int) every this many rounds, the labelling devices report validation quality; 0: never",
+        0,
+    )
 
     def check(self, path: str) -> None:
         require(self.rounds >= 0, "must be >= 0", path=f"{path}.rounds")
@@ -321,6 +328,7 @@ class FederatedConfig:
         require(self.local_batch_size >= 1, "must be >= 1", path=f"{path}.local_batch_size")
         require(self.local_lr > 0, "must be > 0", path=f"{path}.local_lr")
         require(self.server_lr > 0, "must be > 0", path=f"{path}.server_lr")
+        require(self.eval_every >= 0, "must be >= 0", path=f"{path}.eval_every")
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,8 @@ block to a group, drop one block from a group, or move a block from one group to
 Repair drops the blocks the estimator values least per byte (values measured once around the
 uniform start, one batched call), never below ``min_blocks``, keeping the mutated block if it
 can; the space left is then filled with the blocks valued most per byte (not the ones the
-mutation dropped). Fitness is the prediction; the best configuration ever evaluated is returned (every
-evaluated one fits).
+mutation dropped). Fitness is the prediction; the best configuration ever evaluated is returned
+(every evaluated one fits).
 """
 
 from __future__ import annotations
@@ -42,6 +42,8 @@ def evolution(
     batch: int = 10,
     mutations: int = 1,
 ) -> np.ndarray:
+    if min(population, sample, batch) < 1 or cycles < 0:
+        raise ValueError("evolution needs population, sample and batch >= 1 and cycles >= 0")
     start = layout.uniform_config(uniform_blocks(layout, budget_bytes))
     value_per_byte = block_values(layout, start, predict) / layout.bytes_per_block[:, None]
     mutate = _Mutator(layout, budget_bytes, value_per_byte, rng, mutations)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from fedrule.metrics import METRICS, MetricSums
+from fedrule.metrics import METRICS, MetricSums, metric_keys
 from fedrule.model.elastic import ElasticLayout
 from fedrule.model.mf import UNSCORED
 
@@ -47,6 +47,8 @@ class ConfigSums:
             return other
         if not other.sums:
             return self
+        if self.sums.keys() != other.sums.keys():
+            raise ValueError("cannot add metric sums with different keys")
         return ConfigSums(
             {k: self.sums[k] + other.sums[k] for k in self.sums},
             {k: self.counts[k] + other.counts[k] for k in self.counts},
@@ -105,7 +107,10 @@ def label_configs(
     heads = None if item_is_head is None else np.asarray(item_is_head, dtype=bool)
     plan = _ItemPlan(layout, item_table)
     users = user_vecs.detach().to(torch.float32)
-    total = ConfigSums({}, {})
+    # a chunk holds at least 8 configurations: fewer users per batch on a big catalogue
+    batch_users = max(1, min(batch_users, score_budget // (4 * max(layout.n_items, 1) * _LANES)))
+    keys = metric_keys(ks, buckets=heads is not None)
+    total = ConfigSums({k: np.zeros(configs.shape[0]) for k in keys}, dict.fromkeys(keys, 0.0))
     # Users that have a relevant item, sorted by it: a batch then spans a narrow range of relevant
     # items, which keeps the tie-breaking region (see ``_Round``) small.
     first = np.unique(rel_rows, return_index=True)
@@ -279,6 +284,8 @@ class _Round:
 
 def _split_by(keys: np.ndarray) -> dict[int, np.ndarray]:
     """Indexes of ``keys`` grouped by key value (negative keys dropped)."""
+    if keys.size == 0:
+        return {}
     order = np.argsort(keys, kind="stable")
     values, starts = np.unique(keys[order], return_index=True)
     stops = np.append(starts[1:], order.size)

@@ -23,6 +23,8 @@ def random_search(
     samples: int = 300,
     low: float = 0.8,
 ) -> np.ndarray:
+    if samples < 1:
+        raise ValueError("random search needs samples >= 1")
     g, b = layout.shape
     values = int(layout.bytes_per_block.sum()) * b
     share = (budget_bytes - layout.metadata_bytes) / values if values else 1.0

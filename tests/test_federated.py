@@ -1,0 +1,85 @@
+"""Real Flower + Ray fleet runs on tiny synthetic data (slow: each run starts Ray)."""
+
+import json
+
+import numpy as np
+import pytest
+
+from fedrule.engine.run import run_scenario
+from fedrule.scenario import scenario_from_dict
+from tests.fleets import fleet_scenario
+
+pytestmark = pytest.mark.slow
+
+
+def _metrics(folder):
+    return json.loads((folder / "metrics.json").read_text())
+
+
+def _devices(folder):
+    import csv
+
+    with open(folder / "devices-seed0.csv") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_results_do_not_depend_on_devices_per_node(tmp_path):
+    one = run_scenario(scenario_from_dict(fleet_scenario(engine__devices_per_node=1)), tmp_path)
+    eight = run_scenario(scenario_from_dict(fleet_scenario()), tmp_path)
+    a, b = _metrics(one), _metrics(eight)
+    for key in ("recall@10", "ndcg@10", "hit@5"):
+        assert a["test"][key]["mean"] == pytest.approx(b["test"][key]["mean"], abs=1e-5)
+    rounds_a = a["seeds"]["0"]["rounds"]
+    rounds_b = b["seeds"]["0"]["rounds"]
+    for ra, rb in zip(rounds_a, rounds_b, strict=True):
+        assert ra["loss"] == pytest.approx(rb["loss"], rel=1e-5)
+        assert (ra["trained"], ra["bytes_up"], ra["bytes_down"]) == (
+            rb["trained"],
+            rb["bytes_up"],
+            rb["bytes_down"],
+        )
+    rows_a, rows_b = _devices(one), _devices(eight)
+    assert [r["bytes_received"] for r in rows_a] == [r["bytes_received"] for r in rows_b]
+
+
+def test_every_payload_fits_and_devices_report(tmp_path):
+    folder = run_scenario(scenario_from_dict(fleet_scenario(federated__mode="budgeted")), tmp_path)
+    rows = _devices(folder)
+    assert len(rows) == 48
+    assert all(r["accepted"] == "True" and r["answered"] == "True" for r in rows)
+    assert all(int(r["bytes_received"]) <= int(r["budget_bytes"]) for r in rows)
+    tiers = {r["tier"]: r for r in _metrics(folder)["tiers"]}
+    assert tiers["small"]["refused"] == 0 and tiers["large"]["refused"] == 0
+    assert (folder / "tiers.csv").is_file() and (folder / "rounds-seed0.csv").is_file()
+
+
+def test_unavailable_and_failing_devices_do_not_stop_rounds(tmp_path):
+    raw = fleet_scenario()
+    raw["fleet"]["failure_rate"] = 0.3
+    raw["fleet"]["tiers"][0]["availability"] = 0.5
+    raw["federated"]["devices_per_round"] = 1.0
+    folder = run_scenario(scenario_from_dict(raw), tmp_path)
+    rounds = _metrics(folder)["seeds"]["0"]["rounds"]
+    assert all(r["sampled"] == 48 for r in rounds)
+    assert sum(r["unavailable"] for r in rounds) > 0
+    assert sum(r["failed"] for r in rounds) > 0
+    assert all(r["trained"] + r["unavailable"] + r["failed"] == 48 for r in rounds)
+    assert all(r["trained"] > 0 for r in rounds)
+
+
+def test_over_budget_payload_is_refused_and_counted(tmp_path, monkeypatch):
+    from fedrule.search import customize
+    from fedrule.search.base import SearchResult
+
+    def oversized(layout, budget_bytes, estimator, cfg, seed, searcher=None):
+        config = layout.full_config()  # a server bug: ignores the budget
+        return SearchResult(config, layout.memory_bytes(config), 0.0, 1, 0.0, "bug")
+
+    monkeypatch.setattr(customize, "search", oversized)
+    folder = run_scenario(scenario_from_dict(fleet_scenario()), tmp_path)
+    rows = _devices(folder)
+    refused = [r for r in rows if r["accepted"] == "False"]
+    assert refused and all(int(r["bytes_received"]) > int(r["budget_bytes"]) for r in refused)
+    assert all(np.isnan(float(r["ndcg@10"] or "nan")) for r in refused)
+    tiers = {r["tier"]: r for r in _metrics(folder)["tiers"]}
+    assert tiers["small"]["refused"] == 24 and tiers["large"]["refused"] == 24
