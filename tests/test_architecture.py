@@ -1,4 +1,5 @@
-"""Layering invariants: flwr and ray stay in the federated layer; the server reads no device data."""
+"""Layering invariants: flwr and ray stay in the federated layer; the server reads no device
+data."""
 
 import ast
 from pathlib import Path
@@ -27,7 +28,10 @@ def test_only_the_federated_layer_imports_flwr_and_ray():
 
 
 def test_server_side_code_never_touches_device_data():
-    server_modules = [PACKAGE / "federated" / "server_app.py", PACKAGE / "federated" / "aggregation.py"]
+    server_modules = [
+        PACKAGE / "federated" / "server_app.py",
+        PACKAGE / "federated" / "aggregation.py",
+    ]
     for path in server_modules:
         imported = _imports(path)
         assert not any(name.startswith(("fedrule.data", "fedrule.device")) for name in imported)

@@ -28,7 +28,13 @@ def _setup(num_devices=6, n_items=30, dim=8, blocks=4):
 def test_cohort_equals_devices_one_by_one(sampling, budgeted, optimizer):
     rows, layout, table, users = _setup()
     spec = LocalSpec(
-        epochs=2, batch_size=4, lr=0.1, negatives=2, l2=1e-3, lambda_div=0.1, sampling=sampling,
+        epochs=2,
+        batch_size=4,
+        lr=0.1,
+        negatives=2,
+        l2=1e-3,
+        lambda_div=0.1,
+        sampling=sampling,
         optimizer=optimizer,
     )
     n = rows.counts.size

@@ -301,7 +301,9 @@ class FleetServer:
         """Validation quality of the full configuration, measured by the labelling devices."""
         rng = np.random.default_rng(np.random.SeedSequence([self.s.seed, 0x1ABE1]))
         devices = self._label_devices(rng)
-        sums, _ = self._label(self.layout.full_config()[None], devices, f"validation {round_number}")
+        sums, _ = self._label(
+            self.layout.full_config()[None], devices, f"validation {round_number}"
+        )
         return float(sums.means()[self.sc.eval.metric][0]) if sums.sums else float("nan")
 
     def label_and_fit(self) -> None:

@@ -77,7 +77,9 @@ def tier_table(tiers: list[Mapping[str, object]], k: str) -> Table:
         table.add_column(name, justify="right")
     for row in tiers:
         budget = row["budget_bytes"]
-        budget_text = format_bytes(float(budget)) if isinstance(budget, int | float) else str(budget)
+        budget_text = (
+            format_bytes(float(budget)) if isinstance(budget, int | float) else str(budget)
+        )
         cells = [
             str(row["tier"]),
             str(row["devices"]),
