@@ -41,9 +41,6 @@ class Fleet:
     def size(self) -> int:
         return int(self.user.size)
 
-    def device_seed(self, seed: int, device: int) -> np.random.SeedSequence:
-        return np.random.SeedSequence([seed, device])
-
 
 def device_rng(seed: int, device: int, *stream: int) -> np.random.Generator:
     """The random stream of one device for one purpose (round, phase...), independent of cohorts."""

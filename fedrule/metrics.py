@@ -86,7 +86,8 @@ def ranks_of_relevant(
     higher = (rows > own).sum(1)
     tied = rows == own
     before = torch.arange(scores.shape[1])[None, :] < rel_items[:, None]
-    return higher + (tied & before).sum(1)
+    ranks = higher + (tied & before).sum(1)
+    return torch.where(own[:, 0].isnan(), scores.shape[1], ranks)  # a NaN score ranks last
 
 
 def row_values_from_ranks(

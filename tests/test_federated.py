@@ -43,7 +43,8 @@ def test_results_do_not_depend_on_devices_per_node(tmp_path):
 
 
 def test_every_payload_fits_and_devices_report(tmp_path):
-    folder = run_scenario(scenario_from_dict(fleet_scenario(federated__mode="budgeted")), tmp_path)
+    raw = fleet_scenario(federated__mode="budgeted", federated__refit_every=1)
+    folder = run_scenario(scenario_from_dict(raw), tmp_path)
     rows = _devices(folder)
     assert len(rows) == 48
     assert all(r["accepted"] == "True" and r["answered"] == "True" for r in rows)
@@ -51,6 +52,9 @@ def test_every_payload_fits_and_devices_report(tmp_path):
     tiers = {r["tier"]: r for r in _metrics(folder)["tiers"]}
     assert tiers["small"]["refused"] == 0 and tiers["large"]["refused"] == 0
     assert (folder / "tiers.csv").is_file() and (folder / "rounds-seed0.csv").is_file()
+    table_bytes = 60 * 8 * 4  # budgeted devices never download the whole table
+    for record in _metrics(folder)["seeds"]["0"]["rounds"]:
+        assert 0 < record["bytes_down"] < record["trained"] * table_bytes
 
 
 def test_unavailable_and_failing_devices_do_not_stop_rounds(tmp_path):

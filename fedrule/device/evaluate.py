@@ -8,9 +8,28 @@ import numpy as np
 import torch
 
 from fedrule.device.cohort import CohortData
-from fedrule.metrics import ranks_of_relevant, row_values_from_ranks
-from fedrule.model.elastic import ElasticLayout, decode
+from fedrule.device.local_train import LocalSpec, train_cohort
+from fedrule.metrics import BUCKETS, ranks_of_relevant, row_values_from_ranks
+from fedrule.model.elastic import ElasticLayout, SubEmbedding
 from fedrule.search.labels import ConfigSums, label_configs
+
+
+def personalize(
+    user_vecs: torch.Tensor,
+    sub: SubEmbedding,
+    layout: ElasticLayout,
+    data: CohortData,
+    spec: LocalSpec | None,
+    rngs: list[np.random.Generator],
+) -> torch.Tensor:
+    """The devices fit their user vectors to the item table they hold (items stay fixed)."""
+    if spec is None or data.size == 0:
+        return user_vecs
+    allowed = None if sub.config.all() else np.repeat(sub.config[None], data.size, axis=0)
+    _, fitted = train_cohort(
+        sub.table, user_vecs, data.train, allowed, layout, spec, rngs, train_items=False
+    )
+    return fitted
 
 
 def label_on_devices(
@@ -32,44 +51,70 @@ def label_on_devices(
 
 @dataclass
 class TestReport:
-    """Per device of a cohort: accepted?, bytes received, and test metrics (NaN if refused)."""
+    """Per device of a cohort: accepted?, bytes received, test metrics (NaN if refused), and
+    the user vectors after on-device personalisation."""
 
     accepted: np.ndarray
     bytes_received: np.ndarray
     metrics: dict[str, np.ndarray]
     evaluated: np.ndarray  # has a test item (else metrics are NaN)
+    user_vecs: torch.Tensor
+
+
+def metric_names(ks: list[int], buckets: bool) -> list[str]:
+    base = [f"{m}@{k}" for k in sorted(ks) for m in ("recall", "ndcg", "hit")]
+    return base + ([f"{b}/{name}" for b in BUCKETS for name in base] if buckets else [])
 
 
 def test_dispatched(
-    payloads: list[bytes],
+    payloads: list[SubEmbedding],
+    payload_bytes: np.ndarray,
     payload_of_device: np.ndarray,
     budget_bytes: np.ndarray,
     user_vecs: torch.Tensor,
     data: CohortData,
+    layout_of: callable,
     ks: list[int],
+    *,
+    item_is_head: torch.Tensor | None = None,
+    personal: LocalSpec | None = None,
+    rngs: list[np.random.Generator] | None = None,
 ) -> TestReport:
-    """Every device checks its payload against its budget (refusing an oversized one), decodes it,
-    ranks all items except its training and validation items, and scores its test items."""
+    """Every device checks its payload's size against its budget (refusing an oversized one),
+    fits its user vector to the decoded sub-embedding, ranks all items except its training and
+    validation items, and scores its test items (overall, and per head/tail bucket)."""
     n = data.size
-    sizes = np.array([len(p) for p in payloads], dtype=np.int64)
-    received = sizes[payload_of_device]
+    received = payload_bytes[payload_of_device]
     accepted = received <= budget_bytes
-    keys = [f"{m}@{k}" for k in sorted(ks) for m in ("recall", "ndcg", "hit")]
+    keys = metric_names(ks, item_is_head is not None)
     metrics = {key: np.full(n, np.nan) for key in keys}
     evaluated = np.zeros(n, dtype=bool)
+    users = user_vecs.clone()
     for index in np.unique(payload_of_device[accepted]):
         members = np.flatnonzero(accepted & (payload_of_device == index))
-        sub = decode(payloads[index])  # the same bytes decode the same way on every device
+        sub = payloads[index]  # the same bytes decode the same way on every device
         part = data.take(members)
+        member_rngs = [rngs[m] for m in members] if rngs is not None else []
+        users[members] = personalize(
+            users[members], sub, layout_of(sub), part, personal, member_rngs
+        )
         with torch.no_grad():
-            scores = sub.score(user_vecs[members]).clone()
+            scores = sub.score(users[members]).clone()
             for rows in (part.train, part.valid):
                 dev, items = rows.pairs()
                 scores[torch.from_numpy(dev), torch.from_numpy(items)] = float("-inf")
             dev, items = (torch.from_numpy(a) for a in part.test.pairs())
             ranks = ranks_of_relevant(scores, dev, items)
-            values, has = row_values_from_ranks(ranks, dev, members.size, ks)
-        for key in keys:
-            metrics[key][members] = np.where(has.numpy(), values[key].numpy(), np.nan)
+        values, has = row_values_from_ranks(ranks, dev, members.size, ks)
+        for key, value in values.items():
+            metrics[key][members] = np.where(has.numpy(), value.numpy(), np.nan)
         evaluated[members] = has.numpy()
-    return TestReport(accepted, received, metrics, evaluated)
+        if item_is_head is not None:
+            head = item_is_head[items]
+            for bucket, keep in (("head", head), ("tail", ~head)):
+                values, has = row_values_from_ranks(ranks[keep], dev[keep], members.size, ks)
+                for key, value in values.items():
+                    metrics[f"{bucket}/{key}"][members] = np.where(
+                        has.numpy(), value.numpy(), np.nan
+                    )
+    return TestReport(accepted, received, metrics, evaluated, users)

@@ -17,7 +17,7 @@ import torch
 from fedrule.device.cohort import Rows
 from fedrule.model.elastic import ElasticLayout
 from fedrule.model.mf import block_scores, diversity_per_item
-from fedrule.model.supernet import SAMPLINGS
+from fedrule.model.supernet import SAMPLINGS, inside
 
 
 @dataclass(frozen=True)
@@ -65,23 +65,30 @@ class _LocalOptimizer:
     def step(
         self,
         rows: torch.Tensor,
-        grad_rows: torch.Tensor,
+        grad_rows: torch.Tensor | None,
         active: torch.Tensor,
         grad_users: torch.Tensor,
     ) -> None:
+        """One step of the active devices; ``grad_rows`` None keeps the item rows fixed."""
+        if grad_rows is None:
+            self._step_users(active, grad_users)
+            return
         unique, inverse = torch.unique(rows, return_inverse=True)
         grad = torch.zeros(unique.numel(), grad_rows.shape[1]).index_add_(0, inverse, grad_rows)
         if self.row_mask is not None:
             grad = grad * self.row_mask[unique]
-        lr = self.spec.lr
         if self.spec.optimizer == "sgd":
-            self.local.index_add_(0, unique, grad, alpha=-lr)
-            self.users.index_add_(0, active, grad_users, alpha=-lr)
+            self.local.index_add_(0, unique, grad, alpha=-self.spec.lr)
+        else:
+            step = self.steps[self.row_dev[unique]] + 1  # the owning device's step count
+            self._adam(self.local, self.m_rows, self.v_rows, unique, grad, step)
+        self._step_users(active, grad_users)
+
+    def _step_users(self, active: torch.Tensor, grad_users: torch.Tensor) -> None:
+        if self.spec.optimizer == "sgd":
+            self.users.index_add_(0, active, grad_users, alpha=-self.spec.lr)
             return
         self.steps[active] += 1
-        self._adam(
-            self.local, self.m_rows, self.v_rows, unique, grad, self.steps[self.row_dev[unique]]
-        )
         self._adam(self.users, self.m_users, self.v_users, active, grad_users, self.steps[active])
 
     def _adam(
@@ -136,9 +143,14 @@ def _negatives(
 
 
 def _sub_configs(
-    layout: ElasticLayout, sampling: str, rng: np.random.Generator, steps: int
+    layout: ElasticLayout,
+    sampling: str,
+    rng: np.random.Generator,
+    steps: int,
+    allowed: np.ndarray | None,
 ) -> np.ndarray:
-    """Sub-configurations for ``steps`` steps of one device: steps x S x G x B (S = 0 or 2)."""
+    """Sub-configurations for ``steps`` steps of one device: steps x S x G x B (S = 0 or 2),
+    drawn inside the blocks the device holds (``allowed``, budgeted mode)."""
     if sampling == "none":
         return np.zeros((steps, 0, *layout.shape), dtype=bool)
     g, b = layout.shape
@@ -146,7 +158,8 @@ def _sub_configs(
     if sampling == "sandwich":
         counts[:, 0, :] = max(layout.min_blocks, 1)
     ranks = np.argsort(rng.random((steps, 2, g, b)), axis=-1).argsort(axis=-1)
-    return ranks < counts[..., None]
+    configs = ranks < counts[..., None]
+    return configs if allowed is None else inside(configs, allowed, rng)
 
 
 def train_cohort(
@@ -157,12 +170,23 @@ def train_cohort(
     layout: ElasticLayout,
     spec: LocalSpec,
     rngs: list[np.random.Generator],
+    *,
+    table_of_device: np.ndarray | None = None,
+    train_items: bool = True,
 ) -> tuple[CohortUpdate, torch.Tensor]:
     """Run ``spec.epochs`` local epochs on every device; return the weighted update sums and the
-    devices' new user vectors. ``allowed`` (devices x G x B) limits what a device receives and
-    trains (budgeted mode); ``None`` means every device trains the whole table."""
+    devices' new user vectors.
+
+    ``table`` is the item table every device received (n x d), or a stack of the tables received
+    (P x n x d) with ``table_of_device`` saying which. ``allowed`` (devices x G x B) limits what a
+    device holds and trains (budgeted mode); ``None`` means every device trains every block.
+    With ``train_items=False`` only the user vectors learn (on-device personalisation).
+    """
     num_devices = train.counts.size
-    n_items, dim = table.shape
+    tables = table if table.dim() == 3 else table[None]
+    if table_of_device is None:
+        table_of_device = np.zeros(num_devices, dtype=np.int64)
+    n_items, dim = tables.shape[1:]
     nb = layout.num_blocks
     groups = layout.group_index
     # ---- each device's schedule, from its own random stream
@@ -186,7 +210,8 @@ def train_cohort(
         neg_parts.append(neg)
         step_parts.append(local_step)
         slot_parts.append(slot_base + local_step)
-        configs.append(_sub_configs(layout, spec.sampling, rng, steps))
+        held = None if allowed is None else allowed[k]
+        configs.append(_sub_configs(layout, spec.sampling, rng, steps, held))
         slot_base += steps
     if not dev_parts:
         empty = np.zeros(0, dtype=np.int64)
@@ -203,14 +228,14 @@ def train_cohort(
     neg = np.concatenate(neg_parts)
     step = np.concatenate(step_parts)
     slot = np.concatenate(slot_parts)
-    sub = torch.from_numpy(np.concatenate(configs)).float()  # slots x S x G x B
+    sub = layout.group_weights(np.concatenate(configs))  # slots x S x G x B (rescaled)
     # ---- private rows: one copy of each (device, item) a device touches
     keys = np.concatenate([dev * n_items + pos, (dev[:, None] * n_items + neg).ravel()])
     uniq, inverse = np.unique(keys, return_inverse=True)
     pos_row = torch.from_numpy(inverse[: pos.size])
     neg_row = torch.from_numpy(inverse[pos.size :].reshape(neg.shape))
     row_dev, row_item = uniq // n_items, uniq % n_items
-    local = table[torch.from_numpy(row_item)].clone()
+    local = tables[torch.from_numpy(table_of_device[row_dev]), torch.from_numpy(row_item)].clone()
     row_dev_t = torch.from_numpy(row_dev)
     row_mask = None
     if allowed is not None:
@@ -218,6 +243,7 @@ def train_cohort(
         row_block = allowed_t[torch.from_numpy(row_dev), groups[torch.from_numpy(row_item)]]
         row_mask = row_block.repeat_interleave(dim // nb, dim=1)
         local = local * row_mask
+    base = layout.group_weights(allowed) if allowed is not None and layout.rescale else None
     initial = local.clone()
     users = user_vecs.clone()
     optimizer = _LocalOptimizer(spec, local, users, row_dev_t, row_mask)
@@ -245,7 +271,11 @@ def train_cohort(
         q = leaf[n_pairs:].reshape(n_pairs, spec.negatives, dim)
         pos_blocks = block_scores(u, p, nb)
         neg_blocks = block_scores(u[:, None, :].expand_as(q), q, nb)
-        per_pair = _bpr(pos_blocks.sum(-1), neg_blocks.sum(-1))
+        if base is None:
+            per_pair = _bpr(pos_blocks.sum(-1), neg_blocks.sum(-1))
+        else:  # rescaled blocks of what a budgeted device holds
+            wp, wn = base[d, pos_group[idx]], base[d[:, None], neg_group[idx]]
+            per_pair = _bpr((pos_blocks * wp).sum(-1), (neg_blocks * wn).sum(-1))
         if sub.shape[1]:
             slots = slot_t[idx]
             for s in range(sub.shape[1]):  # the device's sampled sub-configurations this step
@@ -257,11 +287,12 @@ def train_cohort(
             norms = u.pow(2).sum(-1) + p.pow(2).sum(-1) + q.pow(2).sum((-1, -2))
             loss = loss + spec.l2 * (weight * norms).sum()
         if spec.lambda_div:
-            loss = loss + spec.lambda_div * (weight * diversity_per_item(p, nb)).sum()
+            spread = diversity_per_item(p, nb) + diversity_per_item(q, nb).sum(-1)
+            loss = loss + spec.lambda_div * (weight * spread / (1 + spec.negatives)).sum()
         loss_sum += float((weight * per_pair).sum().detach())
         loss_count += float(active.numel())
         grad_rows, grad_users = torch.autograd.grad(loss, (leaf, user_leaf))
-        optimizer.step(rows_t, grad_rows, active, grad_users)
+        optimizer.step(rows_t, grad_rows if train_items else None, active, grad_users)
     # ---- weighted sums per item row over the devices that touched it
     weights = train.counts.astype(np.float32)
     delta = (local - initial).numpy()
@@ -269,11 +300,12 @@ def train_cohort(
     kept = row_block.numpy() if allowed is not None else np.ones((uniq.size, nb), np.float32)
     items_out, item_inverse = np.unique(row_item, return_inverse=True)
     inverse_t = torch.from_numpy(item_inverse)
-    sum_wdelta = torch.zeros(items_out.size, dim).index_add_(
-        0, inverse_t, torch.from_numpy(delta * w_row[:, None])
+    w64 = w_row.astype(np.float64)[:, None]
+    sum_wdelta = torch.zeros(items_out.size, dim, dtype=torch.float64).index_add_(
+        0, inverse_t, torch.from_numpy(delta * w64)
     )
-    sum_w = torch.zeros(items_out.size, nb).index_add_(
-        0, inverse_t, torch.from_numpy(kept * w_row[:, None])
+    sum_w = torch.zeros(items_out.size, nb, dtype=torch.float64).index_add_(
+        0, inverse_t, torch.from_numpy(kept * w64)
     )
     bytes_per_row = kept.sum(1) * layout.block_dim * layout.bytes_per_value + 4
     bytes_up = np.bincount(row_dev, weights=bytes_per_row, minlength=num_devices).astype(np.int64)

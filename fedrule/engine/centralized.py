@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from fedrule.engine.events import Events
+from fedrule.errors import BudgetError
 from fedrule.metrics import MetricSums, head_items
 from fedrule.model.elastic import ElasticLayout, make_groups
 from fedrule.model.mf import ElasticMF
@@ -50,6 +51,11 @@ def run_centralized_seed(
     popularity = split.item_popularity()
     layout = build_layout(scenario.model, popularity)
     is_head = item_heads(split, scenario.eval.head_share)
+    for i, budget in enumerate(scenario.search.budgets):  # fail before training, not after
+        try:
+            layout.check_budget(budget.resolve(layout.full_table_bytes), f"budget {budget}")
+        except BudgetError as err:
+            raise BudgetError(err.message, path=f"search.budgets[{i}]") from None
     model = ElasticMF(
         split.n_users,
         split.n_items,

@@ -24,7 +24,7 @@ import numpy as np
 from fedrule.device.local_train import LocalSpec
 from fedrule.device.store import write_device_store
 from fedrule.engine.events import Events
-from fedrule.errors import BudgetError, ConfigError
+from fedrule.errors import BudgetError, ConfigError, FedruleError
 from fedrule.fleet import Fleet, Tier, choose_users, fleet_from_tiers, fleet_from_trace
 from fedrule.model.elastic import ElasticLayout, make_groups
 from fedrule.scenario.schema import Scenario
@@ -81,6 +81,23 @@ def check_budgets(scenario: Scenario, fleet: Fleet, n_items: int) -> None:
     )
 
 
+def personal_spec(scenario: Scenario) -> LocalSpec | None:
+    """How devices fit their user vector to a received table before evaluating (items fixed)."""
+    fed, train = scenario.federated, scenario.train
+    if fed.personalize_epochs == 0:
+        return None
+    return LocalSpec(
+        epochs=fed.personalize_epochs,
+        batch_size=fed.local_batch_size,
+        lr=fed.local_lr,
+        negatives=train.negatives,
+        l2=train.l2,
+        lambda_div=0.0,
+        sampling="none",
+        optimizer=fed.local_optimizer,
+    )
+
+
 def _ray_init_args(scenario: Scenario, verbose: bool) -> dict:
     address = scenario.engine.ray_address or os.environ.get("RAY_ADDRESS")
     quiet = {"logging_level": logging.INFO if verbose else logging.ERROR, "log_to_driver": verbose}
@@ -118,6 +135,16 @@ def run_federated_seed(
         init_std=model.init_std,
     )
     engine = scenario.engine
+    local_cpus = engine.num_cpus or os.cpu_count() or 1
+    if (
+        not (engine.ray_address or os.environ.get("RAY_ADDRESS"))
+        and engine.cpus_per_node > local_cpus
+    ):
+        raise ConfigError(
+            f"a worker of {engine.cpus_per_node} CPUs does not fit on {local_cpus} CPUs",
+            path="engine.cpus_per_node",
+            hint="lower it, or raise engine.num_cpus",
+        )
     num_nodes = math.ceil(fleet.size / engine.devices_per_node)
     fed, train = scenario.federated, scenario.train
     local = LocalSpec(
@@ -145,6 +172,7 @@ def run_federated_seed(
             ks=tuple(scenario.eval.ks),
             failure_rate=fleet.failure_rate,
             threads=engine.cpus_per_node,
+            personal=personal_spec(scenario),
         )
         server_settings = ServerSettings(
             scenario=scenario,
@@ -185,9 +213,15 @@ def run_federated_seed(
             )
         except SimulationStopped:
             raise KeyboardInterrupt from None
-        except BaseException:
+        except (FedruleError, KeyboardInterrupt):
             stop.set()
             raise
+        except RuntimeError as err:  # Flower's engine or Ray failed
+            stop.set()
+            cause = err.__cause__ or err
+            raise FedruleError(
+                f"the simulation engine failed: {cause}", hint="run with --verbose for its logs"
+            ) from err
         finally:
             stop.set()
             if in_main:

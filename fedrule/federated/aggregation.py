@@ -11,6 +11,10 @@ from __future__ import annotations
 import numpy as np
 
 
+class DivergedError(ArithmeticError):
+    """The aggregated table is no longer finite (local training diverged)."""
+
+
 class RowBlockAggregator:
     """Accumulates weighted updates of an n x d table cut into B column blocks."""
 
@@ -37,7 +41,10 @@ class RowBlockAggregator:
         step = np.divide(
             self.sum_wdelta, weight, out=np.zeros_like(self.sum_wdelta), where=weight > 0
         )
-        return (table + server_lr * step).astype(table.dtype)
+        new = (table + server_lr * step).astype(table.dtype)
+        if not np.isfinite(new).all():
+            raise DivergedError
+        return new
 
     @property
     def updated_entries(self) -> int:

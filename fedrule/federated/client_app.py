@@ -20,13 +20,14 @@ import torch
 from flwr.app import ConfigRecord, Context, Error, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 
-from fedrule.device.evaluate import label_on_devices, test_dispatched
+from fedrule.device.evaluate import label_on_devices, personalize, test_dispatched
 from fedrule.device.local_train import train_cohort
 from fedrule.device.store import load_device_store
 from fedrule.federated.records import from_record, to_record
 from fedrule.federated.settings import (
     FAILED,
     STREAM_AVAILABILITY,
+    STREAM_PERSONALIZE,
     STREAM_TRAIN,
     STREAM_USER_INIT,
     TRAINED,
@@ -34,7 +35,7 @@ from fedrule.federated.settings import (
     NodeSettings,
 )
 from fedrule.fleet import device_rng
-from fedrule.model.elastic import ElasticLayout
+from fedrule.model.elastic import ElasticLayout, SubEmbedding, decode
 
 ERROR_CODE = 100  # a fedrule device-side error (the reason is one line)
 _STATE_KEY = "fedrule"
@@ -100,6 +101,17 @@ def handle_count(settings: NodeSettings, msg: Message, context: Context) -> Reco
     return RecordDict({"arrays": to_record({"counts": counts})})
 
 
+def _payloads(arrays: dict[str, np.ndarray]) -> tuple[list[SubEmbedding], np.ndarray]:
+    """The distinct payloads of a message, decoded (each device decodes the bytes it got)."""
+    count = int(arrays["payload_of_device"].max()) + 1 if arrays["payload_of_device"].size else 0
+    raw = [arrays[f"payload_{i}"].tobytes() for i in range(count)]
+    return [decode(p) for p in raw], np.array([len(p) for p in raw], dtype=np.int64)
+
+
+def _personal_rngs(settings: NodeSettings, devices: np.ndarray, stamp: int) -> list:
+    return [device_rng(settings.seed, int(d), stamp, STREAM_PERSONALIZE) for d in devices]
+
+
 def handle_train(settings: NodeSettings, msg: Message, context: Context) -> RecordDict:
     arrays = from_record(msg.content["arrays"])
     round_number = int(msg.content["config"]["round"])
@@ -115,24 +127,25 @@ def handle_train(settings: NodeSettings, msg: Message, context: Context) -> Reco
         elif rng.random() < settings.failure_rate:
             status[k] = FAILED
     active = np.flatnonzero(status == TRAINED)
-    layout = _layout(settings, arrays["group_of_item"])
-    allowed = arrays.get("allowed")
+    subs, _ = _payloads(arrays)
+    payload_of_device = arrays["payload_of_device"].astype(np.int64)[active]
+    held = np.stack([subs[p].config for p in payload_of_device]) if active.size else None
+    allowed = None if held is None or held.all() else held
     update, new_users = train_cohort(
-        torch.from_numpy(arrays["table"]),
+        torch.stack([sub.table for sub in subs]),
         torch.from_numpy(users[position[active]]),
         store.cohort(devices[active]).train,
-        None if allowed is None else allowed[active],
-        layout,
+        allowed,
+        _layout(settings, subs[0].layout.group_of_item),
         settings.local,
         [device_rng(settings.seed, int(d), round_number, STREAM_TRAIN) for d in devices[active]],
+        table_of_device=payload_of_device,
     )
     users = users.copy()
     users[position[active]] = new_users.numpy()
     _save_users(context, users)
     bytes_up = np.zeros(devices.size, dtype=np.int64)
     bytes_up[active] = update.bytes_up
-    examples = np.zeros(devices.size, dtype=np.int64)
-    examples[active] = store.train.counts[devices[active]]
     out = {
         "devices": devices,
         "rows": update.rows,
@@ -140,26 +153,33 @@ def handle_train(settings: NodeSettings, msg: Message, context: Context) -> Reco
         "sum_w": update.sum_w,
         "status": status,
         "bytes_up": bytes_up,
-        "examples": examples,
     }
     metrics = MetricRecord({"loss_sum": update.loss_sum, "loss_count": update.loss_count})
     return RecordDict({"arrays": to_record(out), "metrics": metrics})
 
 
 def handle_label(settings: NodeSettings, msg: Message, context: Context) -> RecordDict:
+    """Devices fit their user vector to the received table, then rank all items under every
+    candidate configuration and return summed validation metrics."""
     arrays = from_record(msg.content["arrays"])
+    stamp = int(msg.content["config"]["stamp"])
     store = load_device_store(settings.store_path)
     devices = _node_devices(settings, context, arrays["devices"].astype(np.int64))
     node_devices, users = _user_vectors(settings, context)
     position = np.searchsorted(node_devices, devices)
-    layout = _layout(settings, arrays["group_of_item"])
-    sums = label_on_devices(
+    subs, _ = _payloads(arrays)
+    layout = _layout(settings, subs[0].layout.group_of_item)
+    cohort = store.cohort(devices)
+    fitted = personalize(
         torch.from_numpy(users[position]),
-        torch.from_numpy(arrays["table"]),
+        subs[0],
         layout,
-        arrays["configs"].astype(bool),
-        store.cohort(devices),
-        list(settings.ks),
+        cohort,
+        settings.personal,
+        _personal_rngs(settings, devices, stamp),
+    )
+    sums = label_on_devices(
+        fitted, subs[0].table, layout, arrays["configs"].astype(bool), cohort, list(settings.ks)
     )
     keys = sorted(sums.sums)
     matrix, counts = sums.to_arrays(keys)
@@ -173,16 +193,24 @@ def handle_test(settings: NodeSettings, msg: Message, context: Context) -> Recor
     devices = _node_devices(settings, context, arrays["devices"].astype(np.int64))
     node_devices, users = _user_vectors(settings, context)
     position = np.searchsorted(node_devices, devices)
-    count = int(msg.content["config"]["payloads"])
-    payloads = [arrays[f"payload_{i}"].tobytes() for i in range(count)]
+    subs, sizes = _payloads(arrays)
+    head = arrays.get("item_is_head")
     report = test_dispatched(
-        payloads,
+        subs,
+        sizes,
         arrays["payload_of_device"].astype(np.int64),
         store.budget_bytes[devices],
         torch.from_numpy(users[position]),
         store.cohort(devices),
+        lambda sub: _layout(settings, sub.layout.group_of_item),
         list(settings.ks),
+        item_is_head=None if head is None else torch.from_numpy(head.astype(bool)),
+        personal=settings.personal,
+        rngs=_personal_rngs(settings, devices, 0),
     )
+    users = users.copy()
+    users[position] = report.user_vecs.numpy()
+    _save_users(context, users)
     keys = list(report.metrics)
     out = {
         "devices": devices,

@@ -20,10 +20,10 @@ from flwr.serverapp import Grid, ServerApp
 
 from fedrule.engine.events import Events
 from fedrule.errors import FedruleError
-from fedrule.federated.aggregation import RowBlockAggregator
+from fedrule.federated.aggregation import DivergedError, RowBlockAggregator
 from fedrule.federated.records import bytes_array, from_record, to_record
 from fedrule.federated.settings import FAILED, TRAINED, UNAVAILABLE, ModelShape
-from fedrule.metrics import MetricSums
+from fedrule.metrics import MetricSums, head_items
 from fedrule.model.elastic import ElasticLayout, make_groups
 from fedrule.scenario.schema import Scenario
 from fedrule.search import customize
@@ -98,7 +98,42 @@ class FleetServer:
                 )
             if pending:
                 time.sleep(0.01)
-        return replies
+        order = self.partition_of_node if hasattr(self, "partition_of_node") else {}
+        replies.sort(key=lambda m: order.get(m.metadata.src_node_id, m.metadata.src_node_id))
+        return replies  # in partition order: sums do not depend on arrival order
+
+    def _report_errors(self, replies: list[Message], what: str) -> int:
+        """Log the first node error of a phase; fail if no node answered without error."""
+        failed = [r for r in replies if r.has_error()]
+        if failed:
+            self.events.message(f"{what}: {len(failed)} node(s) failed: {failed[0].error.reason}")
+        if replies and len(failed) == len(replies):
+            raise FedruleError(f"{what}: every node failed: {failed[0].error.reason}")
+        return len(failed)
+
+    def _payload_messages(
+        self,
+        kind: str,
+        devices: np.ndarray,
+        configs: list[np.ndarray],
+        config_of_device: np.ndarray,
+        extra: dict | None = None,
+        config: dict | None = None,
+    ) -> tuple[list[Message], np.ndarray]:
+        """One message per node: the distinct encoded payloads its devices receive, which one
+        each device gets, and ``extra`` arrays. Returns the messages and each payload's size."""
+        payloads = [self.layout.encode(self.table, c) for c in configs]
+        sizes = np.array([len(p) for p in payloads], dtype=np.int64)
+        by_partition = devices // self.s.devices_per_node
+        messages = []
+        for partition in np.unique(by_partition):
+            members = devices[by_partition == partition]
+            used = np.unique(config_of_device[by_partition == partition])
+            local = np.searchsorted(used, config_of_device[by_partition == partition])
+            arrays = {f"payload_{i}": bytes_array(payloads[g]) for i, g in enumerate(used)}
+            arrays.update(payload_of_device=local, devices=members, **(extra or {}))
+            messages.append(self._message(int(partition), kind, arrays, config or {}))
+        return messages, sizes
 
     def _message(self, partition: int, kind: str, arrays: dict, config: dict) -> Message:
         content = RecordDict({"arrays": to_record(arrays), "config": ConfigRecord(config)})
@@ -187,48 +222,48 @@ class FleetServer:
         rng = np.random.default_rng(np.random.SeedSequence([self.s.seed, round_number, 0x5A]))
         return np.sort(rng.choice(num, size=min(count, num), replace=False))
 
-    def _training_configs(self) -> np.ndarray | None:
-        """Budgeted mode: per device, the blocks it receives and trains (None: full mode)."""
+    def _training_configs(self) -> tuple[list[np.ndarray], np.ndarray]:
+        """The blocks each device receives and trains: distinct configurations and, per device,
+        which. Full mode: the full table. Budgeted mode: the estimator's choice for the device's
+        budget once an estimator exists, else the largest uniform configuration that fits."""
+        num = self.s.budget_bytes.size
         if self.sc.federated.mode == "full":
-            return None
-        per_budget = {
-            int(b): customize.uniform_fit(self.layout, int(b))
-            for b in np.unique(self.s.budget_bytes)
-        }
-        return np.stack([per_budget[int(b)] for b in self.s.budget_bytes])
+            return [self.layout.full_config()], np.zeros(num, dtype=np.int64)
+        budgets, index = np.unique(self.s.budget_bytes, return_inverse=True)
+        configs = []
+        for budget in budgets:
+            if self.results.estimator is None:
+                configs.append(customize.uniform_fit(self.layout, int(budget)))
+            else:
+                found = customize.search(
+                    self.layout, int(budget), self.results.estimator, self.sc.search, self.s.seed
+                )
+                configs.append(found.config)
+        return configs, index.astype(np.int64)
 
     def train(self) -> None:
-        rounds = self.sc.federated.rounds
-        allowed_all = self._training_configs()
-        if allowed_all is None:  # every device receives the whole table
-            down_bytes = np.full(
-                self.s.budget_bytes.size, self.layout.memory_bytes(self.layout.full_config())
-            )
-        else:
-            down_bytes = self.layout.memory_bytes_many(allowed_all)
+        fed = self.sc.federated
+        rounds = fed.rounds
+        configs, config_of_device = self._training_configs()
         self.events.phase("federated training", rounds)
         for round_number in range(1, rounds + 1):
             started = time.perf_counter()
+            refit = fed.mode == "budgeted" and fed.refit_every
+            if refit and round_number > 1 and (round_number - 1) % fed.refit_every == 0:
+                self.label_and_fit()  # budgeted devices then train what they will receive
+                configs, config_of_device = self._training_configs()
             chosen = self._round_devices(round_number)
+            messages, sizes = self._payload_messages(
+                "train", chosen, configs, config_of_device[chosen], config={"round": round_number}
+            )
             by_partition = chosen // self.s.devices_per_node
-            messages = []
-            for partition in np.unique(by_partition):
-                devices = chosen[by_partition == partition]
-                arrays = {
-                    "table": self.table,
-                    "group_of_item": self.layout.group_of_item,
-                    "devices": devices,
-                }
-                if allowed_all is not None:
-                    arrays["allowed"] = allowed_all[devices]
-                messages.append(
-                    self._message(int(partition), "train", arrays, {"round": round_number})
-                )
             aggregator = RowBlockAggregator(*self.table.shape, self.layout.num_blocks)
             counts = {"trained": 0, "unavailable": 0, "failed": 0}
             bytes_down = bytes_up = 0
             loss_sum = loss_count = 0.0
-            for reply in self._exchange(messages, f"training round {round_number}"):
+            replies = self._exchange(messages, f"training round {round_number}")
+            self._report_errors(replies, f"training round {round_number}")
+            for reply in replies:
                 if reply.has_error():
                     partition = self._partition_of(reply)
                     counts["failed"] += int((by_partition == partition).sum())
@@ -243,8 +278,16 @@ class FleetServer:
                 metrics = reply.content["metrics"]
                 loss_sum += float(metrics["loss_sum"])
                 loss_count += float(metrics["loss_count"])
-                bytes_down += int(down_bytes[out["devices"][status == TRAINED]].sum())
-            self.table = aggregator.apply(self.table, self.sc.federated.server_lr)
+                received = out["devices"][status != UNAVAILABLE]  # failed devices downloaded too
+                bytes_down += int(sizes[config_of_device[received]].sum())
+            try:
+                self.table = aggregator.apply(self.table, self.sc.federated.server_lr)
+            except DivergedError:
+                raise FedruleError(
+                    f"training diverged in round {round_number} (the item table is not finite)",
+                    path="federated.local_lr",
+                    hint="lower the learning rate",
+                ) from None
             every = self.sc.federated.eval_every
             valid = float("nan")
             if every and (round_number % every == 0 or round_number == rounds):
@@ -275,22 +318,22 @@ class FleetServer:
         return np.arange(num)
 
     def _label(self, configs: np.ndarray, devices: np.ndarray, what: str) -> tuple[ConfigSums, int]:
-        """Devices rank all items under each configuration and return validation metric sums."""
-        by_partition = devices // self.s.devices_per_node
-        messages = []
-        for partition in np.unique(by_partition):
-            arrays = {
-                "table": self.table,
-                "group_of_item": self.layout.group_of_item,
-                "configs": configs,
-                "devices": devices[by_partition == partition],
-            }
-            messages.append(self._message(int(partition), "evaluate.label", arrays, {}))
+        """Devices receive the full table, fit their user vector to it, rank all items under each
+        configuration and return validation metric sums."""
+        self._stamp = getattr(self, "_stamp", 0) + 1  # a fresh random stream per labelling
+        messages, _ = self._payload_messages(
+            "evaluate.label",
+            devices,
+            [self.layout.full_config()],
+            np.zeros(devices.size, dtype=np.int64),
+            extra={"configs": configs},
+            config={"stamp": self._stamp},
+        )
         total = ConfigSums({}, {})
-        failed = 0
-        for reply in self._exchange(messages, what):
+        replies = self._exchange(messages, what)
+        failed = self._report_errors(replies, what)
+        for reply in replies:
             if reply.has_error():
-                failed += 1
                 continue
             out = from_record(reply.content["arrays"])
             keys = list(reply.content["config"]["keys"])
@@ -340,24 +383,17 @@ class FleetServer:
             )
             found[int(budget)] = result
         self.results.searches = found
-        payloads = {b: self.layout.encode(self.table, r.config) for b, r in found.items()}
-        payload_bytes = [payloads[int(b)] for b in budgets]
-        index_of_budget = {int(b): i for i, b in enumerate(budgets)}
         num = self.s.budget_bytes.size
-        partitions = np.arange(num) // self.s.devices_per_node
-        messages = []
-        for partition in np.unique(partitions):
-            devices = np.flatnonzero(partitions == partition)
-            used = sorted({index_of_budget[int(self.s.budget_bytes[d])] for d in devices})
-            local = {g: i for i, g in enumerate(used)}
-            arrays = {f"payload_{local[g]}": bytes_array(payload_bytes[g]) for g in used}
-            arrays["payload_of_device"] = np.array(
-                [local[index_of_budget[int(self.s.budget_bytes[d])]] for d in devices]
-            )
-            arrays["devices"] = devices
-            messages.append(
-                self._message(int(partition), "evaluate.test", arrays, {"payloads": len(used)})
-            )
+        index_of_budget = {int(b): i for i, b in enumerate(budgets)}
+        config_of_device = np.array([index_of_budget[int(b)] for b in self.s.budget_bytes])
+        head = head_items(self.popularity, self.sc.eval.head_share)
+        messages, _ = self._payload_messages(
+            "evaluate.test",
+            np.arange(num),
+            [found[int(b)].config for b in budgets],
+            config_of_device,
+            extra={"item_is_head": head},
+        )
         self.events.phase("dispatch and test on every device", len(messages))
         keys: list[str] = []
         table = {
@@ -367,7 +403,9 @@ class FleetServer:
             "evaluated": np.zeros(num, dtype=bool),
         }
         metrics = None
-        for reply in self._exchange(messages, "dispatch"):
+        replies = self._exchange(messages, "dispatch")
+        self._report_errors(replies, "dispatch")
+        for reply in replies:
             self.events.advance()
             if reply.has_error():
                 continue

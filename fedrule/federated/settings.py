@@ -33,6 +33,7 @@ class NodeSettings:
     ks: tuple[int, ...]
     failure_rate: float
     threads: int
+    personal: LocalSpec | None = None  # on-device fitting of the user vector before evaluating
 
     def devices_of(self, partition: int) -> np.ndarray:
         start = partition * self.devices_per_node
@@ -43,6 +44,7 @@ class NodeSettings:
 STREAM_USER_INIT = 1
 STREAM_AVAILABILITY = 2
 STREAM_TRAIN = 3
+STREAM_PERSONALIZE = 4
 
 # Device status in a round.
 TRAINED, UNAVAILABLE, FAILED = 0, 1, 2

@@ -47,12 +47,14 @@ def sample_subconfigs(
 
 
 def inside(config: np.ndarray, allowed: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """``config`` restricted to ``allowed``, keeping at least one allowed block per group."""
+    """``config`` (... x G x B) restricted to ``allowed`` (G x B), keeping at least one allowed
+    block in every group that has one (a random allowed block where the restriction left none)."""
     out = config & allowed
-    empty = ~out.any(axis=1) & allowed.any(axis=1)
+    empty = ~out.any(axis=-1) & allowed.any(axis=-1)
     if empty.any():
-        noise = rng.random(allowed.shape) + allowed  # allowed blocks score in [1, 2)
-        out[empty, np.argmax(noise[empty], axis=1)] = True
+        noise = rng.random(config.shape) + allowed  # allowed blocks score in [1, 2)
+        pick = np.argmax(noise, axis=-1)
+        out[empty, pick[empty]] = True
     return out
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from fedrule.errors import FedruleError
 from fedrule.metrics import MetricSums
 from fedrule.model.elastic import ElasticLayout
 from fedrule.model.evaluate import evaluate_ranking
@@ -89,6 +90,12 @@ def train_centralized(
             loss.backward()
             optimizer.step()
             losses.append(loss.item())
+            if not np.isfinite(losses[-1]):
+                raise FedruleError(
+                    f"training diverged in epoch {epoch} (loss is not finite)",
+                    path="train.lr",
+                    hint="lower the learning rate",
+                )
         record = {
             "epoch": epoch,
             "loss": float(np.mean(losses)) if losses else float("nan"),
@@ -146,7 +153,8 @@ def step_loss(
             / u.numel()
         )
     if train.lambda_div:
-        loss = loss + train.lambda_div * diversity_penalty(pos_vecs, nb)
+        batch_items = torch.cat([pos_vecs, neg_vecs.reshape(-1, neg_vecs.shape[-1])])
+        loss = loss + train.lambda_div * diversity_penalty(batch_items, nb)
     return loss
 
 

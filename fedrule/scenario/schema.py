@@ -119,9 +119,9 @@ class TrainConfig:
     sampling: Literal["sandwich", "random", "none"] = doc(
         "(sandwich|random|none) sub-configurations trained each step besides the full one; "
         "none trains a plain BPR-MF",
-        "none",
+        "sandwich",
     )
-    lambda_div: float = doc("(float) weight of the block-diversity regulariser; 0 disables", 0.0)
+    lambda_div: float = doc("(float) weight of the block-diversity regulariser; 0 disables", 0.01)
 
     def check(self, path: str) -> None:
         for key in ("epochs", "batch_size", "negatives", "eval_every"):
@@ -315,6 +315,16 @@ class FederatedConfig:
         "(int) every this many rounds, the labelling devices report validation quality; 0: never",
         0,
     )
+    personalize_epochs: int = doc(
+        "(int) before being evaluated, a device fits its user vector to the item table it holds "
+        "for this many local epochs (items fixed); 0: never",
+        1,
+    )
+    refit_every: int = doc(
+        "(int) budgeted mode: relabel and refit the estimator every this many rounds, so devices "
+        "train the blocks searched for their budget (uniform blocks before); 0: never",
+        0,
+    )
 
     def check(self, path: str) -> None:
         require(self.rounds >= 0, "must be >= 0", path=f"{path}.rounds")
@@ -329,6 +339,8 @@ class FederatedConfig:
         require(self.local_lr > 0, "must be > 0", path=f"{path}.local_lr")
         require(self.server_lr > 0, "must be > 0", path=f"{path}.server_lr")
         require(self.eval_every >= 0, "must be >= 0", path=f"{path}.eval_every")
+        require(self.refit_every >= 0, "must be >= 0", path=f"{path}.refit_every")
+        require(self.personalize_epochs >= 0, "must be >= 0", path=f"{path}.personalize_epochs")
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ defaults are the documented defaults, and each field's ``metadata['doc']`` is it
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from collections.abc import Mapping
@@ -16,6 +17,7 @@ from fedrule.errors import BudgetError, ConfigError, did_you_mean
 from fedrule.units import Budget, parse_budget
 
 T = TypeVar("T")
+_FLOAT = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$")
 
 
 def doc(text: str, default: Any = dataclasses.MISSING, **kwargs: Any) -> Any:
@@ -105,6 +107,8 @@ def coerce(tp: Any, value: Any, path: str) -> Any:
             raise ConfigError(f"expected an integer, got {_kind(value)} {value!r}", path=path)
         return value
     if tp is float:
+        if isinstance(value, str) and _FLOAT.match(value.strip()):
+            return float(value)  # YAML 1.1 reads 1e-4 (no dot) as a string
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ConfigError(f"expected a number, got {_kind(value)} {value!r}", path=path)
         return float(value)

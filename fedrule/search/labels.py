@@ -279,6 +279,7 @@ class _Round:
                 np.equal(part, own, out=out)
                 out &= before
                 counts += _count(out)
+        counts[np.isnan(own)] = scores.shape[0]  # a NaN score ranks last
         return counts.T
 
 
