@@ -90,3 +90,16 @@ def test_items_without_blocks_rank_last():
     table = torch.tensor([[5.0, 5.0], [-1.0, 0.0]])
     scores = decode(layout.encode(table, config)).score(torch.tensor([[1.0, 1.0]]))
     assert scores[0, 0] == UNSCORED and scores[0, 1] == -1.0
+
+
+def test_diversity_matches_the_pairwise_definition():
+    from fedrule.model.mf import diversity_per_item
+
+    vecs = torch.randn(5, 12, generator=torch.Generator().manual_seed(0))
+    vecs[0, :3] = 0.0  # a zero block has no direction and adds nothing
+    blocks = torch.nn.functional.normalize(vecs.reshape(5, 4, 3), dim=-1, eps=1e-8)
+    gram = blocks @ blocks.transpose(1, 2)
+    pairs = (gram.pow(2).sum((1, 2)) - gram.diagonal(dim1=1, dim2=2).pow(2).sum(1)) / 12
+    assert torch.allclose(diversity_per_item(vecs, 4), pairs, atol=1e-6)
+    same = torch.ones(1, 8)  # identical blocks: every pair has cosine 1
+    assert diversity_per_item(same, 4).item() == pytest.approx(1.0)

@@ -67,13 +67,16 @@ def diversity_per_item(item_vecs: torch.Tensor, num_blocks: int) -> torch.Tensor
     """Per item: mean squared cosine similarity between its distinct blocks (in [0, 1]).
 
     Scale-free (cosine) and bounded, so its weight means the same at any embedding scale.
+    Computed without the B x B Gram matrix: with unit blocks n_b, the sum over all pairs of
+    (n_b . n_c)^2 is the squared Frobenius norm of the w x w matrix sum_b n_b n_b^T.
     """
     if num_blocks < 2:
         return item_vecs.new_zeros(item_vecs.shape[:-1])
     blocks = F.normalize(item_vecs.reshape(*item_vecs.shape[:-1], num_blocks, -1), dim=-1, eps=1e-8)
-    gram = blocks @ blocks.transpose(-1, -2)
-    off_diagonal = gram.pow(2).sum((-1, -2)) - gram.diagonal(dim1=-2, dim2=-1).pow(2).sum(-1)
-    return off_diagonal / (num_blocks * (num_blocks - 1))
+    moment = torch.einsum("...bw,...bv->...wv", blocks, blocks)
+    all_pairs = moment.pow(2).sum((-1, -2))
+    same_block = blocks.pow(2).sum(-1).pow(2).sum(-1)
+    return (all_pairs - same_block) / (num_blocks * (num_blocks - 1))
 
 
 def diversity_penalty(item_vecs: torch.Tensor, num_blocks: int) -> torch.Tensor:
