@@ -44,18 +44,18 @@ def item_heads(split: object, head_share: float) -> torch.Tensor:
     return torch.from_numpy(head_items(split.item_popularity(), head_share))
 
 
-def run_centralized_seed(
-    scenario: Scenario, split: object, seed: int, events: Events
-) -> SeedResult:
-    torch.manual_seed(seed)
-    popularity = split.item_popularity()
-    layout = build_layout(scenario.model, popularity)
-    is_head = item_heads(split, scenario.eval.head_share)
-    for i, budget in enumerate(scenario.search.budgets):  # fail before training, not after
-        try:
-            layout.check_budget(budget.resolve(layout.full_table_bytes), f"budget {budget}")
-        except BudgetError as err:
-            raise BudgetError(err.message, path=f"search.budgets[{i}]") from None
+def train_model(
+    scenario: Scenario,
+    split: object,
+    seed: int,
+    is_head: torch.Tensor,
+    events: Events,
+    title: str,
+    layout: ElasticLayout | None = None,
+) -> tuple[ElasticMF, ElasticLayout, TrainResult]:
+    """Build the scenario's model and train it centrally (one progress bar)."""
+    if layout is None:
+        layout = build_layout(scenario.model, split.item_popularity())
     model = ElasticMF(
         split.n_users,
         split.n_items,
@@ -64,7 +64,7 @@ def run_centralized_seed(
         scenario.model.init_std,
         seed,
     )
-    events.phase(f"training (seed {seed})", scenario.train.epochs)
+    events.phase(f"{title} (seed {seed})", scenario.train.epochs)
     result = train_centralized(
         split,
         layout,
@@ -76,6 +76,21 @@ def run_centralized_seed(
         on_epoch=events.advance,
     )
     events.end_phase()
+    return model, layout, result
+
+
+def run_centralized_seed(
+    scenario: Scenario, split: object, seed: int, events: Events
+) -> SeedResult:
+    torch.manual_seed(seed)
+    layout = build_layout(scenario.model, split.item_popularity())
+    is_head = item_heads(split, scenario.eval.head_share)
+    for i, budget in enumerate(scenario.search.budgets):  # fail before training, not after
+        try:
+            layout.check_budget(budget.resolve(layout.full_table_bytes), f"budget {budget}")
+        except BudgetError as err:
+            raise BudgetError(err.message, path=f"search.budgets[{i}]") from None
+    model, layout, result = train_model(scenario, split, seed, is_head, events, "training", layout)
     started = time.perf_counter()
     valid = evaluate_full(model, split, "valid", scenario.eval, is_head).means()
     test = evaluate_full(model, split, "test", scenario.eval, is_head).means()

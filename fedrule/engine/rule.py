@@ -15,11 +15,11 @@ import time
 import numpy as np
 import torch
 
-from fedrule.engine.centralized import build_layout
+from fedrule.engine.centralized import train_model
 from fedrule.engine.events import Events
 from fedrule.model.elastic import HEADER, ElasticLayout
 from fedrule.model.mf import ElasticMF
-from fedrule.model.train import evaluate_full, train_centralized
+from fedrule.model.train import evaluate_full
 from fedrule.scenario.schema import Scenario
 from fedrule.search import customize
 from fedrule.search.estimator import PerformanceEstimator
@@ -123,27 +123,7 @@ def train_reference(
     scenario: Scenario, split: object, seed: int, is_head: torch.Tensor, events: Events, what: str
 ) -> tuple[ElasticMF, ElasticLayout, float]:
     """Train a plain BPR-MF; returns the model, its layout and the training seconds."""
-    layout = build_layout(scenario.model, split.item_popularity())
-    model = ElasticMF(
-        split.n_users,
-        split.n_items,
-        scenario.model.dim,
-        scenario.model.blocks,
-        scenario.model.init_std,
-        seed,
-    )
-    events.phase(f"{what} (seed {seed})", scenario.train.epochs)
-    result = train_centralized(
-        split,
-        layout,
-        model,
-        scenario.train,
-        scenario.eval,
-        seed=seed,
-        item_is_head=is_head,
-        on_epoch=events.advance,
-    )
-    events.end_phase()
+    model, layout, result = train_model(scenario, split, seed, is_head, events, what)
     return model, layout, result.seconds
 
 

@@ -67,11 +67,12 @@ def metrics_table(title: str, summary: Mapping[str, Mapping[str, float]], keys: 
 
 
 def tier_table(tiers: list[Mapping[str, object]], k: str) -> Table:
-    """Per-tier test quality of a fleet run (mean over the tier's devices, ± spread over seeds)."""
+    """Per-tier test quality of a fleet run: the mean over the tier's devices (± the spread over
+    seeds when there are several)."""
     from fedrule.units import format_bytes
 
     table = Table(title="test metrics per device tier", title_justify="left")
-    for column in ("tier", "devices", "budget", "received (mean)", "refused"):
+    for column in ("tier", "devices", "budget", "received", "refused"):
         table.add_column(column, justify="left" if column == "tier" else "right")
     for name in (f"recall@{k}", f"ndcg@{k}"):
         table.add_column(name, justify="right")
@@ -88,6 +89,7 @@ def tier_table(tiers: list[Mapping[str, object]], k: str) -> Table:
             str(row["refused"]),
         ]
         for name in (f"recall@{k}", f"ndcg@{k}"):
-            cells.append(f"{row[name]:.4f} ± {row[name + '_std']:.4f}")
+            spread = f" ± {row[name + '_std']:.4f}" if row.get("seeds", 1) > 1 else ""
+            cells.append(f"{row[name]:.4f}{spread}")
         table.add_row(*cells)
     return table
