@@ -138,7 +138,9 @@ def data_info(
     inter = load_dataset(name, path=path, data_dir=data_dir, progress=lambda m: err.print(m))
     summary = inter.summary()
     for key, value in summary.items():
-        if isinstance(value, dict):
+        if isinstance(value, bool):
+            value = "yes" if value else "no"
+        elif isinstance(value, dict):
             value = "  ".join(f"{k}={v:g}" for k, v in value.items())
         elif isinstance(value, float):
             value = f"{value:.6f}"

@@ -42,9 +42,17 @@ def test_results_do_not_depend_on_devices_per_node(tmp_path):
     assert [r["bytes_received"] for r in rows_a] == [r["bytes_received"] for r in rows_b]
 
 
-def test_every_payload_fits_and_devices_report(tmp_path):
+def test_every_payload_fits_and_devices_report(tmp_path, capsys):
+    import yaml
+
+    from fedrule.cli import main
+
     raw = fleet_scenario(federated__mode="budgeted", federated__refit_every=1)
-    folder = run_scenario(scenario_from_dict(raw), tmp_path)
+    path = tmp_path / "fleet.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    assert main(["run", str(path), "--out", str(tmp_path / "runs"), "--quiet"]) == 0
+    assert "test metrics per device tier" in capsys.readouterr().out
+    (folder,) = (tmp_path / "runs").iterdir()
     rows = _devices(folder)
     assert len(rows) == 48
     assert all(r["accepted"] == "True" and r["answered"] == "True" for r in rows)

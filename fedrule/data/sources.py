@@ -93,7 +93,7 @@ def load_dataset(
     """
     if name not in DATASETS:
         raise DataError(
-            f"unknown dataset '{name}'", path="data.name", hint=did_you_mean(name, DATASETS)
+            f"unknown dataset '{name}'", path="data.source", hint=did_you_mean(name, DATASETS)
         )
     if name in REMOTES:
         return _load_movielens(name, path, data_dir, progress, downloader)
@@ -129,7 +129,7 @@ def load_source(
     if "name" not in spec:
         raise DataError(
             "missing the dataset name",
-            path="data.name",
+            path="data.source",
             hint="expected one of: " + ", ".join(DATASETS),
         )
     options = {k: v for k, v in spec.items() if k != "name"}
