@@ -40,6 +40,9 @@ def test_results_do_not_depend_on_devices_per_node(tmp_path):
         )
     rows_a, rows_b = _devices(one), _devices(eight)
     assert [r["bytes_received"] for r in rows_a] == [r["bytes_received"] for r in rows_b]
+    again = run_scenario(scenario_from_dict(fleet_scenario()), tmp_path)
+    assert _metrics(again)["test"] == b["test"]  # the same seed gives the same numbers
+    assert _devices(again) == rows_b
 
 
 def test_every_payload_fits_and_devices_report(tmp_path, capsys):

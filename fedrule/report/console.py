@@ -17,6 +17,7 @@ class ConsoleEvents:
         self.quiet = quiet
         self.progress: Progress | None = None
         self.task: int | None = None
+        self.name, self.total, self.done = "", None, 0
 
     def message(self, text: str) -> None:
         if not self.quiet:
@@ -24,7 +25,8 @@ class ConsoleEvents:
 
     def phase(self, name: str, total: int | None = None) -> None:
         self.end_phase()
-        if self.quiet:
+        self.name, self.total, self.done = name, total, 0
+        if self.quiet or not self.console.is_terminal:
             return
         self.progress = Progress(
             TextColumn("[bold]{task.description}"),
@@ -39,9 +41,14 @@ class ConsoleEvents:
         self.task = self.progress.add_task(name, total=total, info="")
 
     def advance(self, info: dict | None = None) -> None:
+        text = "  ".join(f"{k}={_short(v)}" for k, v in (info or {}).items() if k != "epoch")
+        self.done += 1
+        if not self.quiet and not self.console.is_terminal:  # a log file: one line per step
+            total = f"/{self.total}" if self.total else ""
+            self.console.print(f"{self.name} {self.done}{total}  {text}", highlight=False)
+            return
         if self.progress is None or self.task is None:
             return
-        text = "  ".join(f"{k}={_short(v)}" for k, v in (info or {}).items() if k != "epoch")
         self.progress.update(self.task, advance=1, info=text)
 
     def end_phase(self) -> None:
