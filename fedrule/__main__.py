@@ -1,5 +1,3 @@
-import sys
+from fedrule.cli import entry
 
-from fedrule.cli import main
-
-sys.exit(main())
+entry()

@@ -154,7 +154,11 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")
     os.environ.setdefault("FLWR_DISABLE_UPDATE_CHECK", "1")
     try:
-        app(args=argv, prog_name="fedrule", standalone_mode=False)
+        code = app(args=argv, prog_name="fedrule", standalone_mode=False)
+        if code == 130:  # typer turns Ctrl-C into a returned exit code
+            raise KeyboardInterrupt
+        if isinstance(code, int) and code:
+            return code
     except FedruleError as exc:
         print(f"error: {exc.one_line()}", file=sys.stderr)
         return 2
@@ -164,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
         exc.show()
         return exc.exit_code
     except (click.exceptions.Abort, KeyboardInterrupt):
-        err.print("interrupted", highlight=False)
+        print("interrupted: no run folder was written", file=sys.stderr)
         return 130
     return 0
 
@@ -174,5 +178,13 @@ if __name__ == "__main__":
 
 
 def entry() -> None:
-    """Console-script entry point."""
-    sys.exit(main())
+    """Console-script entry point.
+
+    Exits at once after the run: after a Ctrl-C, threads of Flower's simulation engine can stay
+    blocked on Ray actors that are already gone (Ray itself is shut down by then), and waiting
+    for them at interpreter shutdown would hang the process.
+    """
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

@@ -87,3 +87,15 @@ def test_folders_of_killed_runs_are_cleaned(tmp_path, tiny_scenario):
         run.commit()
     assert not stale.exists()
     assert [p.name for p in tmp_path.iterdir()] == [run.final.name]
+
+
+def test_ctrl_c_is_exit_130_with_a_message(monkeypatch, tmp_path, tiny_scenario, capsys):
+    import fedrule.engine.run
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(fedrule.engine.run, "run_scenario", interrupted)
+    path = _write(tmp_path, tiny_scenario)
+    assert main(["run", str(path), "--out", str(tmp_path / "runs")]) == 130
+    assert "interrupted" in capsys.readouterr().err
