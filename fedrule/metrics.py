@@ -13,7 +13,7 @@ discount and an ideal DCG over ``min(|relevant|, K)``; Recall@K = hits / |releva
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -59,12 +59,6 @@ class MetricSums:
             {k: float(c) for k, c in zip(keys, counts, strict=True)},
         )
 
-    @staticmethod
-    def total(parts: Iterable[MetricSums]) -> MetricSums:
-        out = MetricSums()
-        for part in parts:
-            out = out + part
-        return out
 
 
 def metric_keys(ks: Iterable[int], buckets: bool = True) -> list[str]:
@@ -165,7 +159,3 @@ def head_items(popularity: np.ndarray, head_share: float) -> np.ndarray:
     is_head = np.zeros(popularity.size, dtype=bool)
     is_head[order] = (before < head_share) & (popularity[order] > 0)
     return is_head
-
-
-def format_metrics(values: Mapping[str, float], keys: Iterable[str]) -> str:
-    return "  ".join(f"{k}={values[k]:.4f}" for k in keys if k in values)

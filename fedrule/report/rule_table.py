@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
 from fedrule.report.tables import mean_std
 
 GROUP = ("method", "searcher", "budget")
@@ -71,7 +69,3 @@ def plot_quality_vs_memory(rows: list[dict], metric: str, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
-
-
-def as_array(rows: list[dict], key: str) -> np.ndarray:
-    return np.array([float(r.get(key, np.nan)) for r in rows])
