@@ -60,7 +60,6 @@ class MetricSums:
         )
 
 
-
 def metric_keys(ks: Iterable[int], buckets: bool = True) -> list[str]:
     """All metric names for the cut-offs ``ks``, overall and per popularity bucket."""
     base = [f"{m}@{k}" for k in sorted(ks) for m in METRICS]
