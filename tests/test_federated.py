@@ -63,6 +63,11 @@ def test_every_payload_fits_and_devices_report(tmp_path, capsys):
     tiers = {r["tier"]: r for r in _metrics(folder)["tiers"]}
     assert tiers["small"]["refused"] == 0 and tiers["large"]["refused"] == 0
     assert (folder / "tiers.csv").is_file() and (folder / "rounds-seed0.csv").is_file()
+    assert main(["search", str(folder), "-b", "0.5", "--searcher", "greedy"]) == 0  # retrain-free
+    assert (
+        main(["search", str(folder), "-b", "0.5", "--verify"]) == 2
+    )  # user vectors stay on devices
+    assert "federated run leaves on the devices" in capsys.readouterr().err
     table_bytes = 60 * 8 * 4  # budgeted devices never download the whole table
     for record in _metrics(folder)["seeds"]["0"]["rounds"]:
         assert 0 < record["bytes_down"] < record["trained"] * table_bytes
