@@ -13,7 +13,7 @@ def fleet_scenario(**patch) -> dict:
         "eval": {"ks": [5, 10], "metric": "ndcg@10"},
         "estimator": {"configs": 20, "epochs": 30, "label_users": 24},
         "search": {"cycles": 10},
-        "engine": {"kind": "federated", "devices_per_node": 8, "round_timeout": 120},
+        "engine": {"kind": "federated", "devices_per_node": 8},
         "fleet": {
             "tiers": [
                 {"name": "small", "share": 0.5, "budget": 0.4},
