@@ -91,11 +91,18 @@ class FleetServer:
             replies.extend(got)
             pending.difference_update(m.metadata.reply_to_message_id for m in got)
             if pending and time.time() > deadline:
-                raise FedruleError(
-                    f"{what}: {len(replies)} of {expected} nodes answered within "
-                    f"{self.sc.engine.round_timeout:g} s",
-                    path="engine.round_timeout",
+                if not replies:
+                    raise FedruleError(
+                        f"{what}: none of {expected} nodes answered within "
+                        f"{self.sc.engine.round_timeout:g} s",
+                        path="engine.round_timeout",
+                    )
+                # stragglers are dropped, as a real server would: their devices count as failed
+                self.events.message(
+                    f"{what}: {len(pending)} of {expected} nodes did not answer within "
+                    f"{self.sc.engine.round_timeout:g} s and count as failed"
                 )
+                break
             if pending:
                 time.sleep(0.01)
         order = self.partition_of_node if hasattr(self, "partition_of_node") else {}
@@ -263,6 +270,7 @@ class FleetServer:
             loss_sum = loss_count = 0.0
             replies = self._exchange(messages, f"training round {round_number}")
             self._report_errors(replies, f"training round {round_number}")
+            answered = {self._partition_of(r) for r in replies}
             for reply in replies:
                 if reply.has_error():
                     partition = self._partition_of(reply)
@@ -280,6 +288,8 @@ class FleetServer:
                 loss_count += float(metrics["loss_count"])
                 received = out["devices"][status != UNAVAILABLE]  # failed devices downloaded too
                 bytes_down += int(sizes[config_of_device[received]].sum())
+            silent = ~np.isin(by_partition, list(answered))
+            counts["failed"] += int(silent.sum())  # devices of nodes that never answered
             try:
                 self.table = aggregator.apply(self.table, self.sc.federated.server_lr)
             except DivergedError:
