@@ -81,19 +81,20 @@ def check_budgets(scenario: Scenario, fleet: Fleet, n_items: int) -> None:
     )
 
 
-def personal_spec(scenario: Scenario) -> LocalSpec | None:
-    """How devices fit their user vector to a received table before evaluating (items fixed)."""
+def local_spec(scenario: Scenario, *, personal: bool = False) -> LocalSpec | None:
+    """How a device trains in a round, or (``personal``) how it fits its user vector to a
+    received table before evaluating: items fixed, no sub-configurations (None: never)."""
     fed, train = scenario.federated, scenario.train
-    if fed.personalize_epochs == 0:
+    if personal and fed.personalize_epochs == 0:
         return None
     return LocalSpec(
-        epochs=fed.personalize_epochs,
+        epochs=fed.personalize_epochs if personal else fed.local_epochs,
         batch_size=fed.local_batch_size,
         lr=fed.local_lr,
         negatives=train.negatives,
         l2=train.l2,
-        lambda_div=0.0,
-        sampling="none",
+        lambda_div=0.0 if personal else train.lambda_div,
+        sampling="none" if personal else train.sampling,
         optimizer=fed.local_optimizer,
     )
 
@@ -146,17 +147,6 @@ def run_federated_seed(
             hint="lower it, or raise engine.num_cpus",
         )
     num_nodes = math.ceil(fleet.size / engine.devices_per_node)
-    fed, train = scenario.federated, scenario.train
-    local = LocalSpec(
-        epochs=fed.local_epochs,
-        batch_size=fed.local_batch_size,
-        lr=fed.local_lr,
-        negatives=train.negatives,
-        l2=train.l2,
-        lambda_div=train.lambda_div,
-        sampling=train.sampling,
-        optimizer=fed.local_optimizer,
-    )
     results = ServerResults()
     stop = threading.Event()
     started = time.perf_counter()
@@ -168,11 +158,11 @@ def run_federated_seed(
             num_devices=fleet.size,
             devices_per_node=engine.devices_per_node,
             shape=shape,
-            local=local,
+            local=local_spec(scenario),
             ks=tuple(scenario.eval.ks),
             failure_rate=fleet.failure_rate,
             threads=engine.cpus_per_node,
-            personal=personal_spec(scenario),
+            personal=local_spec(scenario, personal=True),
         )
         server_settings = ServerSettings(
             scenario=scenario,
