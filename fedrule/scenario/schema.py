@@ -108,14 +108,18 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    epochs: int = doc("(int) maximum training epochs", 60)
-    lr: float = doc("(float) learning rate", 0.005)
-    optimizer: Literal["adam", "sgd", "adagrad"] = doc("(adam|sgd|adagrad) optimizer", "adam")
-    batch_size: int = doc("(int) positives per step", 4096)
+    epochs: int = doc("(int) centralised: maximum training epochs", 60)
+    lr: float = doc("(float) centralised: learning rate (federated: federated.local_lr)", 0.005)
+    optimizer: Literal["adam", "sgd", "adagrad"] = doc(
+        "(adam|sgd|adagrad) centralised optimizer", "adam"
+    )
+    batch_size: int = doc("(int) centralised: positives per step", 4096)
     negatives: int = doc("(int) sampled negatives per positive (BPR)", 1)
     l2: float = doc("(float) L2 penalty on the embeddings used in a batch", 1e-5)
-    patience: int = doc("(int) early stop after this many evaluations without gain; 0: never", 5)
-    eval_every: int = doc("(int) evaluate on validation every this many epochs", 2)
+    patience: int = doc(
+        "(int) centralised: stop after this many evaluations without gain; 0: never", 5
+    )
+    eval_every: int = doc("(int) centralised: validate every this many epochs", 2)
     sampling: Literal["sandwich", "random", "none"] = doc(
         "(sandwich|random|none) sub-configurations trained each step besides the full one; "
         "none trains a plain BPR-MF",
@@ -140,7 +144,7 @@ class EvalConfig:
         0.5,
     )
     metric: Metric = doc("(str) model-selection metric, e.g. ndcg@20", "ndcg@20")
-    batch_users: int = doc("(int) users scored per batch in full-ranking evaluation", 1024)
+    batch_users: int = doc("(int) centralised: users scored per batch in evaluation", 1024)
 
     def check(self, path: str) -> None:
         require(
@@ -195,7 +199,9 @@ class SearchConfig:
         "(list) budgets evaluated by a centralised RULE run (bytes, 256KiB, or shares like 1/16)",
         [],
     )
-    compare: list[Searcher] = doc("(list) further searchers to report at every budget", [])
+    compare: list[Searcher] = doc(
+        "(list) centralised: further searchers reported at every budget", []
+    )
     population: int = doc("(int) evolution: population size P", 20)
     tournament: int = doc("(int) evolution: tournament size S", 5)
     cycles: int = doc("(int) evolution: cycles C", 300)
@@ -353,7 +359,9 @@ class Scenario:
     eval: EvalConfig = doc("the evaluation protocol", EvalConfig)
     estimator: EstimatorConfig = doc("the performance estimator of configurations", EstimatorConfig)
     search: SearchConfig = doc("searching a configuration under a memory budget", SearchConfig)
-    references: ReferencesConfig = doc("baselines trained in the same run", ReferencesConfig)
+    references: ReferencesConfig = doc(
+        "centralised: baselines trained in the same run", ReferencesConfig
+    )
     engine: EngineConfig = doc("where the run executes", EngineConfig)
     fleet: FleetConfig = doc("the devices of a federated run and their budgets", FleetConfig)
     federated: FederatedConfig = doc("federated supernet training", FederatedConfig)
