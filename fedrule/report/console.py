@@ -85,9 +85,7 @@ def tier_table(tiers: list[Mapping[str, object]], k: str) -> Table:
         table.add_column(name, justify="right")
     for row in tiers:
         budget = row["budget_bytes"]
-        budget_text = (
-            format_bytes(float(budget)) if isinstance(budget, int | float) else str(budget)
-        )
+        budget_text = format_bytes(float(budget)) if isinstance(budget, int | float) else "mixed"
         cells = [
             str(row["tier"]),
             str(row["devices"]),
