@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -73,7 +74,7 @@ def test_dispatched(
     budget_bytes: np.ndarray,
     user_vecs: torch.Tensor,
     data: CohortData,
-    layout_of: callable,
+    layout_of: Callable[[SubEmbedding], ElasticLayout],
     ks: list[int],
     *,
     item_is_head: torch.Tensor | None = None,
