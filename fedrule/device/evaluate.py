@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from fedrule.device.cohort import CohortData
-from fedrule.device.local_train import LocalSpec, train_cohort
+from fedrule.device.local_train import LocalSpec, local_train
 from fedrule.metrics import BUCKETS, ranks_of_relevant, row_values_from_ranks
 from fedrule.model.elastic import ElasticLayout, SubEmbedding
 from fedrule.search.labels import ConfigSums, label_configs
@@ -27,10 +27,10 @@ def personalize(
     if spec is None or data.size == 0:
         return user_vecs
     allowed = None if sub.config.all() else np.repeat(sub.config[None], data.size, axis=0)
-    _, fitted = train_cohort(
+    fitted = local_train(
         sub.table, user_vecs, data.train, allowed, layout, spec, rngs, train_items=False
     )
-    return fitted
+    return fitted.user_vecs
 
 
 def label_on_devices(

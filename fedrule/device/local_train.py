@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from fedrule.device.cohort import Rows
+from fedrule.device.update import CohortUpdate, DeviceDeltas, UpdatePipeline, sum_cohort
 from fedrule.model.elastic import ElasticLayout
 from fedrule.model.mf import block_scores, diversity_per_item
 from fedrule.model.supernet import SAMPLINGS, inside
@@ -114,22 +115,6 @@ class _LocalOptimizer:
         param[index] -= self.spec.lr * update
 
 
-@dataclass
-class CohortUpdate:
-    """Example-weighted sums over a cohort's devices, per item row they touched.
-
-    ``sum_wdelta[r] = sum_k w_k * delta_k[r]`` and ``sum_w[r, b] = sum_k w_k`` over the devices k
-    that updated block b of item ``rows[r]`` (w_k = the device's number of training examples).
-    """
-
-    rows: np.ndarray
-    sum_wdelta: np.ndarray
-    sum_w: np.ndarray
-    loss_sum: float
-    loss_count: float
-    bytes_up: np.ndarray  # per device of the cohort
-
-
 def _negatives(
     rng: np.random.Generator, positives: np.ndarray, n_items: int, size: tuple
 ) -> np.ndarray:
@@ -162,7 +147,18 @@ def _sub_configs(
     return configs if allowed is None else inside(configs, allowed, rng)
 
 
-def train_cohort(
+@dataclass
+class LocalResult:
+    """What local training leaves on each device: its own update (before any sum), its loss,
+    and its new user vector."""
+
+    deltas: DeviceDeltas
+    loss_sum: float
+    loss_count: float
+    user_vecs: torch.Tensor
+
+
+def local_train(
     table: torch.Tensor,
     user_vecs: torch.Tensor,
     train: Rows,
@@ -173,9 +169,9 @@ def train_cohort(
     *,
     table_of_device: np.ndarray | None = None,
     train_items: bool = True,
-) -> tuple[CohortUpdate, torch.Tensor]:
-    """Run ``spec.epochs`` local epochs on every device; return the weighted update sums and the
-    devices' new user vectors.
+) -> LocalResult:
+    """Run ``spec.epochs`` local epochs on every device; return each device's update (not yet
+    summed with anyone's) and the devices' new user vectors.
 
     ``table`` is the item table every device received (n x d), or a stack of the tables received
     (P x n x d) with ``table_of_device`` saying which. ``allowed`` (devices x G x B) limits what a
@@ -214,15 +210,8 @@ def train_cohort(
         configs.append(_sub_configs(layout, spec.sampling, rng, steps, held))
         slot_base += steps
     if not dev_parts:
-        empty = np.zeros(0, dtype=np.int64)
-        return CohortUpdate(
-            empty,
-            np.zeros((0, dim), np.float32),
-            np.zeros((0, nb), np.float32),
-            0.0,
-            0.0,
-            np.zeros(num_devices, np.int64),
-        ), user_vecs
+        empty = DeviceDeltas.empty(train.counts, dim, nb)
+        return LocalResult(empty, 0.0, 0.0, user_vecs)
     dev = np.concatenate(dev_parts)
     pos = np.concatenate(pos_parts)
     neg = np.concatenate(neg_parts)
@@ -293,26 +282,41 @@ def train_cohort(
         loss_count += float(active.numel())
         grad_rows, grad_users = torch.autograd.grad(loss, (leaf, user_leaf))
         optimizer.step(rows_t, grad_rows if train_items else None, active, grad_users)
-    # ---- weighted sums per item row over the devices that touched it
-    weights = train.counts.astype(np.float32)
-    delta = (local - initial).numpy()
-    w_row = weights[row_dev]
+    # ---- each device's own update: its private rows minus what it received
     kept = row_block.numpy() if allowed is not None else np.ones((uniq.size, nb), np.float32)
-    items_out, item_inverse = np.unique(row_item, return_inverse=True)
-    inverse_t = torch.from_numpy(item_inverse)
-    w64 = w_row.astype(np.float64)[:, None]
-    sum_wdelta = torch.zeros(items_out.size, dim, dtype=torch.float64).index_add_(
-        0, inverse_t, torch.from_numpy(delta * w64)
+    deltas = DeviceDeltas(
+        row_device=row_dev,
+        row_item=row_item,
+        delta=(local - initial).numpy(),
+        kept=kept,
+        weight=train.counts.astype(np.float64),
     )
-    sum_w = torch.zeros(items_out.size, nb, dtype=torch.float64).index_add_(
-        0, inverse_t, torch.from_numpy(kept * w64)
+    return LocalResult(deltas, loss_sum, loss_count, users.detach())
+
+
+def train_cohort(
+    table: torch.Tensor,
+    user_vecs: torch.Tensor,
+    train: Rows,
+    allowed: np.ndarray | None,
+    layout: ElasticLayout,
+    spec: LocalSpec,
+    rngs: list[np.random.Generator],
+    *,
+    table_of_device: np.ndarray | None = None,
+    pipeline: UpdatePipeline | None = None,
+) -> tuple[CohortUpdate, torch.Tensor]:
+    """Local training, then the per-device update pipeline on each device's own update, then
+    the cohort's weighted sum (what a node sends back)."""
+    result = local_train(
+        table, user_vecs, train, allowed, layout, spec, rngs, table_of_device=table_of_device
     )
-    bytes_per_row = kept.sum(1) * layout.block_dim * layout.bytes_per_value + 4
-    bytes_up = np.bincount(row_dev, weights=bytes_per_row, minlength=num_devices).astype(np.int64)
-    update = CohortUpdate(
-        items_out, sum_wdelta.numpy(), sum_w.numpy(), loss_sum, loss_count, bytes_up
-    )
-    return update, users.detach()
+    deltas = result.deltas
+    if pipeline is not None:
+        deltas = pipeline.apply(deltas, rngs)
+    update = sum_cohort(deltas, layout.block_dim * layout.bytes_per_value)
+    update.loss_sum, update.loss_count = result.loss_sum, result.loss_count
+    return update, result.user_vecs
 
 
 def _bpr(pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:

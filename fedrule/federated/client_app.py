@@ -144,8 +144,7 @@ def handle_train(settings: NodeSettings, msg: Message, context: Context) -> Reco
     users = users.copy()
     users[position[active]] = new_users.numpy()
     _save_users(context, users)
-    bytes_up = np.zeros(devices.size, dtype=np.int64)
-    bytes_up[active] = update.bytes_up
+    bytes_up = np.array([update.bytes_up], dtype=np.int64)
     out = {
         "devices": devices,
         "rows": update.rows,
