@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fedrule import seeds
 from fedrule.errors import BudgetError, ConfigError
 from fedrule.units import Budget, parse_budget
 
@@ -51,7 +52,7 @@ def choose_users(eligible: np.ndarray, num_devices: int, seed: int) -> np.ndarra
     """All eligible users (num_devices 0), or a seeded sample of them in ascending order."""
     if num_devices <= 0 or num_devices >= eligible.size:
         return eligible.astype(np.int64)
-    rng = np.random.default_rng(np.random.SeedSequence([seed, 0xF1EE7]))
+    rng = np.random.default_rng(np.random.SeedSequence([seed, seeds.FLEET_USERS]))
     return np.sort(rng.choice(eligible, size=num_devices, replace=False)).astype(np.int64)
 
 
@@ -63,7 +64,7 @@ def assign_tiers(num_devices: int, tiers: list[Tier], seed: int) -> np.ndarray:
     remainder = num_devices - counts.sum()
     counts[np.argsort(-(raw - counts), kind="stable")[:remainder]] += 1
     labels = np.repeat(np.arange(len(tiers)), counts)
-    rng = np.random.default_rng(np.random.SeedSequence([seed, 0x71E5]))
+    rng = np.random.default_rng(np.random.SeedSequence([seed, seeds.FLEET_TIERS]))
     return rng.permutation(labels)
 
 

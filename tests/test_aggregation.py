@@ -4,7 +4,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fedrule.federated.aggregation import RowBlockAggregator
+from fedrule.algorithm.aggregation import RowBlockAggregator
 
 
 def test_entries_updated_by_some_devices_only():

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from fedrule.engine.run import run_scenario
+from fedrule.report.run import run_scenario
 from fedrule.scenario import scenario_from_dict
 from tests.fleets import fleet_scenario
 

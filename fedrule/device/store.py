@@ -1,8 +1,9 @@
 """The devices' private data on disk, as the simulated devices read it (never the server).
 
-The engine writes one file per run: every device's train/valid/test items (CSR over devices, in
-device order), its budget and its availability. A worker process loads it once and slices the
-cohort a message names.
+The engine writes one folder per run: ``data.npz`` holds every device's train/valid/test items
+(CSR over devices, in device order), its budget and its availability; ``users.npy`` is the
+device state store (``fedrule.device.state``). A worker process loads the data once and slices
+the cohort a message names.
 """
 
 from __future__ import annotations
@@ -37,28 +38,32 @@ class DeviceStore:
         )
 
 
-def write_device_store(path: str | Path, split: object, users: np.ndarray, fleet: object) -> Path:
-    """Write the private data of the fleet's devices (device k holds user ``users[k]``)."""
+DATA_FILE = "data.npz"
+
+
+def write_device_store(folder: str | Path, split: object, users: np.ndarray, fleet: object) -> Path:
+    """Write the private data of the fleet's devices (device k holds user ``users[k]``) into
+    ``folder``; returns the folder."""
     parts = {}
     for name in ("train", "valid", "test"):
         part = getattr(split, name)
         rows = gather_rows(part.indptr, part.items, users)
         parts[f"{name}_indptr"] = rows.indptr
         parts[f"{name}_items"] = rows.items
-    path = Path(path)
+    folder = Path(folder)
     np.savez(
-        path,
+        folder / DATA_FILE,
         **parts,
         budget_bytes=fleet.budget_bytes,
         availability=fleet.availability,
         n_items=np.array(split.n_items),
     )
-    return path
+    return folder
 
 
-def load_device_store(path: str | Path) -> DeviceStore:
-    """The store at ``path``, loaded once per process."""
-    key = str(path)
+def load_device_store(folder: str | Path) -> DeviceStore:
+    """The devices' data in ``folder``, loaded once per process."""
+    key = str(Path(folder) / DATA_FILE)
     store = _CACHE.get(key)
     if store is None:
         with np.load(key) as data:

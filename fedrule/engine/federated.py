@@ -1,40 +1,49 @@
-"""One seed of a federated run: a Flower fleet simulated on Ray. The only place that starts Ray.
+"""One seed of a federated run: the only place that starts Ray.
 
-The engine builds the fleet, writes the devices' private data where only the simulated devices
-read it, hands the server the fleet's registration data (budget and tier per device), and runs
-Flower's simulation engine on its Ray backend: a private local Ray, or an existing cluster
-(``engine.ray_address`` / ``$RAY_ADDRESS``). Ray is shut down when the run ends, also after an
-error or Ctrl-C.
+The engine builds the fleet, writes the devices' private data and initial state where only the
+simulated devices read them (the device data and state stores), hands the server the fleet's
+registration data (budget and tier per device), and runs the federated algorithm on the
+scenario's transport: Flower's simulation engine on its Ray backend (a private local Ray, or an
+existing cluster: ``engine.ray_address`` / ``$RAY_ADDRESS``), or in this process. Ray is shut
+down when the run ends, also after an error or Ctrl-C.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import os
 import signal
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
+import torch
 
+from fedrule import seeds
+from fedrule.algorithm.hooks import RoundHook
+from fedrule.algorithm.packing import Packer
+from fedrule.algorithm.server import FleetRegistry, FleetServer, ServerResults
+from fedrule.algorithm.transport import Stopped, Transport
+from fedrule.device.host import DeviceHost, HostSettings
 from fedrule.device.local_train import LocalSpec
+from fedrule.device.state import DeviceStateStore
 from fedrule.device.store import write_device_store
-from fedrule.engine.events import Events
 from fedrule.errors import BudgetError, ConfigError, FedruleError
+from fedrule.events import Events
 from fedrule.fleet import Fleet, Tier, choose_users, fleet_from_tiers, fleet_from_trace
-from fedrule.model.elastic import ElasticLayout, make_groups
-from fedrule.scenario.schema import Scenario
+from fedrule.model.codec import elastic_codec
+from fedrule.scenario.schema import ModelConfig, Scenario
+from fedrule.transports.inprocess import InProcessTransport
 
 
 @dataclass
 class FederatedSeedResult:
     seed: int
     fleet: Fleet
-    results: object  # federated.server_app.ServerResults
+    results: ServerResults
     seconds: float
     extra: dict = field(default_factory=dict)
 
@@ -61,14 +70,8 @@ def build_fleet(scenario: Scenario, split: object, full_table_bytes: int, seed: 
 def check_budgets(scenario: Scenario, fleet: Fleet, n_items: int) -> None:
     """Every budget must hold the smallest configuration (one-line error naming the tier)."""
     model = scenario.model
-    layout = ElasticLayout(  # the minimum depends on group count and sizes' sum, not popularity
-        model.dim,
-        model.blocks,
-        make_groups(np.ones(n_items), model.groups, model.grouping),
-        model.min_blocks_per_group,
-        model.bytes_per_value,
-    )
-    minimum = layout.min_bytes()
+    # the minimum depends on the group count and sizes' sum, not on popularity
+    minimum = elastic_codec(model, np.ones(n_items)).min_bytes()
     low = int(fleet.budget_bytes.min())
     if low >= minimum:
         return
@@ -109,101 +112,118 @@ def _ray_init_args(scenario: Scenario, verbose: bool) -> dict:
 
 
 def run_federated_seed(
-    scenario: Scenario, split: object, seed: int, events: Events, verbose: bool = False
+    scenario: Scenario,
+    split: object,
+    seed: int,
+    events: Events,
+    verbose: bool = False,
+    hooks: Sequence[RoundHook] = (),
 ) -> FederatedSeedResult:
-    from flwr.simulation import run_simulation
-
-    from fedrule.federated.client_app import build_client_app
-    from fedrule.federated.server_app import (
-        ServerResults,
-        ServerSettings,
-        SimulationStopped,
-        build_server_app,
-    )
-    from fedrule.federated.settings import ModelShape, NodeSettings
-
-    model = scenario.model
+    """One seed of a federated run on the scenario's transport (Flower on Ray, or in-process)."""
+    model, engine = scenario.model, scenario.engine
     full_table_bytes = split.n_items * model.dim * model.bytes_per_value
     fleet = build_fleet(scenario, split, full_table_bytes, scenario.seeds[0])
     check_budgets(scenario, fleet, split.n_items)
-    shape = ModelShape(
-        n_items=split.n_items,
-        dim=model.dim,
-        num_blocks=model.blocks,
-        min_blocks=model.min_blocks_per_group,
-        bytes_per_value=model.bytes_per_value,
-        rescale=model.rescale,
-        init_std=model.init_std,
-    )
-    engine = scenario.engine
     local_cpus = engine.num_cpus or os.cpu_count() or 1
-    if (
-        not (engine.ray_address or os.environ.get("RAY_ADDRESS"))
-        and engine.cpus_per_node > local_cpus
-    ):
+    on_cluster = bool(engine.ray_address or os.environ.get("RAY_ADDRESS"))
+    if engine.transport == "flower" and not on_cluster and engine.cpus_per_node > local_cpus:
         raise ConfigError(
             f"a worker of {engine.cpus_per_node} CPUs does not fit on {local_cpus} CPUs",
             path="engine.cpus_per_node",
             hint="lower it, or raise engine.num_cpus",
         )
-    num_nodes = math.ceil(fleet.size / engine.devices_per_node)
-    results = ServerResults()
+    workers = max(1, local_cpus // engine.cpus_per_node)
+    cost = np.diff(split.train.indptr)[fleet.user]  # simulated work per device (simulator only)
+    packer = Packer(cost, workers, engine.messages_per_worker, engine.devices_per_node)
+    registry = FleetRegistry(split.n_items, fleet.budget_bytes, fleet.tier, fleet.tier_names)
     stop = threading.Event()
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="fedrule-devices-") as tmp:
-        store = write_device_store(Path(tmp) / "devices.npz", split, fleet.user, fleet)
-        node_settings = NodeSettings(
-            store_path=str(store),
+        write_device_store(tmp, split, fleet.user, fleet)
+        DeviceStateStore.create(tmp, initial_user_vectors(seed, fleet.size, model))
+        settings = HostSettings(
+            store_dir=tmp,
             seed=seed,
-            num_devices=fleet.size,
-            devices_per_node=engine.devices_per_node,
-            shape=shape,
             local=local_spec(scenario),
             ks=tuple(scenario.eval.ks),
             failure_rate=fleet.failure_rate,
             threads=engine.cpus_per_node,
             personal=local_spec(scenario, personal=True),
         )
-        server_settings = ServerSettings(
-            scenario=scenario,
-            seed=seed,
-            shape=shape,
-            num_nodes=num_nodes,
-            devices_per_node=engine.devices_per_node,
-            budget_bytes=fleet.budget_bytes,
-            tier=fleet.tier,
-            tier_names=fleet.tier_names,
-        )
-        backend_config = {
-            "client_resources": {"num_cpus": engine.cpus_per_node, "num_gpus": 0.0},
-            "init_args": _ray_init_args(scenario, verbose),
-        }
+
+        def make_server(transport: Transport) -> FleetServer:
+            return FleetServer(scenario, seed, registry, transport, events, hooks=hooks)
+
         events.message(
-            f"fleet: {fleet.size} devices on {num_nodes} Flower nodes "
-            f"({engine.devices_per_node} per node), Ray workers of {engine.cpus_per_node} CPU"
+            f"fleet: {fleet.size} devices; messages of at most {engine.devices_per_node} devices, "
+            f"about {engine.messages_per_worker} per worker; {engine.transport} transport"
         )
-        _quiet_logs(verbose)
-        previous = signal.getsignal(signal.SIGINT)
-        in_main = threading.current_thread() is threading.main_thread()
+        if engine.transport == "inprocess":
+            torch.set_num_threads(engine.cpus_per_node)
+            transport = InProcessTransport(DeviceHost(settings), packer, stop)
+            results = _run_guarded(lambda: make_server(transport).run(), stop)
+        else:
+            results = _run_on_flower(scenario, settings, packer, make_server, stop, events, verbose)
+    return FederatedSeedResult(seed, fleet, results, time.perf_counter() - started)
 
-        def on_sigint(signum: int, frame: object) -> None:
-            stop.set()
-            raise KeyboardInterrupt
 
+def initial_user_vectors(seed: int, num_devices: int, model: ModelConfig) -> np.ndarray:
+    """Every device's initial private user vector (written to the device state store)."""
+    rng = np.random.default_rng(np.random.SeedSequence([seed, seeds.USER_INIT]))
+    return (rng.standard_normal((num_devices, model.dim)) * model.init_std).astype(np.float32)
+
+
+def _run_guarded(body: Callable[[], ServerResults], stop: threading.Event) -> ServerResults:
+    previous = signal.getsignal(signal.SIGINT)
+    in_main = threading.current_thread() is threading.main_thread()
+
+    def on_sigint(signum: int, frame: object) -> None:
+        stop.set()
+        raise KeyboardInterrupt
+
+    if in_main:
+        signal.signal(signal.SIGINT, on_sigint)
+    try:
+        return body()
+    except Stopped:
+        raise KeyboardInterrupt from None
+    finally:
+        stop.set()
         if in_main:
-            signal.signal(signal.SIGINT, on_sigint)
+            signal.signal(signal.SIGINT, previous)
+
+
+def _run_on_flower(
+    scenario: Scenario,
+    settings: HostSettings,
+    packer: Packer,
+    make_server: Callable[[Transport], FleetServer],
+    stop: threading.Event,
+    events: Events,
+    verbose: bool,
+) -> ServerResults:
+    from fedrule.transports.flower.simulation import simulate
+
+    engine = scenario.engine
+    backend_config = {
+        "client_resources": {"num_cpus": engine.cpus_per_node, "num_gpus": 0.0},
+        "init_args": _ray_init_args(scenario, verbose),
+    }
+    _quiet_logs()
+
+    def body() -> ServerResults:
         try:
-            run_simulation(
-                server_app=build_server_app(server_settings, events, results, stop),
-                client_app=build_client_app(node_settings),
-                num_supernodes=num_nodes,
-                backend_name="ray",
-                backend_config=backend_config,
-                verbose_logging=verbose,
+            results = simulate(
+                make_server,
+                settings,
+                packer,
+                engine.round_timeout,
+                stop,
+                events,
+                backend_config,
+                verbose,
             )
-        except SimulationStopped:
-            raise KeyboardInterrupt from None
-        except (FedruleError, KeyboardInterrupt):
+        except (FedruleError, KeyboardInterrupt, Stopped):
             stop.set()
             raise
         except RuntimeError as err:  # Flower's engine or Ray failed
@@ -214,17 +234,15 @@ def run_federated_seed(
             ) from err
         finally:
             stop.set()
-            if in_main:
-                signal.signal(signal.SIGINT, previous)
             _shutdown_ray()
-    if results.table is None:
-        raise RuntimeError("the federated run ended before the server finished its phases")
-    return FederatedSeedResult(seed, fleet, results, time.perf_counter() - started)
+        if results is None:
+            raise RuntimeError("the federated run ended before the server finished its phases")
+        return results
+
+    return _run_guarded(body, stop)
 
 
-def _quiet_logs(verbose: bool) -> None:
-    level = logging.INFO if verbose else logging.ERROR
-    logging.getLogger("flwr").setLevel(level)
+def _quiet_logs() -> None:
     os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
 

@@ -21,7 +21,9 @@ import torch
 from fedrule.errors import BudgetError
 from fedrule.model.mf import UNSCORED
 
-HEADER = struct.Struct("<IHHIBB2x")  # n_items, dim, num_blocks, num_groups, dtype, flags
+HEADER = struct.Struct(
+    "<IHHIBBBx"
+)  # n_items, dim, num_blocks, num_groups, dtype, flags, min_blocks
 _DTYPES = {4: np.float32, 2: np.float16}
 _FLAG_IDENTITY = 1
 _FLAG_RESCALE = 2
@@ -196,7 +198,13 @@ class ElasticLayout:
             _FLAG_RESCALE if self.rescale else 0
         )
         header = HEADER.pack(
-            self.n_items, self.dim, self.num_blocks, self.num_groups, self.bytes_per_value, flags
+            self.n_items,
+            self.dim,
+            self.num_blocks,
+            self.num_groups,
+            self.bytes_per_value,
+            flags,
+            self.min_blocks,
         )
         mask = np.packbits(config.astype(bool).ravel()).tobytes()
         if self.map_bytes_per_item:
@@ -205,6 +213,10 @@ class ElasticLayout:
         else:
             group_map = b""
         return header + mask + group_map + body
+
+    def decode(self, payload: bytes) -> SubEmbedding:
+        """What a device rebuilds from a payload (``ItemCodec``); the layout travels in it."""
+        return decode(payload)
 
 
 @dataclass(frozen=True, eq=False)
@@ -235,7 +247,7 @@ class SubEmbedding:
 
 def decode(payload: bytes) -> SubEmbedding:
     """Rebuild a scorer from a payload made by ``ElasticLayout.encode``."""
-    n_items, dim, num_blocks, num_groups, bpv, flags = HEADER.unpack_from(payload, 0)
+    n_items, dim, num_blocks, num_groups, bpv, flags, min_blocks = HEADER.unpack_from(payload, 0)
     offset = HEADER.size
     mask_bytes = (num_groups * num_blocks + 7) // 8
     bits = np.unpackbits(np.frombuffer(payload, np.uint8, mask_bytes, offset))
@@ -252,7 +264,7 @@ def decode(payload: bytes) -> SubEmbedding:
         dim=dim,
         num_blocks=num_blocks,
         group_of_item=group_of_item,
-        min_blocks=0,
+        min_blocks=min_blocks,
         bytes_per_value=bpv,
         rescale=bool(flags & _FLAG_RESCALE),
     )

@@ -10,8 +10,8 @@ import numpy as np
 import torch
 
 from fedrule.engine.centralized import SeedResult, run_centralized_seed, summarize
-from fedrule.engine.events import Events, Silent
 from fedrule.engine.prepare import prepare_split
+from fedrule.events import Events, Silent
 from fedrule.report.rundir import RunDir
 from fedrule.report.tables import csv_text, tier_summary
 from fedrule.scenario import Scenario, dump_scenario, to_plain

@@ -1,0 +1,1 @@
+"""The federated algorithm without Flower: phases behind one template, talking to a Transport."""

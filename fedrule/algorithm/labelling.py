@@ -1,0 +1,69 @@
+"""Estimator labelling: sampled devices rank all items under a batch of candidate configurations
+on their own validation item and return metric sums; the server averages them into labels.
+
+The same phase with the full configuration alone measures validation quality during training.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, cast
+
+import numpy as np
+
+from fedrule import seeds
+from fedrule.algorithm.phase import Phase
+from fedrule.protocol import LabelReply, LabelRequest, Message, NodeFailure
+from fedrule.search import customize
+from fedrule.search.labels import ConfigSums
+
+if TYPE_CHECKING:
+    from fedrule.algorithm.server import FleetServer
+
+
+def label_devices(seed: int, num_devices: int, wanted: int) -> np.ndarray:
+    """The labelling devices: a seeded sample of ``wanted`` (0: every device)."""
+    if wanted and wanted < num_devices:
+        rng = seeds.server_rng(seed, seeds.LABEL_DEVICES)
+        return np.sort(rng.choice(num_devices, size=wanted, replace=False))
+    return np.arange(num_devices)
+
+
+class Labelling(Phase[tuple[ConfigSums, int]]):
+    """Metric sums of ``configs`` over ``devices``' validation items, and the failed nodes."""
+
+    def __init__(self, configs: np.ndarray, devices: np.ndarray, stamp: int, what: str) -> None:
+        self.configs, self.devices, self.stamp, self.what = configs, devices, stamp, what
+
+    def configure(self, server: FleetServer) -> tuple[list[Message], list[np.ndarray]]:
+        payload = server.codec.encode(server.table, server.codec.full_config())
+        cohorts = server.transport.pack(self.devices)
+        requests: list[Message] = [
+            LabelRequest(stamp=self.stamp, devices=c, payloads=(payload,), configs=self.configs)
+            for c in cohorts
+        ]
+        return requests, cohorts
+
+    def aggregate(
+        self,
+        server: FleetServer,
+        cohorts: list[np.ndarray],
+        replies: Sequence[Message | NodeFailure],
+    ) -> tuple[ConfigSums, int]:
+        total = ConfigSums({}, {})
+        failed = 0
+        for reply in replies:
+            if isinstance(reply, NodeFailure):
+                failed += 1
+                continue
+            out = cast(LabelReply, reply)
+            total = total + ConfigSums.from_arrays(list(out.keys), out.sums, out.counts)
+        return total, failed
+
+
+def candidate_configs(server: FleetServer) -> tuple[np.ndarray, np.ndarray]:
+    """The labelling devices and the candidate configurations (seeded, the same every time)."""
+    est = server.scenario.estimator
+    devices = label_devices(server.seed, server.fleet.num_devices, est.label_users)
+    rng = seeds.server_rng(server.seed, seeds.LABEL_DEVICES, 1)
+    return devices, customize.sample_configs(server.codec, est.configs, rng)

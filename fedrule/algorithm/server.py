@@ -1,0 +1,195 @@
+"""The federated server, as one readable template over small phases.
+
+``FleetServer.run`` = count popularity -> train the supernet for R rounds (round hooks after
+each) -> label configurations on devices and fit the estimator -> search per distinct budget and
+dispatch -> collect per-device test results.
+
+The server holds the item table, the fleet's registration data (budget and tier per device) and
+what devices send back; it never reads device data. It knows nothing of Flower: it talks to a
+``Transport``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from fedrule import seeds
+from fedrule.algorithm.count import PopularityCount
+from fedrule.algorithm.dispatch import DispatchAndTest, search_budgets
+from fedrule.algorithm.hooks import RoundHook, RoundState
+from fedrule.algorithm.labelling import Labelling, candidate_configs, label_devices
+from fedrule.algorithm.server_step import FedAvg, ServerStep
+from fedrule.algorithm.training import TrainingRound, training_configs
+from fedrule.algorithm.transport import Transport
+from fedrule.errors import FedruleError
+from fedrule.events import Events
+from fedrule.model.codec import elastic_codec
+from fedrule.model.elastic import ElasticLayout
+from fedrule.protocol import Message, NodeFailure
+from fedrule.scenario.schema import Scenario
+from fedrule.search import customize
+from fedrule.search.labels import ConfigSums
+
+
+@dataclass(frozen=True, eq=False)
+class FleetRegistry:
+    """What the server legitimately knows of the fleet: its size, and each device's budget and
+    tier (devices register them), plus the catalogue size."""
+
+    n_items: int
+    budget_bytes: np.ndarray
+    tier: np.ndarray
+    tier_names: tuple[str, ...]
+
+    @property
+    def num_devices(self) -> int:
+        return int(self.budget_bytes.size)
+
+
+@dataclass
+class ServerResults:
+    rounds: list[dict] = field(default_factory=list)
+    label_report: dict = field(default_factory=dict)
+    searches: dict = field(default_factory=dict)
+    devices: dict[str, np.ndarray] = field(default_factory=dict)
+    metric_keys: list[str] = field(default_factory=list)
+    layout: ElasticLayout | None = None
+    popularity: np.ndarray | None = None
+    table: np.ndarray | None = None
+    estimator: Any = None
+    phase_seconds: dict[str, float] = field(default_factory=dict)
+
+
+class FleetServer:
+    def __init__(
+        self,
+        scenario: Scenario,
+        seed: int,
+        fleet: FleetRegistry,
+        transport: Transport,
+        events: Events,
+        *,
+        server_step: ServerStep | None = None,
+        hooks: Sequence[RoundHook] = (),
+        init_std: float | None = None,
+    ) -> None:
+        self.scenario = scenario
+        self.seed = seed
+        self.fleet = fleet
+        self.transport = transport
+        self.events = events
+        self.server_step = server_step or FedAvg(scenario.federated.server_lr)
+        self.hooks = list(hooks)
+        self.results = ServerResults()
+        self.label_stamp = 0
+        self.init_std = scenario.model.init_std if init_std is None else init_std
+
+    # ------------------------------------------------------------------ messaging
+    def exchange(self, requests: list[Message], what: str) -> list[Message | NodeFailure]:
+        """Send and receive; log the first node failure; fail if every node failed."""
+        replies = self.transport.exchange(requests, what)
+        failed = [r for r in replies if isinstance(r, NodeFailure)]
+        if failed:
+            self.events.message(f"{what}: {len(failed)} node(s) failed: {failed[0].reason}")
+        if replies and len(failed) == len(replies):
+            raise FedruleError(f"{what}: every node failed: {failed[0].reason}")
+        return replies
+
+    # ------------------------------------------------------------------ the template
+    def run(self) -> ServerResults:
+        self.popularity = self._timed("count", PopularityCount().run, self)
+        self.codec = elastic_codec(self.scenario.model, self.popularity)
+        self.results.popularity = self.popularity
+        self.results.layout = self.codec
+        rng = seeds.server_rng(self.seed, seeds.TABLE_INIT)
+        shape = (self.fleet.n_items, self.scenario.model.dim)
+        self.table = (rng.standard_normal(shape) * self.init_std).astype(np.float32)
+        self._timed("train", self.train)
+        self._timed("label", self.label_and_fit)
+        self._timed("dispatch", self.search_and_dispatch)
+        self.results.table = self.table
+        return self.results
+
+    def _timed(self, name: str, fn: Callable[..., Any], *args: Any) -> Any:
+        started = time.perf_counter()
+        out = fn(*args)
+        self.results.phase_seconds[name] = time.perf_counter() - started
+        return out
+
+    # ------------------------------------------------------------------ phases
+    def train(self) -> None:
+        fed = self.scenario.federated
+        configs, config_of_device = training_configs(self)
+        self.events.phase("federated training", fed.rounds)
+        for round_number in range(1, fed.rounds + 1):
+            started = time.perf_counter()
+            refit = fed.mode == "budgeted" and fed.refit_every
+            if refit and round_number > 1 and (round_number - 1) % fed.refit_every == 0:
+                self.label_and_fit()  # budgeted devices then train what they will receive
+                configs, config_of_device = training_configs(self)
+            record = TrainingRound(round_number, configs, config_of_device).run(self)
+            metric = f"valid_{self.scenario.eval.metric}"
+            record[metric] = float("nan")
+            every = fed.eval_every
+            if every and (round_number % every == 0 or round_number == fed.rounds):
+                record[metric] = self.validate(round_number)
+            record["seconds"] = time.perf_counter() - started
+            self.results.rounds.append(record)
+            state = RoundState(
+                round=round_number,
+                seed=self.seed,
+                table=self.table,
+                server_state=self.server_step.state_dict(),
+                label_stamp=self.label_stamp,
+                record=record,
+            )
+            for hook in self.hooks:
+                hook(state)
+            info = {"loss": record["loss"], "trained": record["trained"], "s": record["seconds"]}
+            if not np.isnan(record[metric]):
+                info[metric] = record[metric]
+            self.events.advance(info)
+        self.events.end_phase()
+
+    def _label(self, configs: np.ndarray, devices: np.ndarray, what: str) -> tuple[ConfigSums, int]:
+        self.label_stamp += 1  # a fresh random stream per labelling
+        return Labelling(configs, devices, self.label_stamp, what).run(self)
+
+    def validate(self, round_number: int) -> float:
+        """Validation quality of the full configuration, measured by the labelling devices."""
+        devices = label_devices(
+            self.seed, self.fleet.num_devices, self.scenario.estimator.label_users
+        )
+        sums, _ = self._label(self.codec.full_config()[None], devices, f"validation {round_number}")
+        return float(sums.means()[self.scenario.eval.metric][0]) if sums.sums else float("nan")
+
+    def label_and_fit(self) -> None:
+        est = self.scenario.estimator
+        devices, configs = candidate_configs(self)
+        self.events.message(
+            f"labelling {len(configs)} configurations on {devices.size} devices' validation items"
+        )
+        total, failed = self._label(configs, devices, "labelling")
+        if not total.sums:
+            raise FedruleError("no device returned configuration labels")
+        labels = total.means()[self.scenario.eval.metric]
+        estimator, report = customize.fit(
+            self.codec, configs, labels, self.popularity, est, self.seed
+        )
+        report["devices"] = int(devices.size)
+        report["failed_nodes"] = failed
+        self.results.estimator = estimator
+        self.results.label_report = report
+        self.events.message(
+            f"estimator: held-out Spearman {report['holdout_spearman']:.3f} "
+            f"on {len(configs)} configurations labelled by {devices.size} devices"
+        )
+
+    def search_and_dispatch(self) -> None:
+        self.results.searches = search_budgets(self)
+        self.results.devices = DispatchAndTest(self.results.searches).run(self)

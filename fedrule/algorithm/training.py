@@ -1,0 +1,120 @@
+"""A supernet training round: sample devices, send each cohort the blocks its devices may train,
+aggregate their update sums row- and block-wise, take the server step.
+
+Full mode: every device receives the full table. Budgeted mode: the estimator's choice for the
+device's budget once an estimator exists, else the largest uniform configuration that fits.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, cast
+
+import numpy as np
+
+from fedrule import seeds
+from fedrule.algorithm.aggregation import DivergedError, RowBlockAggregator
+from fedrule.algorithm.phase import Phase, payload_assignment
+from fedrule.errors import FedruleError
+from fedrule.protocol import Message, NodeFailure, TrainReply, TrainRequest
+from fedrule.search import customize
+
+if TYPE_CHECKING:
+    from fedrule.algorithm.server import FleetServer
+
+
+def sample_round(seed: int, round_number: int, num_devices: int, share: float) -> np.ndarray:
+    """The devices sampled in a round (a share of the fleet <= 1, or a count)."""
+    count = math.ceil(share * num_devices) if share <= 1 else int(share)
+    rng = seeds.server_rng(seed, seeds.ROUND_SAMPLE, round_number)
+    return np.sort(rng.choice(num_devices, size=min(count, num_devices), replace=False))
+
+
+def training_configs(server: FleetServer) -> tuple[list[np.ndarray], np.ndarray]:
+    """Distinct configurations devices receive and train, and per device which."""
+    fleet, codec = server.fleet, server.codec
+    if server.scenario.federated.mode == "full":
+        return [codec.full_config()], np.zeros(fleet.num_devices, dtype=np.int64)
+    budgets, index = np.unique(fleet.budget_bytes, return_inverse=True)
+    configs = []
+    for budget in budgets:
+        if server.results.estimator is None:
+            configs.append(customize.uniform_fit(codec, int(budget)))
+        else:
+            found = customize.search(
+                codec, int(budget), server.results.estimator, server.scenario.search, server.seed
+            )
+            configs.append(found.config)
+    return configs, index.astype(np.int64)
+
+
+class TrainingRound(Phase[dict]):
+    def __init__(self, round_number: int, configs: list[np.ndarray], config_of_device: np.ndarray):
+        self.round = round_number
+        self.configs = configs
+        self.config_of_device = config_of_device
+        self.what = f"training round {round_number}"
+        self.started = time.perf_counter()
+
+    def configure(self, server: FleetServer) -> tuple[list[Message], list[np.ndarray]]:
+        fed = server.scenario.federated
+        self.chosen = sample_round(
+            server.seed, self.round, server.fleet.num_devices, fed.devices_per_round
+        )
+        payloads = [server.codec.encode(server.table, c) for c in self.configs]
+        cohorts = server.transport.pack(self.chosen)
+        requests: list[Message] = []
+        for cohort in cohorts:
+            used, local = payload_assignment(cohort, self.config_of_device)
+            requests.append(
+                TrainRequest(
+                    round=self.round,
+                    devices=cohort,
+                    payloads=tuple(payloads[i] for i in used),
+                    payload_of_device=local,
+                )
+            )
+        return requests, cohorts
+
+    def aggregate(
+        self,
+        server: FleetServer,
+        cohorts: list[np.ndarray],
+        replies: Sequence[Message | NodeFailure],
+    ) -> dict:
+        aggregator = RowBlockAggregator(*server.table.shape, server.codec.num_blocks)
+        counts = {"trained": 0, "unavailable": 0, "failed": 0}
+        bytes_down = bytes_up = 0
+        loss_sum = loss_count = 0.0
+        for cohort, reply in zip(cohorts, replies, strict=True):
+            if isinstance(reply, NodeFailure):
+                counts["failed"] += int(cohort.size)  # the node raised or never answered
+                continue
+            out = cast(TrainReply, reply)
+            aggregator.add(out.rows, out.sum_wdelta, out.sum_w)
+            counts["trained"] += out.trained
+            counts["unavailable"] += out.unavailable
+            counts["failed"] += out.failed
+            bytes_down += out.bytes_down
+            bytes_up += out.bytes_up
+            loss_sum += out.loss_sum
+            loss_count += out.loss_count
+        try:
+            server.table = server.server_step.apply(server.table, aggregator)
+        except DivergedError:
+            raise FedruleError(
+                f"training diverged in round {self.round} (the item table is not finite)",
+                path="federated.local_lr",
+                hint="lower the learning rate",
+            ) from None
+        return {
+            "round": self.round,
+            "loss": loss_sum / loss_count if loss_count else float("nan"),
+            "sampled": int(self.chosen.size),
+            **counts,
+            "bytes_down": bytes_down,
+            "bytes_up": bytes_up,
+            "seconds": time.perf_counter() - self.started,
+        }

@@ -1,0 +1,216 @@
+"""What devices compute for each message, batched over the cohort a request names.
+
+A ``DeviceHost`` runs in any worker: it reads the named devices' data from the device data store
+and their state (user vectors) from the device state store, runs them as one batched tensor
+program that is exactly what each device would compute alone, writes their state back, and
+answers with the protocol's reply. It never sees another cohort and holds no per-node state, so
+any node can simulate any device, and results do not depend on packing or workers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from fedrule.device.evaluate import label_on_devices, personalize, test_dispatched
+from fedrule.device.local_train import LocalSpec, train_cohort
+from fedrule.device.state import DeviceStateStore
+from fedrule.device.store import DeviceStore, load_device_store
+from fedrule.device.update import UpdatePipeline
+from fedrule.fleet import device_rng
+from fedrule.model.elastic import SubEmbedding
+from fedrule.protocol import (
+    CountReply,
+    CountRequest,
+    Kind,
+    LabelReply,
+    LabelRequest,
+    Message,
+    TestReply,
+    TestRequest,
+    TrainReply,
+    TrainRequest,
+)
+from fedrule.seeds import STREAM_AVAILABILITY, STREAM_PERSONALIZE, STREAM_TRAIN
+
+TRAINED, UNAVAILABLE, FAILED = 0, 1, 2  # a device's status in a round
+
+
+@dataclass(frozen=True)
+class HostSettings:
+    """What every worker knows: where the devices' data and state live, and how devices
+    compute. Plain and picklable (Flower's simulation has no run config)."""
+
+    store_dir: str
+    seed: int
+    local: LocalSpec
+    ks: tuple[int, ...]
+    failure_rate: float
+    threads: int
+    personal: LocalSpec | None = None  # on-device fitting of the user vector before evaluating
+    pipeline: UpdatePipeline = field(default_factory=UpdatePipeline)
+
+
+class DeviceHost:
+    """Answers requests for cohorts of devices (any devices of the fleet)."""
+
+    def __init__(self, settings: HostSettings) -> None:
+        self.settings = settings
+        self.state = DeviceStateStore(settings.store_dir)
+
+    @property
+    def data(self) -> DeviceStore:
+        return load_device_store(self.settings.store_dir)
+
+    def handle(self, request: Message) -> Message:
+        handlers = {
+            Kind.COUNT: self.count,
+            Kind.TRAIN: self.train,
+            Kind.LABEL: self.label,
+            Kind.TEST: self.test,
+        }
+        return handlers[request.kind](request)
+
+    def _devices(self, devices: np.ndarray) -> np.ndarray:
+        devices = np.asarray(devices, dtype=np.int64)
+        if devices.size and (devices.min() < 0 or devices.max() >= self.data.num_devices):
+            raise ValueError("a message names a device that is not in the fleet")
+        if np.unique(devices).size != devices.size:
+            raise ValueError("a message names a device twice")
+        return devices
+
+    # ------------------------------------------------------------------ popularity
+    def count(self, request: CountRequest) -> CountReply:
+        store = self.data
+        cohort = store.cohort(self._devices(request.devices))
+        counts = np.bincount(cohort.train.items, minlength=store.n_items).astype(np.int64)
+        return CountReply(counts=counts)
+
+    # ------------------------------------------------------------------ training
+    def _status(self, devices: np.ndarray, round_number: int) -> np.ndarray:
+        """Each device decides from its own stream whether it is available and survives."""
+        s, availability = self.settings, self.data.availability
+        status = np.full(devices.size, TRAINED, dtype=np.int8)
+        for k, device in enumerate(devices):
+            rng = device_rng(s.seed, int(device), round_number, STREAM_AVAILABILITY)
+            if rng.random() >= availability[device]:
+                status[k] = UNAVAILABLE
+            elif rng.random() < s.failure_rate:
+                status[k] = FAILED
+        return status
+
+    def train(self, request: TrainRequest) -> TrainReply:
+        s = self.settings
+        devices = self._devices(request.devices)
+        status = self._status(devices, request.round)
+        subs = [_decode(p) for p in request.payloads]
+        sizes = np.array([len(p) for p in request.payloads], dtype=np.int64)
+        payload_of_device = np.asarray(request.payload_of_device, dtype=np.int64)
+        downloaded = status != UNAVAILABLE  # failed devices downloaded, then failed
+        active = np.flatnonzero(status == TRAINED)
+        reply = dict(
+            trained=int(active.size),
+            unavailable=int((status == UNAVAILABLE).sum()),
+            failed=int((status == FAILED).sum()),
+            bytes_down=int(sizes[payload_of_device[downloaded]].sum()),
+        )
+        layout = subs[0].layout
+        if active.size == 0:
+            none = np.zeros(0, dtype=np.int64)
+            return TrainReply(
+                rows=none,
+                sum_wdelta=np.zeros((0, layout.dim)),
+                sum_w=np.zeros((0, layout.num_blocks)),
+                bytes_up=0,
+                loss_sum=0.0,
+                loss_count=0.0,
+                **reply,
+            )
+        trained = devices[active]
+        held = np.stack([subs[p].config for p in payload_of_device[active]])
+        rngs = [device_rng(s.seed, int(d), request.round, STREAM_TRAIN) for d in trained]
+        update, users = train_cohort(
+            torch.stack([sub.table for sub in subs]),
+            torch.from_numpy(self.state.get(trained)),
+            self.data.cohort(trained).train,
+            None if held.all() else held,
+            layout,
+            s.local,
+            rngs,
+            table_of_device=payload_of_device[active],
+            pipeline=s.pipeline,
+        )
+        self.state.put(trained, users.numpy())
+        return TrainReply(
+            rows=update.rows,
+            sum_wdelta=update.sum_wdelta,
+            sum_w=update.sum_w,
+            bytes_up=update.bytes_up,
+            loss_sum=update.loss_sum,
+            loss_count=update.loss_count,
+            **reply,
+        )
+
+    # ------------------------------------------------------------------ labelling
+    def _personal_rngs(self, devices: np.ndarray, stamp: int) -> list[np.random.Generator]:
+        return [device_rng(self.settings.seed, int(d), stamp, STREAM_PERSONALIZE) for d in devices]
+
+    def label(self, request: LabelRequest) -> LabelReply:
+        """Devices fit a copy of their user vector to the received table (kept private, not
+        stored), rank all items under every candidate configuration, and sum the metrics."""
+        s = self.settings
+        devices = self._devices(request.devices)
+        (sub,) = [_decode(p) for p in request.payloads]
+        cohort = self.data.cohort(devices)
+        fitted = personalize(
+            torch.from_numpy(self.state.get(devices)),
+            sub,
+            sub.layout,
+            cohort,
+            s.personal,
+            self._personal_rngs(devices, request.stamp),
+        )
+        configs = np.asarray(request.configs, dtype=bool)
+        sums = label_on_devices(fitted, sub.table, sub.layout, configs, cohort, list(s.ks))
+        keys = sorted(sums.sums)
+        matrix, counts = sums.to_arrays(keys)
+        return LabelReply(keys=tuple(keys), sums=matrix, counts=counts)
+
+    # ------------------------------------------------------------------ test
+    def test(self, request: TestRequest) -> TestReply:
+        s = self.settings
+        devices = self._devices(request.devices)
+        subs = [_decode(p) for p in request.payloads]
+        sizes = np.array([len(p) for p in request.payloads], dtype=np.int64)
+        head = np.asarray(request.item_is_head, dtype=bool)
+        report = test_dispatched(
+            subs,
+            sizes,
+            np.asarray(request.payload_of_device, dtype=np.int64),
+            self.data.budget_bytes[devices],
+            torch.from_numpy(self.state.get(devices)),
+            self.data.cohort(devices),
+            lambda sub: sub.layout,
+            list(s.ks),
+            item_is_head=torch.from_numpy(head) if head.size else None,
+            personal=s.personal,
+            rngs=self._personal_rngs(devices, 0),
+        )
+        self.state.put(devices, report.user_vecs.numpy())
+        keys = tuple(report.metrics)
+        return TestReply(
+            devices=devices,
+            accepted=report.accepted,
+            bytes_received=report.bytes_received,
+            evaluated=report.evaluated,
+            keys=keys,
+            metrics=np.stack([report.metrics[k] for k in keys], axis=1),
+        )
+
+
+def _decode(payload: bytes) -> SubEmbedding:
+    from fedrule.model.elastic import decode
+
+    return decode(payload)

@@ -1,1 +1,0 @@
-"""Flower apps of a fedrule fleet. The only package that imports flwr."""

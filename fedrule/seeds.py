@@ -1,0 +1,31 @@
+"""Named salts of every random stream, in one place.
+
+A stream is ``np.random.SeedSequence([seed, *salts])``. Server-side streams take the scenario
+seed and a salt; a device's streams take the seed, the device number and a stream id (see
+``fedrule.fleet.device_rng``), so that what a device does never depends on which worker, node or
+cohort simulates it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+# The fleet (with the scenario seed).
+FLEET_USERS = 0xF1EE7  # which users become devices
+FLEET_TIERS = 0x71E5  # which devices fall in which tier
+
+# Server side (with the scenario seed).
+TABLE_INIT = 0x7AB1E  # the initial item table
+ROUND_SAMPLE = 0x5A  # the devices sampled in a round (with the round number)
+LABEL_DEVICES = 0x1ABE1  # the labelling devices and candidate configurations
+USER_INIT = 0x05E2  # every device's initial user vector (drawn by the engine, kept on devices)
+
+# Device side (with the scenario seed and the device number).
+STREAM_AVAILABILITY = 2
+STREAM_TRAIN = 3
+STREAM_PERSONALIZE = 4
+
+
+def server_rng(seed: int, salt: int, *more: int) -> np.random.Generator:
+    """A server-side random stream."""
+    return np.random.default_rng(np.random.SeedSequence([seed, salt, *more]))

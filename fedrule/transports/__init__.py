@@ -1,0 +1,1 @@
+"""Transports carry the algorithm's messages: ``flower`` (Flower on Ray) and ``inprocess``."""

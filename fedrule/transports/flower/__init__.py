@@ -1,0 +1,1 @@
+"""The Flower transport: the ONLY package that imports flwr."""
