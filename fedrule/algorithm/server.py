@@ -113,6 +113,8 @@ class FleetServer:
         self._timed("label", self.label_and_fit)
         self._timed("dispatch", self.search_and_dispatch)
         self.results.table = self.table
+        times = ", ".join(f"{k} {v:.1f} s" for k, v in self.results.phase_seconds.items())
+        self.events.message(f"phase times: {times}")
         return self.results
 
     def _timed(self, name: str, fn: Callable[..., Any], *args: Any) -> Any:
