@@ -201,3 +201,12 @@ def test_a_failing_device_host_is_a_failed_node_not_a_crash(monkeypatch):
     first = outcome.results.rounds[0]
     assert first["failed"] > 0 and first["trained"] > 0
     assert first["trained"] + first["failed"] + first["unavailable"] == first["sampled"]
+
+
+@pytest.mark.parametrize("name", ["fedavgm", "fedadam", "fedyogi"])
+def test_server_optimizer_is_used_by_a_run(name):
+    base = _run(federated__rounds=2)
+    other = _run(federated__rounds=2, federated__server_optimizer=name, federated__server_lr=0.05)
+    assert not np.allclose(base.results.table, other.results.table)
+    assert np.isfinite(other.results.table).all()
+    assert other.results.rounds[-1]["trained"] > 0

@@ -15,6 +15,12 @@ class DivergedError(ArithmeticError):
     """The aggregated table is no longer finite (local training diverged)."""
 
 
+def finite(table: np.ndarray) -> np.ndarray:
+    if not np.isfinite(table).all():
+        raise DivergedError
+    return table
+
+
 class RowBlockAggregator:
     """Accumulates weighted updates of an n x d table cut into B column blocks."""
 
@@ -34,17 +40,19 @@ class RowBlockAggregator:
             self.sum_wdelta[rows] += sum_wdelta
             self.sum_w[rows] += sum_w
 
-    def apply(self, table: np.ndarray, server_lr: float = 1.0) -> np.ndarray:
-        """``table + server_lr * average update`` per updated entry (a new array)."""
+    def mean_update(self) -> tuple[np.ndarray, np.ndarray]:
+        """The weighted average update per entry (0 where nobody updated), and which entries
+        some device updated (n x d each)."""
         width = self.dim // self.num_blocks
         weight = np.repeat(self.sum_w, width, axis=1)
-        step = np.divide(
-            self.sum_wdelta, weight, out=np.zeros_like(self.sum_wdelta), where=weight > 0
-        )
-        new = (table + server_lr * step).astype(table.dtype)
-        if not np.isfinite(new).all():
-            raise DivergedError
-        return new
+        touched = weight > 0
+        step = np.divide(self.sum_wdelta, weight, out=np.zeros_like(self.sum_wdelta), where=touched)
+        return step, touched
+
+    def apply(self, table: np.ndarray, server_lr: float = 1.0) -> np.ndarray:
+        """``table + server_lr * average update`` per updated entry (a new array)."""
+        step, _ = self.mean_update()
+        return finite((table + server_lr * step).astype(table.dtype))
 
     @property
     def updated_entries(self) -> int:

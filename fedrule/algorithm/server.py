@@ -23,7 +23,7 @@ from fedrule.algorithm.count import PopularityCount
 from fedrule.algorithm.dispatch import DispatchAndTest, search_budgets
 from fedrule.algorithm.hooks import RoundHook, RoundState
 from fedrule.algorithm.labelling import Labelling, candidate_configs, label_devices
-from fedrule.algorithm.server_step import FedAvg, ServerStep
+from fedrule.algorithm.server_step import ServerStep, make_server_step
 from fedrule.algorithm.training import TrainingRound, training_configs
 from fedrule.algorithm.transport import Transport
 from fedrule.errors import FedruleError
@@ -83,7 +83,14 @@ class FleetServer:
         self.fleet = fleet
         self.transport = transport
         self.events = events
-        self.server_step = server_step or FedAvg(scenario.federated.server_lr)
+        fed = scenario.federated
+        self.server_step = server_step or make_server_step(
+            fed.server_optimizer,
+            fed.server_lr,
+            fed.server_momentum,
+            fed.server_beta2,
+            fed.server_tau,
+        )
         self.hooks = list(hooks)
         self.results = ServerResults()
         self.label_stamp = 0

@@ -3,16 +3,22 @@
 ``ServerStep`` is the server half of the update pipeline (the device half, per device and before
 any sum, is ``fedrule.device.update``): server optimisers and server-side noise go here. Each
 keeps its state in ``state_dict`` so that a round hook can checkpoint it.
+
+The optimisers follow "Adaptive Federated Optimization" (Reddi et al., ICLR 2021), with the
+average device update as the pseudo-gradient, applied entry-wise on the row/block-sparse
+aggregate: an entry that no device updated this round keeps its value and its state.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
 
-from fedrule.algorithm.aggregation import RowBlockAggregator
+from fedrule.algorithm.aggregation import RowBlockAggregator, finite
+
+SERVER_OPTIMIZERS = ("fedavg", "fedavgm", "fedadam", "fedyogi")
 
 
 class ServerStep(Protocol):
@@ -29,13 +35,89 @@ class ServerStep(Protocol):
 class FedAvg:
     """Row- and block-wise FedAvg with a server learning rate (stateless)."""
 
-    server_lr: float = 1.0
+    lr: float = 1.0
 
     def apply(self, table: np.ndarray, aggregate: RowBlockAggregator) -> np.ndarray:
-        return aggregate.apply(table, self.server_lr)
+        return aggregate.apply(table, self.lr)
 
     def state_dict(self) -> dict[str, np.ndarray]:
         return {}
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
         pass
+
+
+@dataclass
+class FedAvgM:
+    """FedAvg with server momentum: ``m = beta * m + delta``; ``x += lr * m`` (touched entries)."""
+
+    lr: float = 1.0
+    momentum: float = 0.9
+    m: np.ndarray | None = field(default=None, repr=False)
+
+    def apply(self, table: np.ndarray, aggregate: RowBlockAggregator) -> np.ndarray:
+        delta, touched = aggregate.mean_update()
+        if self.m is None:
+            self.m = np.zeros_like(delta)
+        self.m[touched] = self.momentum * self.m[touched] + delta[touched]
+        new = table.astype(np.float64)
+        new[touched] += self.lr * self.m[touched]
+        return finite(new.astype(table.dtype))
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        return {} if self.m is None else {"m": self.m}
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        self.m = np.array(state["m"]) if "m" in state else None
+
+
+@dataclass
+class FedAdaptive:
+    """FedAdam / FedYogi: ``m = b1 m + (1-b1) delta``; second moment ``v`` by Adam's or Yogi's
+    rule; ``x += lr * m / (sqrt(v) + tau)`` on touched entries (no bias correction, as in the
+    paper)."""
+
+    rule: str = "adam"  # adam | yogi
+    lr: float = 0.01
+    beta1: float = 0.9
+    beta2: float = 0.99
+    tau: float = 1e-3
+    m: np.ndarray | None = field(default=None, repr=False)
+    v: np.ndarray | None = field(default=None, repr=False)
+
+    def apply(self, table: np.ndarray, aggregate: RowBlockAggregator) -> np.ndarray:
+        delta, touched = aggregate.mean_update()
+        if self.m is None or self.v is None:
+            self.m = np.zeros_like(delta)
+            self.v = np.full_like(delta, self.tau**2)  # the paper's v_{-1} = tau^2
+        d = delta[touched]
+        self.m[touched] = self.beta1 * self.m[touched] + (1 - self.beta1) * d
+        v = self.v[touched]
+        if self.rule == "yogi":
+            self.v[touched] = v - (1 - self.beta2) * d * d * np.sign(v - d * d)
+        else:
+            self.v[touched] = self.beta2 * v + (1 - self.beta2) * d * d
+        new = table.astype(np.float64)
+        new[touched] += self.lr * self.m[touched] / (np.sqrt(self.v[touched]) + self.tau)
+        return finite(new.astype(table.dtype))
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        return {} if self.m is None else {"m": self.m, "v": self.v}
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        if "m" in state:
+            self.m, self.v = np.array(state["m"]), np.array(state["v"])
+
+
+def make_server_step(
+    name: str, lr: float, momentum: float = 0.9, beta2: float = 0.99, tau: float = 1e-3
+) -> ServerStep:
+    """The server optimiser ``name`` (one of ``SERVER_OPTIMIZERS``)."""
+    if name == "fedavg":
+        return FedAvg(lr)
+    if name == "fedavgm":
+        return FedAvgM(lr, momentum)
+    if name in ("fedadam", "fedyogi"):
+        rule = "adam" if name == "fedadam" else "yogi"
+        return FedAdaptive(rule, lr, momentum, beta2, tau)
+    raise ValueError(f"unknown server optimizer {name!r}; expected one of {SERVER_OPTIMIZERS}")
