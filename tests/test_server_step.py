@@ -57,10 +57,8 @@ def test_fedadam_and_fedyogi_by_hand(rule):
     assert state["v"][1, 0] == pytest.approx(v0)  # untouched: its state stays put
     # round 2, row 0: d = 0.5
     m2 = b1 * 0.1 + (1 - b1) * 0.5
-    if rule == "adam":
-        v2 = b2 * v1 + (1 - b2) * 0.25
-    else:
-        v2 = v1 - (1 - b2) * 0.25 * np.sign(v1 - 0.25)
+    adam_v2 = b2 * v1 + (1 - b2) * 0.25
+    v2 = adam_v2 if rule == "adam" else v1 - (1 - b2) * 0.25 * np.sign(v1 - 0.25)
     assert table[0, 0] == pytest.approx(x1 + lr * m2 / (math.sqrt(v2) + tau))
     # round 2, row 1 (first update): d = -1
     v_row1 = b2 * v0 + (1 - b2) if rule == "adam" else v0 + (1 - b2)
