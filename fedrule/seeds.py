@@ -17,7 +17,8 @@ FLEET_TIERS = 0x71E5  # which devices fall in which tier
 # Server side (with the scenario seed).
 TABLE_INIT = 0x7AB1E  # the initial item table
 ROUND_SAMPLE = 0x5A  # the devices sampled in a round (with the round number)
-LABEL_DEVICES = 0x1ABE1  # the labelling devices and candidate configurations
+LABEL_DEVICES = 0x1ABE1  # the labelling devices (users) and candidate configurations
+SEARCH = 0x5EA  # a searcher's stream (with the budget)
 USER_INIT = 0x05E2  # every device's initial user vector (drawn by the engine, kept on devices)
 
 # Device side (with the scenario seed and the device number).

@@ -211,3 +211,29 @@ def test_server_optimizer_is_used_by_a_run(name):
     assert not np.allclose(base.results.table, other.results.table)
     assert np.isfinite(other.results.table).all()
     assert other.results.rounds[-1]["trained"] > 0
+
+
+def test_early_stopping_keeps_the_best_validated_round(monkeypatch):
+    from fedrule.algorithm.server import FleetServer
+
+    scripted = iter([0.1, 0.3, 0.2, 0.25, 0.1, 0.5])
+    monkeypatch.setattr(FleetServer, "validate", lambda self, r: next(scripted))
+    states = []
+    outcome = _run(
+        hooks=[states.append],
+        federated__rounds=6,
+        federated__eval_every=1,
+        federated__patience=2,
+    )
+    assert [s.round for s in states] == [1, 2, 3, 4]  # no gain in rounds 3 and 4: stop
+    assert outcome.results.best_round == 2
+    np.testing.assert_array_equal(outcome.results.table, states[1].table)
+
+
+def test_a_federated_run_folder_has_its_convergence_plot(tmp_path):
+    from fedrule.report.run import run_scenario
+
+    raw = fleet_scenario(engine__transport="inprocess", federated__eval_every=1)
+    folder = run_scenario(scenario_from_dict(raw), tmp_path)
+    assert (folder / "convergence.png").stat().st_size > 10_000
+    assert "phase times: count" in (folder / "log.txt").read_text()

@@ -30,7 +30,7 @@ def test_run_writes_a_complete_run_folder(tmp_path, tiny_scenario, capsys):
 
 
 def test_same_seed_same_numbers(tmp_path, tiny_scenario):
-    from fedrule.engine.run import run_scenario
+    from fedrule.report.run import run_scenario
     from fedrule.scenario import scenario_from_dict
 
     scenario = scenario_from_dict(tiny_scenario, ["train.epochs=2"])
@@ -68,13 +68,22 @@ def test_missing_scenario_file(tmp_path, capsys):
     assert "nope.yaml: no such scenario file" in capsys.readouterr().err
 
 
-def test_validate_accepts_shipped_scenarios(capsys):
-    from pathlib import Path
+def test_validate_explain_prints_every_key_with_type_default_and_meaning(capsys):
+    from fedrule.scenario.explain import explain
 
-    files = sorted(
-        str(p) for p in Path(__file__).parent.parent.joinpath("scenarios").glob("*.yaml")
-    )
-    assert main(["validate", *files]) == 0
+    assert main(["validate", "--explain"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["key", "type", "default", "meaning"]
+    keys = [line.split()[0] for line in lines[1:]]
+    assert keys == [row.path for row in explain()]
+    assert {"train.lr", "fleet.tiers[].budget", "search.searcher"} <= set(keys)
+    searcher = next(line for line in lines if line.startswith("search.searcher "))
+    assert searcher.split()[1:3] == ["evolution|greedy|uniform|random", "evolution"]
+
+
+def test_validate_needs_a_file_unless_explaining(capsys):
+    assert main(["validate"]) == 2
+    assert "--explain" in capsys.readouterr().err
 
 
 def test_folders_of_killed_runs_are_cleaned(tmp_path, tiny_scenario):
@@ -90,12 +99,12 @@ def test_folders_of_killed_runs_are_cleaned(tmp_path, tiny_scenario):
 
 
 def test_ctrl_c_is_exit_130_with_a_message(monkeypatch, tmp_path, tiny_scenario, capsys):
-    import fedrule.engine.run
+    import fedrule.report.run
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(fedrule.engine.run, "run_scenario", interrupted)
+    monkeypatch.setattr(fedrule.report.run, "run_scenario", interrupted)
     path = _write(tmp_path, tiny_scenario)
     assert main(["run", str(path), "--out", str(tmp_path / "runs")]) == 130
     assert "interrupted" in capsys.readouterr().err

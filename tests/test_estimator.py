@@ -8,12 +8,12 @@ import pytest
 import torch
 
 from fedrule.data.split import UserItems
+from fedrule.metrics import ConfigSums
 from fedrule.model.elastic import ElasticLayout, make_groups
 from fedrule.model.evaluate import evaluate_ranking
 from fedrule.model.mf import configured_scores
 from fedrule.search import (
     ConfigFeatures,
-    ConfigSums,
     PerformanceEstimator,
     fit_estimator,
     group_popularity_share,

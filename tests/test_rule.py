@@ -14,7 +14,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def rule_run(tmp_path_factory):
-    from fedrule.engine.run import run_scenario
+    from fedrule.report.run import run_scenario
     from fedrule.scenario import scenario_from_dict
 
     raw = {

@@ -65,8 +65,14 @@ def test_resolved_scenario_round_trips(tmp_path):
     assert yaml.safe_load(path.read_text())["train"]["epochs"] == 3
 
 
-def test_shipped_scenarios_are_valid():
-    from pathlib import Path
+def test_every_schema_key_is_explained():
+    from fedrule.scenario.explain import explain
 
-    for path in sorted(Path(__file__).parent.parent.joinpath("scenarios").glob("*.yaml")):
-        load_scenario(path)
+    rows = explain()
+    assert len({r.path for r in rows}) == len(rows)
+    assert all(r.meaning and r.type for r in rows), [r.path for r in rows if not r.meaning]
+    by_path = {r.path: r for r in rows}
+    assert by_path["data.split"].type == "loo|ratio" and by_path["data.split"].default == "loo"
+    assert by_path["data.path"].type == "str|null" and by_path["data.path"].default == "null"
+    assert by_path["fleet.tiers[].name"].default == "required"
+    assert by_path["model"].type == "section"

@@ -178,3 +178,9 @@ def test_greedy_all_candidates_and_swaps():
     assert swaps.predicted >= plain.predicted
     with pytest.raises(ValueError, match="candidates"):
         search("greedy", layout, budget, predict, np.random.default_rng(0), candidates="some")
+
+
+def test_searchers_are_the_schema_list():
+    from fedrule.scenario.schema import SEARCHER_NAMES
+
+    assert tuple(SEARCHERS) == SEARCHER_NAMES

@@ -13,9 +13,9 @@ import numpy as np
 
 from fedrule import seeds
 from fedrule.algorithm.phase import Phase
+from fedrule.metrics import ConfigSums
 from fedrule.protocol import LabelReply, LabelRequest, Message, NodeFailure
 from fedrule.search import customize
-from fedrule.search.labels import ConfigSums
 
 if TYPE_CHECKING:
     from fedrule.algorithm.server import FleetServer

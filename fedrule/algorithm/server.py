@@ -28,12 +28,12 @@ from fedrule.algorithm.training import TrainingRound, training_configs
 from fedrule.algorithm.transport import Transport
 from fedrule.errors import FedruleError
 from fedrule.events import Events
+from fedrule.metrics import ConfigSums
 from fedrule.model.codec import elastic_codec
 from fedrule.model.elastic import ElasticLayout
 from fedrule.protocol import Message, NodeFailure
 from fedrule.scenario.schema import Scenario
 from fedrule.search import customize
-from fedrule.search.labels import ConfigSums
 
 
 @dataclass(frozen=True, eq=False)
@@ -63,6 +63,23 @@ class ServerResults:
     table: np.ndarray | None = None
     estimator: Any = None
     phase_seconds: dict[str, float] = field(default_factory=dict)
+    best_round: int = 0  # the validated round whose table was kept (0: the last round's)
+
+
+@dataclass
+class _Best:
+    """The best validated round so far, and validations since it."""
+
+    round: int = 0
+    value: float = float("-inf")
+    table: np.ndarray | None = None
+    stale: int = 0
+
+    def see(self, round_number: int, value: float, table: np.ndarray) -> None:
+        if value > self.value:
+            self.round, self.value, self.table, self.stale = round_number, value, table, 0
+        else:
+            self.stale += 1
 
 
 class FleetServer:
@@ -135,6 +152,7 @@ class FleetServer:
         fed = self.scenario.federated
         configs, config_of_device = training_configs(self)
         self.events.phase("federated training", fed.rounds)
+        best = _Best()
         for round_number in range(1, fed.rounds + 1):
             started = time.perf_counter()
             refit = fed.mode == "budgeted" and fed.refit_every
@@ -162,8 +180,19 @@ class FleetServer:
             info = {"loss": record["loss"], "trained": record["trained"], "s": record["seconds"]}
             if not np.isnan(record[metric]):
                 info[metric] = record[metric]
+                best.see(round_number, record[metric], self.table)
             self.events.advance(info)
+            if fed.patience and best.stale >= fed.patience:
+                self.events.message(
+                    f"early stop after round {round_number}: no validation gain in "
+                    f"{fed.patience} validations"
+                )
+                break
         self.events.end_phase()
+        if best.table is not None:
+            self.table = best.table
+            self.results.best_round = best.round
+            self.events.message(f"kept the table of round {best.round} ({metric} {best.value:.4g})")
 
     def _label(self, configs: np.ndarray, devices: np.ndarray, what: str) -> tuple[ConfigSums, int]:
         self.label_stamp += 1  # a fresh random stream per labelling

@@ -12,6 +12,7 @@ import torch
 from fedrule.engine.centralized import SeedResult, run_centralized_seed, summarize
 from fedrule.engine.prepare import prepare_split
 from fedrule.events import Events, Silent
+from fedrule.report.convergence import plot_convergence
 from fedrule.report.rundir import RunDir
 from fedrule.report.tables import csv_text, tier_summary
 from fedrule.scenario import Scenario, dump_scenario, to_plain
@@ -193,9 +194,12 @@ def _run_federated(
                 for b, r in res.searches.items()
             },
             "rounds": res.rounds,
+            "best_round": res.best_round,
         }
     summary = tier_summary(device_tables, tier_names, keys)
     run.write_text("tiers.csv", csv_text(summary))
+    rounds = {int(seed): data["rounds"] for seed, data in per_seed.items()}
+    plot_convergence(rounds, scenario.eval.metric, run.file("convergence.png"))
     overall = next(r for r in summary if r["tier"] == "all")
     test = {k: {"mean": overall[k], "std": overall[f"{k}_std"]} for k in keys}
     run.write_text(

@@ -7,7 +7,7 @@ types are errors naming the dotted path). ``fedrule validate --explain`` prints 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, get_args
 
 from fedrule.scenario.validate import doc, require
 from fedrule.units import Budget, parse_budget
@@ -188,13 +188,13 @@ class EstimatorConfig:
 
 
 Searcher = Literal["evolution", "greedy", "uniform", "random"]
+SEARCHER_NAMES: tuple[str, ...] = get_args(Searcher)
+"""Every searcher by name: the one list that the search package, the schema and the CLI read."""
 
 
 @dataclass(frozen=True)
 class SearchConfig:
-    searcher: Searcher = doc(
-        "(evolution|greedy|uniform|random) searcher used for devices", "evolution"
-    )
+    searcher: Searcher = doc(f"({'|'.join(SEARCHER_NAMES)}) searcher used for devices", "evolution")
     budgets: list[Budget] = doc(
         "(list) budgets evaluated by a centralised RULE run (bytes, 256KiB, or shares like 1/16)",
         [],
@@ -283,7 +283,19 @@ class EngineConfig:
     kind: Literal["centralized", "federated"] = doc(
         "(centralized|federated) one trainer with all data, or a Flower fleet on Ray", "centralized"
     )
-    devices_per_node: int = doc("(int) devices hosted by one Flower node (a cohort)", 64)
+    transport: Literal["flower", "inprocess"] = doc(
+        "(flower|inprocess) federated runs: Flower's simulation engine on Ray (the product path), "
+        "or the same device code called in this process (debugging; no Ray)",
+        "flower",
+    )
+    devices_per_node: int = doc(
+        "(int) the most devices one message (one Flower node's cohort) carries", 64
+    )
+    messages_per_worker: int = doc(
+        "(int) a phase packs its devices into about this many messages per Ray worker, "
+        "balanced by their interaction counts (more: better balance, more overhead)",
+        2,
+    )
     cpus_per_node: int = doc("(int) CPUs of a Ray worker (torch threads); workers = CPUs / this", 1)
     num_cpus: int = doc("(int) CPUs Ray may use on this machine; 0: all cores", 0)
     ray_address: str | None = doc(
@@ -295,6 +307,7 @@ class EngineConfig:
 
     def check(self, path: str) -> None:
         require(self.devices_per_node >= 1, "must be >= 1", path=f"{path}.devices_per_node")
+        require(self.messages_per_worker >= 1, "must be >= 1", path=f"{path}.messages_per_worker")
         require(self.cpus_per_node >= 1, "must be >= 1", path=f"{path}.cpus_per_node")
         require(self.num_cpus >= 0, "must be >= 0", path=f"{path}.num_cpus")
         require(self.round_timeout > 0, "must be > 0", path=f"{path}.round_timeout")
@@ -316,9 +329,28 @@ class FederatedConfig:
         "(adam|sgd) a device's optimizer, fresh every round (adam: lazy, per touched row)", "adam"
     )
     local_lr: float = doc("(float) a device's learning rate", 0.01)
-    server_lr: float = doc("(float) server learning rate applied to the averaged update", 1.0)
+    server_lr: float = doc(
+        "(float) server learning rate applied to the averaged update (fedadam/fedyogi: about "
+        "0.01-0.1)",
+        1.0,
+    )
+    server_optimizer: Literal["fedavg", "fedavgm", "fedadam", "fedyogi"] = doc(
+        "(fedavg|fedavgm|fedadam|fedyogi) the server's step on the averaged update, entry-wise "
+        "on the entries devices updated (Reddi et al. 2021)",
+        "fedavg",
+    )
+    server_momentum: float = doc(
+        "(float) fedavgm: momentum; fedadam/fedyogi: beta1 of the first moment", 0.9
+    )
+    server_beta2: float = doc("(float) fedadam/fedyogi: beta2 of the second moment", 0.99)
+    server_tau: float = doc("(float) fedadam/fedyogi: adaptivity tau (sqrt(v) + tau)", 1e-3)
     eval_every: int = doc(
         "(int) every this many rounds, the labelling devices report validation quality; 0: never",
+        0,
+    )
+    patience: int = doc(
+        "(int) stop training after this many validations (eval_every) without a gain; 0: run "
+        "every round. Whenever rounds are validated, the best validated round's table is kept",
         0,
     )
     personalize_epochs: int = doc(
@@ -344,7 +376,16 @@ class FederatedConfig:
         require(self.local_batch_size >= 1, "must be >= 1", path=f"{path}.local_batch_size")
         require(self.local_lr > 0, "must be > 0", path=f"{path}.local_lr")
         require(self.server_lr > 0, "must be > 0", path=f"{path}.server_lr")
+        require(0 <= self.server_momentum < 1, "must be in [0, 1)", path=f"{path}.server_momentum")
+        require(0 <= self.server_beta2 < 1, "must be in [0, 1)", path=f"{path}.server_beta2")
+        require(self.server_tau > 0, "must be > 0", path=f"{path}.server_tau")
         require(self.eval_every >= 0, "must be >= 0", path=f"{path}.eval_every")
+        require(self.patience >= 0, "must be >= 0", path=f"{path}.patience")
+        require(
+            not self.patience or self.eval_every,
+            "needs validation rounds: set federated.eval_every",
+            path=f"{path}.patience",
+        )
         require(self.refit_every >= 0, "must be >= 0", path=f"{path}.refit_every")
         require(self.personalize_epochs >= 0, "must be >= 0", path=f"{path}.personalize_epochs")
 
@@ -372,6 +413,7 @@ class Scenario:
 
 
 __all__ = [
+    "SEARCHER_NAMES",
     "Budget",
     "CsvColumns",
     "DataConfig",
