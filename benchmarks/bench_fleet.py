@@ -13,7 +13,7 @@ import csv
 import tempfile
 import time
 
-from fedrule.engine.run import run_scenario
+from fedrule.report.run import run_scenario
 from fedrule.scenario import scenario_from_dict
 
 

@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 
 from fedrule.errors import FedruleError
+from fedrule.scenario.schema import SEARCHER_NAMES
 
 app = typer.Typer(
     add_completion=False,
@@ -41,8 +42,8 @@ def run(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show engine logs.")] = False,
 ) -> None:
     """Run a scenario and write a run folder (resolved scenario, metrics, tables, log)."""
-    from fedrule.engine.run import run_scenario
     from fedrule.report.console import ConsoleEvents, metrics_table, tier_table
+    from fedrule.report.run import run_scenario
     from fedrule.scenario import load_scenario
 
     loaded = load_scenario(scenario, overrides or [])
@@ -61,14 +62,23 @@ def run(
 
 @app.command()
 def validate(
-    scenarios: Annotated[list[Path], typer.Argument(help="Scenario YAML files.")],
+    scenarios: Annotated[list[Path] | None, typer.Argument(help="Scenario YAML files.")] = None,
     overrides: SetOption = None,
     show: Annotated[bool, typer.Option("--show", help="Print the resolved scenario.")] = False,
+    explain: Annotated[
+        bool, typer.Option("--explain", help="Print every scenario key: type, default, meaning.")
+    ] = False,
 ) -> None:
     """Check scenario files (keys, types, values) without running anything."""
+    from fedrule.errors import ConfigError
     from fedrule.scenario import dump_scenario, load_scenario
+    from fedrule.scenario.explain import explain_text
 
-    for path in scenarios:
+    if explain:
+        out.print(explain_text(), highlight=False, markup=False, soft_wrap=True)
+    elif not scenarios:
+        raise ConfigError("no scenario file given", path="validate", hint="or use --explain")
+    for path in scenarios or []:
         loaded = load_scenario(path, overrides or [])
         out.print(f"{path}: ok")
         if show:
@@ -83,7 +93,8 @@ def search(
         typer.Option("--budget", "-b", help="Budget: bytes, 256KiB, 1.5MB, or a share like 1/16."),
     ],
     searcher: Annotated[
-        str | None, typer.Option(help="evolution, greedy, uniform or random (default: the run's).")
+        str | None,
+        typer.Option(help=f"One of {', '.join(SEARCHER_NAMES)} (default: the run's)."),
     ] = None,
     verify: Annotated[
         bool, typer.Option("--verify", help="Measure the chosen configurations on the data.")
@@ -99,11 +110,11 @@ def search(
     from fedrule.errors import ConfigError
     from fedrule.units import format_bytes, parse_budget
 
-    if searcher is not None and searcher not in ("evolution", "greedy", "uniform", "random"):
+    if searcher is not None and searcher not in SEARCHER_NAMES:
         raise ConfigError(
             f"unknown searcher {searcher!r}",
             path="--searcher",
-            hint="expected evolution, greedy, uniform or random",
+            hint="expected one of: " + ", ".join(SEARCHER_NAMES),
         )
     parsed = [parse_budget(b, path="--budget") for b in budgets]
     results = customize_run(run_dir, parsed, searcher, verify, seed)

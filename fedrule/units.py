@@ -39,11 +39,14 @@ class Budget:
     num_bytes: int | None = None
     share: Fraction | None = None
 
+    def __post_init__(self) -> None:
+        if (self.num_bytes is None) == (self.share is None):
+            raise ValueError(f"budget {self.text!r} needs exactly one of num_bytes and share")
+
     def resolve(self, full_table_bytes: int) -> int:
         """The budget in bytes, given the byte size of the full item-embedding table."""
-        if self.num_bytes is not None:
-            return self.num_bytes
-        assert self.share is not None
+        if self.share is None:
+            return int(self.num_bytes)
         return int(Fraction(full_table_bytes) * self.share)
 
     def __str__(self) -> str:
@@ -95,8 +98,10 @@ def _whole_bytes(number: Fraction, text: str, path: str | None) -> int:
 def format_bytes(num_bytes: float) -> str:
     """Human-readable binary size: 262144 -> '256.0 KiB'."""
     value = float(num_bytes)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if abs(value) < 1024 or unit == "GiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+    if abs(value) < 1024:
+        return f"{value:.0f} B"
+    for unit in ("KiB", "MiB"):
         value /= 1024
-    raise AssertionError("unreachable")
+        if abs(value) < 1024:
+            return f"{value:.1f} {unit}"
+    return f"{value / 1024:.1f} GiB"

@@ -10,9 +10,9 @@ import torch
 
 from fedrule.device.cohort import CohortData
 from fedrule.device.local_train import LocalSpec, local_train
-from fedrule.metrics import BUCKETS, ranks_of_relevant, row_values_from_ranks
+from fedrule.metrics import BUCKETS, ConfigSums, ranks_of_relevant, row_values_from_ranks
 from fedrule.model.elastic import ElasticLayout, SubEmbedding
-from fedrule.search.labels import ConfigSums, label_configs
+from fedrule.search.labels import label_configs
 
 
 def personalize(

@@ -17,8 +17,10 @@ import torch
 from fedrule.device.cohort import Rows
 from fedrule.device.update import CohortUpdate, DeviceDeltas, UpdatePipeline, sum_cohort
 from fedrule.model.elastic import ElasticLayout
-from fedrule.model.mf import block_scores, diversity_per_item
-from fedrule.model.supernet import SAMPLINGS, inside
+from fedrule.model.objective import ConfigWeights, Objective, objective_step
+from fedrule.model.supernet import SAMPLINGS, sample_subconfigs
+
+OPTIMIZERS = ("adam", "sgd")
 
 
 @dataclass(frozen=True)
@@ -33,8 +35,12 @@ class LocalSpec:
     optimizer: str = "adam"
 
     def __post_init__(self) -> None:
-        assert self.sampling in SAMPLINGS
-        assert self.optimizer in ("adam", "sgd")
+        if self.sampling not in SAMPLINGS:
+            raise ValueError(f"sampling must be one of {SAMPLINGS}, not {self.sampling!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, not {self.optimizer!r}")
+        if self.epochs < 0 or self.batch_size < 1 or self.negatives < 1:
+            raise ValueError("epochs must be >= 0, batch_size and negatives >= 1")
 
 
 class _LocalOptimizer:
@@ -70,19 +76,16 @@ class _LocalOptimizer:
         active: torch.Tensor,
         grad_users: torch.Tensor,
     ) -> None:
-        """One step of the active devices; ``grad_rows`` None keeps the item rows fixed."""
-        if grad_rows is None:
-            self._step_users(active, grad_users)
-            return
-        unique, inverse = torch.unique(rows, return_inverse=True)
-        grad = torch.zeros(unique.numel(), grad_rows.shape[1]).index_add_(0, inverse, grad_rows)
-        if self.row_mask is not None:
-            grad = grad * self.row_mask[unique]
-        if self.spec.optimizer == "sgd":
-            self.local.index_add_(0, unique, grad, alpha=-self.spec.lr)
-        else:
-            step = self.steps[self.row_dev[unique]] + 1  # the owning device's step count
-            self._adam(self.local, self.m_rows, self.v_rows, unique, grad, step)
+        """One step of the active devices on their (distinct) private ``rows``; ``grad_rows``
+        None keeps the item rows fixed."""
+        if grad_rows is not None:
+            if self.row_mask is not None:
+                grad_rows = grad_rows * self.row_mask[rows]
+            if self.spec.optimizer == "sgd":
+                self.local.index_add_(0, rows, grad_rows, alpha=-self.spec.lr)
+            else:
+                step = self.steps[self.row_dev[rows]] + 1  # the owning device's step count
+                self._adam(self.local, self.m_rows, self.v_rows, rows, grad_rows, step)
         self._step_users(active, grad_users)
 
     def _step_users(self, active: torch.Tensor, grad_users: torch.Tensor) -> None:
@@ -118,6 +121,7 @@ class _LocalOptimizer:
 def _negatives(
     rng: np.random.Generator, positives: np.ndarray, n_items: int, size: tuple
 ) -> np.ndarray:
+    """Uniform draws that avoid the device's positives (redrawn a few rounds)."""
     draws = rng.integers(0, n_items, size=size)
     for _ in range(8):
         clash = np.isin(draws, positives)
@@ -127,24 +131,137 @@ def _negatives(
     return draws
 
 
-def _sub_configs(
-    layout: ElasticLayout,
-    sampling: str,
+def _device_schedule(
     rng: np.random.Generator,
-    steps: int,
+    items: np.ndarray,
+    n_items: int,
+    spec: LocalSpec,
+    layout: ElasticLayout,
+    held: np.ndarray | None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """What one device trains, from its own random stream: its positives in minibatch order
+    (epoch after epoch), their negatives (pairs x K) and the sub-configurations of each of its
+    steps (steps x S x G x B, inside the blocks it ``held``)."""
+    n = items.size
+    steps = spec.epochs * -(-n // spec.batch_size)
+    order = np.concatenate([rng.permutation(n) for _ in range(spec.epochs)])
+    pos = items[order]
+    neg = _negatives(rng, items, n_items, (pos.size, spec.negatives))
+    return pos, neg, sample_subconfigs(layout, spec.sampling, rng, steps, held)
+
+
+def _segments(step: np.ndarray, values: np.ndarray, size: int, steps: int):
+    """Distinct ``values`` (< size) of every step: (distinct values in step order, bounds of
+    each step's run, position of each entry in its step's run)."""
+    keys, inverse = np.unique(step * size + values, return_inverse=True)
+    bounds = np.searchsorted(keys // size, np.arange(steps + 1))
+    return keys % size, bounds, inverse.reshape(values.shape) - bounds[step]
+
+
+@dataclass
+class _Plan:
+    """A cohort's local training laid out once, before the first step: every pair (a device's
+    positive and its negatives) in step order, each step's distinct private rows and devices,
+    and where every pair reads its rows, its device and its block weights."""
+
+    steps: int
+    bounds: np.ndarray  # pairs of step t: bounds[t]:bounds[t + 1]
+    pair_dev: torch.Tensor  # per pair: its device's position among the step's devices
+    pos_local: torch.Tensor  # per pair: its positive's position among the step's rows
+    neg_local: torch.Tensor  # pairs x K
+    pair_weight: torch.Tensor  # 1 / the size of the device's minibatch
+    pos_key: torch.Tensor  # slot x G + group: where a positive reads its block weights
+    neg_key: torch.Tensor
+    step_rows: torch.Tensor  # each step's distinct private rows, step after step
+    row_bounds: np.ndarray
+    step_devs: torch.Tensor  # each step's devices, step after step
+    dev_bounds: np.ndarray
+    row_dev: np.ndarray  # per private row: its device and its item
+    row_item: np.ndarray
+    slot_dev: np.ndarray  # per slot (a device's step): the device
+    configs: np.ndarray  # per slot: the sampled sub-configurations (slots x S x G x B)
+
+
+def _plan(
+    train: Rows,
     allowed: np.ndarray | None,
-) -> np.ndarray:
-    """Sub-configurations for ``steps`` steps of one device: steps x S x G x B (S = 0 or 2),
-    drawn inside the blocks the device holds (``allowed``, budgeted mode)."""
-    if sampling == "none":
-        return np.zeros((steps, 0, *layout.shape), dtype=bool)
-    g, b = layout.shape
-    counts = rng.integers(layout.min_blocks, b + 1, size=(steps, 2, g))
-    if sampling == "sandwich":
-        counts[:, 0, :] = max(layout.min_blocks, 1)
-    ranks = np.argsort(rng.random((steps, 2, g, b)), axis=-1).argsort(axis=-1)
-    configs = ranks < counts[..., None]
-    return configs if allowed is None else inside(configs, allowed, rng)
+    layout: ElasticLayout,
+    spec: LocalSpec,
+    rngs: list[np.random.Generator],
+    n_items: int,
+) -> _Plan | None:
+    """Draw every device's schedule and lay the cohort out (None: nothing to train)."""
+    parts: dict[str, list[np.ndarray]] = {k: [] for k in ("dev", "pos", "neg", "step", "w")}
+    slots, configs = [], []
+    for k in range(train.counts.size):
+        items = train.of(k)
+        if items.size == 0 or spec.epochs == 0:
+            continue
+        held = None if allowed is None else allowed[k]
+        pos, neg, sub = _device_schedule(rngs[k], items, n_items, spec, layout, held)
+        in_epoch = np.arange(items.size) // spec.batch_size
+        per_epoch = int(in_epoch[-1]) + 1
+        step = (np.arange(spec.epochs)[:, None] * per_epoch + in_epoch).ravel()
+        size = np.minimum(spec.batch_size, items.size - in_epoch * spec.batch_size)
+        parts["dev"].append(np.full(pos.size, k))
+        parts["pos"].append(pos)
+        parts["neg"].append(neg)
+        parts["step"].append(step)
+        parts["w"].append(np.tile(1.0 / size, spec.epochs))
+        slots.append(sum(c.shape[0] for c in configs) + step)
+        configs.append(sub)
+    if not slots:
+        return None
+    order = np.argsort(np.concatenate(parts["step"]), kind="stable")
+    dev, pos, neg, step, weight = (np.concatenate(parts[k])[order] for k in parts)
+    slot = np.concatenate(slots)[order]
+    steps = int(step.max()) + 1
+    # private rows: one copy of each (device, item) a device touches
+    keys = np.concatenate([dev * n_items + pos, (dev[:, None] * n_items + neg).ravel()])
+    uniq, inverse = np.unique(keys, return_inverse=True)
+    entries = np.concatenate([inverse[: pos.size, None], inverse[pos.size :].reshape(neg.shape)], 1)
+    step_rows, row_bounds, entry_local = _segments(step[:, None], entries, uniq.size, steps)
+    step_devs, dev_bounds, pair_dev = _segments(step, dev, train.counts.size, steps)
+    group = layout.group_of_item
+    slot_dev = np.zeros(sum(c.shape[0] for c in configs), dtype=np.int64)
+    slot_dev[slot] = dev
+    return _Plan(
+        steps=steps,
+        bounds=np.searchsorted(step, np.arange(steps + 1)),
+        pair_dev=torch.from_numpy(pair_dev),
+        pos_local=torch.from_numpy(np.ascontiguousarray(entry_local[:, 0])),
+        neg_local=torch.from_numpy(np.ascontiguousarray(entry_local[:, 1:])),
+        pair_weight=torch.from_numpy(weight.astype(np.float32)),
+        pos_key=torch.from_numpy(slot * layout.num_groups + group[pos]),
+        neg_key=torch.from_numpy(slot[:, None] * layout.num_groups + group[neg]),
+        step_rows=torch.from_numpy(step_rows),
+        row_bounds=row_bounds,
+        step_devs=torch.from_numpy(step_devs),
+        dev_bounds=dev_bounds,
+        row_dev=uniq // n_items,
+        row_item=uniq % n_items,
+        slot_dev=slot_dev,
+        configs=np.concatenate(configs),
+    )
+
+
+def _config_weights(
+    plan: _Plan, allowed: np.ndarray | None, layout: ElasticLayout
+) -> tuple[torch.Tensor | None, bool]:
+    """Block weights per (slot, group) of the configurations each step trains (slots*G x C x B),
+    and whether the full configuration is trained besides them (None, True: full only).
+
+    A budgeted device with rescaling trains what it holds, rescaled, instead of the full one.
+    """
+    base = allowed is not None and layout.rescale
+    if plan.configs.shape[1] == 0 and not base:
+        return None, True
+    weights = layout.group_weights(plan.configs)  # slots x S x G x B
+    if base:
+        held = layout.group_weights(allowed)[torch.from_numpy(plan.slot_dev)]
+        weights = torch.cat([held[:, None], weights], dim=1)
+    num_configs, b = weights.shape[1], layout.num_blocks
+    return weights.transpose(1, 2).reshape(-1, num_configs, b).contiguous(), not base
 
 
 @dataclass
@@ -184,106 +301,46 @@ def local_train(
         table_of_device = np.zeros(num_devices, dtype=np.int64)
     n_items, dim = tables.shape[1:]
     nb = layout.num_blocks
-    groups = layout.group_index
-    # ---- each device's schedule, from its own random stream
-    dev_parts, pos_parts, neg_parts, step_parts, slot_parts, configs = [], [], [], [], [], []
-    slot_base = 0
-    for k in range(num_devices):
-        items = train.of(k)
-        n = items.size
-        if n == 0:
-            continue
-        rng = rngs[k]
-        steps_per_epoch = -(-n // spec.batch_size)
-        steps = spec.epochs * steps_per_epoch
-        order = np.concatenate([rng.permutation(n) for _ in range(spec.epochs)])
-        pos = items[order]
-        neg = _negatives(rng, items, n_items, (pos.size, spec.negatives))
-        epoch = np.repeat(np.arange(spec.epochs), n)
-        local_step = epoch * steps_per_epoch + np.tile(np.arange(n) // spec.batch_size, spec.epochs)
-        dev_parts.append(np.full(pos.size, k))
-        pos_parts.append(pos)
-        neg_parts.append(neg)
-        step_parts.append(local_step)
-        slot_parts.append(slot_base + local_step)
-        held = None if allowed is None else allowed[k]
-        configs.append(_sub_configs(layout, spec.sampling, rng, steps, held))
-        slot_base += steps
-    if not dev_parts:
-        empty = DeviceDeltas.empty(train.counts, dim, nb)
-        return LocalResult(empty, 0.0, 0.0, user_vecs)
-    dev = np.concatenate(dev_parts)
-    pos = np.concatenate(pos_parts)
-    neg = np.concatenate(neg_parts)
-    step = np.concatenate(step_parts)
-    slot = np.concatenate(slot_parts)
-    sub = layout.group_weights(np.concatenate(configs))  # slots x S x G x B (rescaled)
-    # ---- private rows: one copy of each (device, item) a device touches
-    keys = np.concatenate([dev * n_items + pos, (dev[:, None] * n_items + neg).ravel()])
-    uniq, inverse = np.unique(keys, return_inverse=True)
-    pos_row = torch.from_numpy(inverse[: pos.size])
-    neg_row = torch.from_numpy(inverse[pos.size :].reshape(neg.shape))
-    row_dev, row_item = uniq // n_items, uniq % n_items
-    local = tables[torch.from_numpy(table_of_device[row_dev]), torch.from_numpy(row_item)].clone()
-    row_dev_t = torch.from_numpy(row_dev)
-    row_mask = None
+    plan = _plan(train, allowed, layout, spec, rngs, n_items)
+    if plan is None:
+        return LocalResult(DeviceDeltas.empty(train.counts, dim, nb), 0.0, 0.0, user_vecs)
+    row_dev, row_item = plan.row_dev, plan.row_item
+    local = tables[torch.from_numpy(table_of_device[row_dev]), torch.from_numpy(row_item)]
+    row_mask = row_block = None
     if allowed is not None:
         allowed_t = torch.from_numpy(allowed).float()
-        row_block = allowed_t[torch.from_numpy(row_dev), groups[torch.from_numpy(row_item)]]
+        row_block = allowed_t[torch.from_numpy(row_dev), layout.group_index[row_item]]
         row_mask = row_block.repeat_interleave(dim // nb, dim=1)
         local = local * row_mask
-    base = layout.group_weights(allowed) if allowed is not None and layout.rescale else None
     initial = local.clone()
     users = user_vecs.clone()
-    optimizer = _LocalOptimizer(spec, local, users, row_dev_t, row_mask)
-    # ---- steps: the t-th minibatch of every device that still has one
-    order = np.argsort(step, kind="stable")
-    bounds = np.searchsorted(step[order], np.arange(step.max() + 2))
-    dev_t = torch.from_numpy(dev)
-    pos_group = groups[torch.from_numpy(pos)]
-    neg_group = groups[torch.from_numpy(neg)]
-    slot_t = torch.from_numpy(slot)
-    loss_sum = 0.0
-    loss_count = 0.0
-    for t in range(step.max() + 1):
-        idx = torch.from_numpy(order[bounds[t] : bounds[t + 1]])
-        d = dev_t[idx]
-        active = torch.unique(d)
-        batch = torch.bincount(d, minlength=num_devices).float()
-        weight = 1.0 / batch[d]  # each device's loss is a mean over its own minibatch
-        n_pairs = idx.numel()
-        rows_t = torch.cat([pos_row[idx], neg_row[idx].reshape(-1)])
-        leaf = local[rows_t].requires_grad_(True)  # only the rows this step touches
-        user_leaf = users[active].requires_grad_(True)
-        u = user_leaf[torch.searchsorted(active, d)]
-        p = leaf[:n_pairs]
-        q = leaf[n_pairs:].reshape(n_pairs, spec.negatives, dim)
-        pos_blocks = block_scores(u, p, nb)
-        neg_blocks = block_scores(u[:, None, :].expand_as(q), q, nb)
-        if base is None:
-            per_pair = _bpr(pos_blocks.sum(-1), neg_blocks.sum(-1))
-        else:  # rescaled blocks of what a budgeted device holds
-            wp, wn = base[d, pos_group[idx]], base[d[:, None], neg_group[idx]]
-            per_pair = _bpr((pos_blocks * wp).sum(-1), (neg_blocks * wn).sum(-1))
-        if sub.shape[1]:
-            slots = slot_t[idx]
-            for s in range(sub.shape[1]):  # the device's sampled sub-configurations this step
-                wp = sub[slots, s, pos_group[idx]]
-                wn = sub[slots[:, None], s, neg_group[idx]]
-                per_pair = per_pair + _bpr((pos_blocks * wp).sum(-1), (neg_blocks * wn).sum(-1))
-        loss = (weight * per_pair).sum()
-        if spec.l2:
-            norms = u.pow(2).sum(-1) + p.pow(2).sum(-1) + q.pow(2).sum((-1, -2))
-            loss = loss + spec.l2 * (weight * norms).sum()
-        if spec.lambda_div:
-            spread = diversity_per_item(p, nb) + diversity_per_item(q, nb).sum(-1)
-            loss = loss + spec.lambda_div * (weight * spread / (1 + spec.negatives)).sum()
-        loss_sum += float((weight * per_pair).sum().detach())
-        loss_count += float(active.numel())
-        grad_rows, grad_users = torch.autograd.grad(loss, (leaf, user_leaf))
-        optimizer.step(rows_t, grad_rows if train_items else None, active, grad_users)
+    optimizer = _LocalOptimizer(spec, local, users, torch.from_numpy(row_dev), row_mask)
+    objective = Objective(nb, spec.l2, spec.lambda_div)
+    weights, full = _config_weights(plan, allowed, layout)
+    loss_sum = torch.zeros(())
+    loss_count = 0
+    for t in range(plan.steps):
+        pairs = slice(plan.bounds[t], plan.bounds[t + 1])
+        rows = plan.step_rows[plan.row_bounds[t] : plan.row_bounds[t + 1]]
+        active = plan.step_devs[plan.dev_bounds[t] : plan.dev_bounds[t + 1]]
+        configs = None
+        if weights is not None:
+            configs = ConfigWeights(weights, plan.pos_key[pairs], plan.neg_key[pairs], full)
+        res = objective_step(
+            objective,
+            users[active],
+            local[rows],
+            plan.pair_dev[pairs],
+            plan.pos_local[pairs],
+            plan.neg_local[pairs],
+            pair_weight=plan.pair_weight[pairs],
+            configs=configs,
+        )
+        loss_sum += res.bpr
+        loss_count += active.numel()
+        optimizer.step(rows, res.grad_items if train_items else None, active, res.grad_users)
     # ---- each device's own update: its private rows minus what it received
-    kept = row_block.numpy() if allowed is not None else np.ones((uniq.size, nb), np.float32)
+    kept = row_block.numpy() if allowed is not None else np.ones((row_dev.size, nb), np.float32)
     deltas = DeviceDeltas(
         row_device=row_dev,
         row_item=row_item,
@@ -291,7 +348,7 @@ def local_train(
         kept=kept,
         weight=train.counts.astype(np.float64),
     )
-    return LocalResult(deltas, loss_sum, loss_count, users.detach())
+    return LocalResult(deltas, float(loss_sum), float(loss_count), users)
 
 
 def train_cohort(
@@ -317,8 +374,3 @@ def train_cohort(
     update = sum_cohort(deltas, layout.block_dim * layout.bytes_per_value)
     update.loss_sum, update.loss_count = result.loss_sum, result.loss_count
     return update, result.user_vecs
-
-
-def _bpr(pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
-    """Per pair: mean over its negatives of ``-log sigmoid(pos - neg)``."""
-    return -torch.nn.functional.logsigmoid(pos[:, None] - neg).mean(-1)

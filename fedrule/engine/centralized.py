@@ -1,4 +1,5 @@
-"""One seed of a centralised run: build the model, train it, evaluate it on validation and test."""
+"""One seed of a centralised run: train the model, evaluate it on validation and test, and with
+``search.budgets`` run the RULE experiment on it (``fedrule.engine.rule``)."""
 
 from __future__ import annotations
 
@@ -8,13 +9,14 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from fedrule.engine.events import Events
+from fedrule.engine.rule import run_rule_experiment
+from fedrule.engine.training import build_layout, item_heads, train_model
 from fedrule.errors import BudgetError
-from fedrule.metrics import MetricSums, head_items
-from fedrule.model.elastic import ElasticLayout, make_groups
-from fedrule.model.mf import ElasticMF
-from fedrule.model.train import TrainResult, evaluate_full, train_centralized
-from fedrule.scenario.schema import ModelConfig, Scenario
+from fedrule.events import Events
+from fedrule.metrics import MetricSums
+from fedrule.model.elastic import ElasticLayout
+from fedrule.model.train import TrainResult, evaluate_full
+from fedrule.scenario.schema import Scenario
 
 
 @dataclass
@@ -25,58 +27,6 @@ class SeedResult:
     train: TrainResult
     layout: ElasticLayout
     extra: dict = field(default_factory=dict)
-
-
-def build_layout(model: ModelConfig, popularity: np.ndarray) -> ElasticLayout:
-    """Item groups from training popularity, and the configuration space of the model."""
-    groups = make_groups(popularity, model.groups, model.grouping)
-    return ElasticLayout(
-        dim=model.dim,
-        num_blocks=model.blocks,
-        group_of_item=groups,
-        min_blocks=model.min_blocks_per_group,
-        bytes_per_value=model.bytes_per_value,
-        rescale=model.rescale,
-    )
-
-
-def item_heads(split: object, head_share: float) -> torch.Tensor:
-    return torch.from_numpy(head_items(split.item_popularity(), head_share))
-
-
-def train_model(
-    scenario: Scenario,
-    split: object,
-    seed: int,
-    is_head: torch.Tensor,
-    events: Events,
-    title: str,
-    layout: ElasticLayout | None = None,
-) -> tuple[ElasticMF, ElasticLayout, TrainResult]:
-    """Build the scenario's model and train it centrally (one progress bar)."""
-    if layout is None:
-        layout = build_layout(scenario.model, split.item_popularity())
-    model = ElasticMF(
-        split.n_users,
-        split.n_items,
-        scenario.model.dim,
-        scenario.model.blocks,
-        scenario.model.init_std,
-        seed,
-    )
-    events.phase(f"{title} (seed {seed})", scenario.train.epochs)
-    result = train_centralized(
-        split,
-        layout,
-        model,
-        scenario.train,
-        scenario.eval,
-        seed=seed,
-        item_is_head=is_head,
-        on_epoch=events.advance,
-    )
-    events.end_phase()
-    return model, layout, result
 
 
 def run_centralized_seed(
@@ -97,8 +47,6 @@ def run_centralized_seed(
     events.message(f"evaluated validation and test in {time.perf_counter() - started:.2f} s")
     extra = {}
     if scenario.search.budgets:
-        from fedrule.engine.rule import run_rule_experiment
-
         extra = run_rule_experiment(scenario, split, seed, model, layout, is_head, events)
     return SeedResult(seed=seed, valid=valid, test=test, train=result, layout=layout, extra=extra)
 
@@ -116,4 +64,11 @@ def summarize(per_seed: list[dict[str, float]]) -> dict[str, dict[str, float]]:
     return out
 
 
-__all__ = ["MetricSums", "SeedResult", "build_layout", "run_centralized_seed", "summarize"]
+__all__ = [
+    "MetricSums",
+    "SeedResult",
+    "build_layout",
+    "item_heads",
+    "run_centralized_seed",
+    "summarize",
+]

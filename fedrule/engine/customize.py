@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from fedrule.errors import ConfigError, FedruleError
+from fedrule.model.codec import elastic_codec_of_groups
 from fedrule.model.elastic import ElasticLayout
 from fedrule.scenario import Scenario, load_scenario
 from fedrule.search import customize
@@ -59,14 +60,7 @@ def customize_run(
 ) -> list[Customization]:
     scenario, checkpoint = load_run(run_dir, seed)
     model = scenario.model
-    layout = ElasticLayout(
-        dim=model.dim,
-        num_blocks=model.blocks,
-        group_of_item=checkpoint["group_of_item"].numpy(),
-        min_blocks=model.min_blocks_per_group,
-        bytes_per_value=model.bytes_per_value,
-        rescale=model.rescale,
-    )
+    layout = elastic_codec_of_groups(model, checkpoint["group_of_item"].numpy())
     estimator = PerformanceEstimator.from_state(checkpoint["estimator"])
     if verify and checkpoint.get("kind") != "centralized":
         raise FedruleError(
@@ -75,8 +69,8 @@ def customize_run(
         )
     split = is_head = None
     if verify:
-        from fedrule.engine.centralized import item_heads
         from fedrule.engine.prepare import prepare_split
+        from fedrule.engine.training import item_heads
 
         split = prepare_split(scenario.data, scenario.seeds[0])
         is_head = item_heads(split, scenario.eval.head_share)

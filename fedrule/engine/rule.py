@@ -15,8 +15,9 @@ import time
 import numpy as np
 import torch
 
-from fedrule.engine.centralized import train_model
-from fedrule.engine.events import Events
+from fedrule import seeds
+from fedrule.engine.training import train_model
+from fedrule.events import Events
 from fedrule.model.elastic import HEADER, ElasticLayout
 from fedrule.model.mf import ElasticMF
 from fedrule.model.train import evaluate_full
@@ -41,7 +42,7 @@ def label_and_fit(
 ) -> tuple[PerformanceEstimator, dict]:
     """Label configurations by validation quality (batched) and fit the estimator."""
     est = scenario.estimator
-    rng = np.random.default_rng(np.random.SeedSequence([seed, 0x1ABE1]))
+    rng = np.random.default_rng(np.random.SeedSequence([seed, seeds.LABEL_DEVICES]))
     configs = customize.sample_configs(layout, est.configs, rng)
     users = np.flatnonzero(np.diff(split.valid.indptr) > 0)
     if est.label_users and est.label_users < users.size:

@@ -1,4 +1,5 @@
-"""Matrix factorisation with elastic item embeddings, scored by dot product, trained with BPR."""
+"""Matrix factorisation with elastic item embeddings, scored by dot product (trained with BPR:
+``fedrule.model.objective``)."""
 
 from __future__ import annotations
 
@@ -22,19 +23,6 @@ class ElasticMF(nn.Module):
         self.user = nn.Parameter(torch.randn(n_users, dim, generator=generator) * init_std)
         self.item = nn.Parameter(torch.randn(n_items, dim, generator=generator) * init_std)
 
-    def block_scores(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
-        """Per-block partial dot products of (user, item) pairs: shape (*pairs, B)."""
-        return block_scores(self.user[users], self.item[items], self.num_blocks)
-
-    def scores(self, users: torch.Tensor, item_weights: torch.Tensor | None = None) -> torch.Tensor:
-        """Scores of all items for ``users``; ``item_weights`` (n x B) masks/rescales blocks."""
-        return score_all(self.user[users], self.item, item_weights)
-
-
-def block_scores(user_vecs: torch.Tensor, item_vecs: torch.Tensor, num_blocks: int) -> torch.Tensor:
-    shape = (*item_vecs.shape[:-1], num_blocks, item_vecs.shape[-1] // num_blocks)
-    return (user_vecs.reshape(shape) * item_vecs.reshape(shape)).sum(-1)
-
 
 def score_all(
     user_vecs: torch.Tensor, item_table: torch.Tensor, item_weights: torch.Tensor | None = None
@@ -56,13 +44,6 @@ def configured_scores(
     return scores
 
 
-def bpr_loss(pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
-    """Mean of ``-log sigmoid(s(u,i) - s(u,j))``; ``neg`` may carry extra negatives per row."""
-    if neg.dim() > pos.dim():
-        pos = pos.unsqueeze(-1)
-    return -F.logsigmoid(pos - neg).mean()
-
-
 def diversity_per_item(item_vecs: torch.Tensor, num_blocks: int) -> torch.Tensor:
     """Per item: mean squared cosine similarity between its distinct blocks (in [0, 1]).
 
@@ -77,10 +58,3 @@ def diversity_per_item(item_vecs: torch.Tensor, num_blocks: int) -> torch.Tensor
     all_pairs = moment.pow(2).sum((-1, -2))
     same_block = blocks.pow(2).sum(-1).pow(2).sum(-1)
     return (all_pairs - same_block) / (num_blocks * (num_blocks - 1))
-
-
-def diversity_penalty(item_vecs: torch.Tensor, num_blocks: int) -> torch.Tensor:
-    """Mean of ``diversity_per_item`` over a batch of items (0 for an empty batch)."""
-    if item_vecs.shape[0] == 0:
-        return item_vecs.new_zeros(())
-    return diversity_per_item(item_vecs, num_blocks).mean()

@@ -1,9 +1,11 @@
-"""Centralised training of (elastic) BPR-MF: plain PyTorch, no federation.
+"""Centralised training of (elastic) BPR-MF: no federation.
 
 With ``sampling: none`` and ``lambda_div: 0`` this is plain BPR-MF, the reference every
 compressed and federated variant is compared with. Otherwise each step also trains sampled
 sub-configurations of the elastic item table (the RULE supernet) and penalises similar blocks.
-Early stopping on the validation metric keeps the best epoch's weights.
+A step's loss and gradients come from ``fedrule.model.objective`` (the devices' objective too);
+a torch optimizer applies them. Early stopping on the validation metric keeps the best epoch's
+weights.
 """
 
 from __future__ import annotations
@@ -20,15 +22,10 @@ from fedrule.errors import FedruleError
 from fedrule.metrics import MetricSums
 from fedrule.model.elastic import ElasticLayout
 from fedrule.model.evaluate import evaluate_ranking
-from fedrule.model.mf import (
-    ElasticMF,
-    block_scores,
-    bpr_loss,
-    configured_scores,
-    diversity_penalty,
-)
+from fedrule.model.mf import ElasticMF, configured_scores
 from fedrule.model.negatives import NegativeSampler
-from fedrule.model.supernet import elastic_bpr_loss, sample_subconfigs
+from fedrule.model.objective import ConfigWeights, Objective, StepResult, objective_step
+from fedrule.model.supernet import sample_subconfigs
 from fedrule.scenario.schema import EvalConfig, TrainConfig
 
 EpochCallback = Callable[[dict], None]
@@ -45,7 +42,10 @@ class TrainResult:
 
 def make_optimizer(name: str, params: list[torch.nn.Parameter], lr: float) -> torch.optim.Optimizer:
     if name == "adam":
-        return torch.optim.Adam(params, lr=lr)
+        try:  # the fused kernel (one pass over the parameters) where this torch has it on CPU
+            return torch.optim.Adam(params, lr=lr, fused=True)
+        except RuntimeError:
+            return torch.optim.Adam(params, lr=lr)
     if name == "adagrad":
         return torch.optim.Adagrad(params, lr=lr)
     return torch.optim.SGD(params, lr=lr)
@@ -68,7 +68,7 @@ def train_centralized(
     users = np.repeat(np.arange(split.n_users), np.diff(split.train.indptr)).astype(np.int64)
     items = np.asarray(split.train.items, dtype=np.int64)
     sampler = NegativeSampler(users, items, split.n_items)
-    group_index = layout.group_index
+    objective = Objective(model.num_blocks, train.l2, train.lambda_div)
     optimizer = make_optimizer(train.optimizer, [model.user, model.item], train.lr)
     result = TrainResult(model=model)
     best_state = copy.deepcopy(model.state_dict())
@@ -77,19 +77,21 @@ def train_centralized(
     for epoch in range(1, train.epochs + 1):
         epoch_start = time.perf_counter()
         order = torch.randperm(users.size, generator=torch_gen).numpy()
-        negatives = sampler.sample(users[order], rng, train.negatives)
+        u_all = torch.from_numpy(users[order])
+        i_all = torch.from_numpy(items[order])
+        j_all = torch.from_numpy(sampler.sample(users[order], rng, train.negatives))
+        steps = -(-users.size // train.batch_size)
+        configs = sample_subconfigs(layout, train.sampling, rng, steps)
         losses = []
         model.train()
-        for lo in range(0, users.size, train.batch_size):
-            idx = order[lo : lo + train.batch_size]
-            u = torch.from_numpy(users[idx])
-            i = torch.from_numpy(items[idx])
-            j = torch.from_numpy(negatives[lo : lo + train.batch_size])
-            loss = step_loss(model, layout, group_index, u, i, j, train, rng)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+        for step in range(steps):
+            batch = slice(step * train.batch_size, (step + 1) * train.batch_size)
+            res = batch_gradients(
+                model, layout, objective, u_all[batch], i_all[batch], j_all[batch], configs[step]
+            )
+            model.user.grad, model.item.grad = res.grad_users, res.grad_items
             optimizer.step()
-            losses.append(loss.item())
+            losses.append(float(res.loss))
             if not np.isfinite(losses[-1]):
                 raise FedruleError(
                     f"training diverged in epoch {epoch} (loss is not finite)",
@@ -121,41 +123,26 @@ def train_centralized(
     return result
 
 
-def step_loss(
+def batch_gradients(
     model: ElasticMF,
     layout: ElasticLayout,
-    group_index: torch.Tensor,
+    objective: Objective,
     u: torch.Tensor,
     i: torch.Tensor,
     j: torch.Tensor,
-    train: TrainConfig,
-    rng: np.random.Generator,
-) -> torch.Tensor:
-    """BPR over full + sampled configurations, L2 on the batch, block-diversity penalty."""
-    user_vecs = model.user[u]
-    pos_vecs = model.item[i]
-    neg_vecs = model.item[j]
-    nb = model.num_blocks
-    subs = [layout.group_weights(c) for c in sample_subconfigs(layout, train.sampling, rng)]
-    if subs:
-        pos_blocks = block_scores(user_vecs, pos_vecs, nb)
-        neg_blocks = block_scores(user_vecs[:, None, :].expand_as(neg_vecs), neg_vecs, nb)
-        loss = elastic_bpr_loss(pos_blocks, neg_blocks, group_index[i], group_index[j], None, subs)
-    else:  # plain BPR-MF: whole dot products are cheaper than per-block partial sums
-        pos = (user_vecs * pos_vecs).sum(-1)
-        neg = torch.bmm(neg_vecs, user_vecs[:, :, None]).squeeze(-1)
-        loss = bpr_loss(pos, neg)
-    if train.l2:
-        loss = (
-            loss
-            + train.l2
-            * (user_vecs.pow(2).sum() + pos_vecs.pow(2).sum() + neg_vecs.pow(2).sum())
-            / u.numel()
-        )
-    if train.lambda_div:
-        batch_items = torch.cat([pos_vecs, neg_vecs.reshape(-1, neg_vecs.shape[-1])])
-        loss = loss + train.lambda_div * diversity_penalty(batch_items, nb)
-    return loss
+    configs: np.ndarray,
+) -> StepResult:
+    """Objective and gradients (dense, over all users and items) of one batch: users ``u``,
+    positives ``i``, negatives ``j`` (P x K), trained under the full configuration and the
+    sub-configurations ``configs`` (S x G x B)."""
+    weights = None
+    if configs.shape[0]:
+        group = layout.group_index
+        table = layout.group_weights(configs).transpose(0, 1).contiguous()  # G x S x B
+        weights = ConfigWeights(table, group[i], group[j])
+    return objective_step(
+        objective, model.user.detach(), model.item.detach(), u, i, j, configs=weights
+    )
 
 
 def evaluate_full(

@@ -3,14 +3,13 @@
 from fedrule.search.base import SearchResult
 from fedrule.search.estimator import PerformanceEstimator, fit_estimator, spearman
 from fedrule.search.features import ConfigFeatures, group_popularity_share
-from fedrule.search.labels import ConfigSums, label_configs
+from fedrule.search.labels import label_configs
 from fedrule.search.sampling import sample_configs
 from fedrule.search.searchers import SEARCHERS, search
 
 __all__ = [
     "SEARCHERS",
     "ConfigFeatures",
-    "ConfigSums",
     "PerformanceEstimator",
     "SearchResult",
     "fit_estimator",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from fedrule import seeds
 from fedrule.model.elastic import ElasticLayout
 from fedrule.scenario.schema import EstimatorConfig, SearchConfig
 from fedrule.search.base import uniform_blocks
@@ -55,7 +56,7 @@ def search(
 ) -> SearchResult:
     """The best configuration the searcher finds under ``budget_bytes`` (seeded per budget)."""
     name = searcher or cfg.searcher
-    rng = np.random.default_rng(np.random.SeedSequence([seed, budget_bytes, 0x5EA]))
+    rng = np.random.default_rng(np.random.SeedSequence([seed, budget_bytes, seeds.SEARCH]))
     options = {
         "evolution": {
             "population": cfg.population,

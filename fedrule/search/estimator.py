@@ -130,7 +130,10 @@ class PerformanceEstimator:
         """First layer composed with standardisation and featurisation: mask -> pre-activation."""
         if self._folded is None:
             first = self.net[0]
-            assert isinstance(first, nn.Linear)
+            if not isinstance(first, nn.Linear):
+                raise TypeError(
+                    f"the estimator's first layer is {type(first).__name__}, not Linear"
+                )
             with torch.no_grad():
                 scaled = first.weight / self.x_scale[None, :]  # hidden x dim
                 matrix = torch.from_numpy(self.features.matrix().astype(np.float32))

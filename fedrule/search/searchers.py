@@ -8,6 +8,7 @@ from collections.abc import Callable
 import numpy as np
 
 from fedrule.model.elastic import ElasticLayout
+from fedrule.scenario.schema import SEARCHER_NAMES
 from fedrule.search.base import CountingPredict, Predict, SearchResult
 from fedrule.search.evolution import evolution
 from fedrule.search.greedy import greedy
@@ -16,12 +17,10 @@ from fedrule.search.uniform import uniform
 
 Searcher = Callable[..., np.ndarray]
 
-SEARCHERS: dict[str, Searcher] = {
-    "evolution": evolution,
-    "greedy": greedy,
-    "uniform": uniform,
-    "random": random_search,
-}
+SEARCHERS: dict[str, Searcher] = dict(
+    zip(SEARCHER_NAMES, (evolution, greedy, uniform, random_search), strict=True)
+)
+"""Each searcher of ``fedrule.scenario.schema.SEARCHER_NAMES``, by name, in that order."""
 
 
 def search(
@@ -45,5 +44,5 @@ def search(
     seconds = time.perf_counter() - started
     size = layout.memory_bytes(config)
     if size > budget_bytes or not layout.is_valid(config):  # a searcher bug, never user input
-        raise AssertionError(f"{name} returned an invalid configuration ({size} bytes)")
+        raise RuntimeError(f"{name} returned an invalid configuration ({size} bytes)")
     return SearchResult(config, size, predicted, counted.evaluations, seconds, name)

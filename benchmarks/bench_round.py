@@ -1,0 +1,74 @@
+"""Seconds of one federated training round with every device of the dataset, without Flower.
+
+Calls ``fedrule.device.local_train.train_cohort`` directly on cohorts of ``--cohort`` devices
+(the scenario's ``engine.devices_per_node`` by default), with the scenario's local training
+(``scenarios/ml1m-fleet.yaml``: 4 negatives, sandwich sampling, lambda_div 0.01, batch 32, Adam).
+Prints figures measured in one run (it is not a timed test). Usage:
+    python benchmarks/bench_round.py [--scenario scenarios/ml1m-fleet.yaml] [--cohort 128]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import torch
+
+from fedrule.device.cohort import gather_rows
+from fedrule.device.local_train import LocalSpec, train_cohort
+from fedrule.engine.prepare import prepare_split
+from fedrule.engine.training import build_layout
+from fedrule.fleet import device_rng
+from fedrule.scenario import load_scenario
+from fedrule.scenario.schema import Scenario
+from fedrule.seeds import STREAM_TRAIN
+
+
+def local_spec(scenario: Scenario) -> LocalSpec:
+    fed, train = scenario.federated, scenario.train
+    return LocalSpec(
+        epochs=fed.local_epochs,
+        batch_size=fed.local_batch_size,
+        lr=fed.local_lr,
+        negatives=train.negatives,
+        l2=train.l2,
+        lambda_div=train.lambda_div,
+        sampling=train.sampling,
+        optimizer=fed.local_optimizer,
+    )
+
+
+def round_seconds(split: object, scenario: Scenario, cohort: int, round_number: int = 1) -> float:
+    """One round of every device, cohort after cohort; returns its seconds."""
+    layout = build_layout(scenario.model, split.item_popularity())
+    spec = local_spec(scenario)
+    gen = torch.Generator().manual_seed(0)
+    table = torch.randn(split.n_items, scenario.model.dim, generator=gen) * 0.1
+    users = torch.randn(split.n_users, scenario.model.dim, generator=gen) * 0.1
+    started = time.perf_counter()
+    for lo in range(0, split.n_users, cohort):
+        devices = np.arange(lo, min(lo + cohort, split.n_users))
+        rows = gather_rows(split.train.indptr, split.train.items, devices)
+        rngs = [device_rng(0, int(d), round_number, STREAM_TRAIN) for d in devices]
+        train_cohort(table, users[devices], rows, None, layout, spec, rngs)
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--scenario", default="scenarios/ml1m-fleet.yaml")
+    parser.add_argument("--cohort", type=int, nargs="*", default=None)
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    scenario = load_scenario(args.scenario)
+    split = prepare_split(scenario.data, 0)
+    print(f"{scenario.data.source}: {split.n_users} devices, {split.train.nnz} train interactions")
+    for cohort in args.cohort or [scenario.engine.devices_per_node]:
+        seconds = round_seconds(split, scenario, cohort)
+        print(f"round of all {split.n_users} devices, cohorts of {cohort:5d}: {seconds:6.2f} s")
+
+
+if __name__ == "__main__":
+    main()
