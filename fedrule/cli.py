@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Annotated
 
@@ -12,7 +14,7 @@ import click
 import typer
 from rich.console import Console
 
-from fedrule.errors import FedruleError
+from fedrule.errors import FedruleError, Terminated
 from fedrule.scenario.schema import SEARCHER_NAMES
 
 app = typer.Typer(
@@ -33,22 +35,39 @@ SetOption = Annotated[
 
 @app.command()
 def run(
-    scenario: Annotated[Path, typer.Argument(help="Scenario YAML file.")],
+    scenario: Annotated[
+        Path | None, typer.Argument(help="Scenario YAML file (not with --resume).")
+    ] = None,
     overrides: SetOption = None,
     out_dir: Annotated[
         Path, typer.Option("--out", help="Folder that receives run folders.")
     ] = Path("runs"),
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show engine logs.")] = False,
+    resume: Annotated[
+        Path | None,
+        typer.Option("--resume", help="Continue a killed run from its partial folder."),
+    ] = None,
 ) -> None:
     """Run a scenario and write a run folder (resolved scenario, metrics, tables, log)."""
+    from fedrule.errors import ConfigError
     from fedrule.report.console import ConsoleEvents, metrics_table, tier_table
     from fedrule.report.run import run_scenario
     from fedrule.scenario import load_scenario
 
+    if resume is not None:
+        if scenario is not None or overrides:
+            raise ConfigError(
+                "a resumed run keeps its own scenario", path="--resume", hint="drop SCENARIO/--set"
+            )
+        if not (resume / "scenario.yaml").is_file():
+            raise ConfigError("is not a partial run folder (no scenario.yaml)", path=str(resume))
+        scenario = resume / "scenario.yaml"
+    if scenario is None:
+        raise ConfigError("no scenario file given", path="run", hint="fedrule run SCENARIO")
     loaded = load_scenario(scenario, overrides or [])
     events = ConsoleEvents(err, quiet=quiet)
-    folder = run_scenario(loaded, out_dir, events, verbose=verbose)
+    folder = run_scenario(loaded, out_dir, events, verbose=verbose, resume=resume)
     metrics = json.loads((folder / "metrics.json").read_text())
     if loaded.engine.kind == "federated":
         out.print(tier_table(metrics["tiers"], loaded.eval.metric.partition("@")[2]))
@@ -139,14 +158,69 @@ def search(
 
 @data_app.command("info")
 def data_info(
-    name: Annotated[str, typer.Argument(help="ml-100k, ml-1m, grouplens, csv or synthetic.")],
+    name: Annotated[
+        str | None,
+        typer.Argument(help="ml-100k, ml-1m, grouplens, csv or synthetic (or use --scenario)."),
+    ] = None,
     path: Annotated[str | None, typer.Option(help="File for grouplens or csv.")] = None,
     data_dir: Annotated[str | None, typer.Option(help="Data cache folder.")] = None,
+    sep: Annotated[
+        str | None,
+        typer.Option(help="csv: separator (',', ';', '|', tab or \\t); default: sniffed."),
+    ] = None,
+    header: Annotated[
+        bool | None,
+        typer.Option(
+            "--header/--no-header", help="csv: first line names the columns; default: sniffed."
+        ),
+    ] = None,
+    user: Annotated[
+        str | None, typer.Option(help="csv: user column, a name or 0-based number.")
+    ] = None,
+    item: Annotated[
+        str | None, typer.Option(help="csv: item column, a name or 0-based number.")
+    ] = None,
+    rating: Annotated[str | None, typer.Option(help="csv: rating column, if any.")] = None,
+    timestamp: Annotated[str | None, typer.Option(help="csv: timestamp column, if any.")] = None,
+    scenario: Annotated[
+        Path | None,
+        typer.Option(help="Read the data section of this scenario file (with its csv columns)."),
+    ] = None,
+    overrides: SetOption = None,
 ) -> None:
     """Print users, items, interactions, density and interactions-per-user quantiles."""
     from fedrule.data import load_dataset
+    from fedrule.errors import ConfigError
 
-    inter = load_dataset(name, path=path, data_dir=data_dir, progress=lambda m: err.print(m))
+    def progress(message: str) -> None:
+        err.print(message, highlight=False, markup=False, soft_wrap=True)
+
+    options = {"sep": sep, "header": header, "user": user, "item": item}
+    options |= {"rating": rating, "timestamp": timestamp}
+    csv = {k: v for k, v in options.items() if v is not None}  # "2" is column 2 unless named so
+    if scenario is not None:
+        from fedrule.engine.prepare import load_interactions
+        from fedrule.scenario import load_scenario
+
+        given = [f"--{k}" for k in csv] + (["NAME"] if name else []) + (["--path"] if path else [])
+        if given:
+            raise ConfigError(
+                f"{given[0]} cannot be combined with --scenario",
+                path=given[0],
+                hint="use --set data.csv.sep=tab and the like",
+            )
+        loaded = load_scenario(scenario, overrides or [])
+        inter = load_interactions(loaded.data, loaded.seeds[0], progress)
+    else:
+        if name is None:
+            raise ConfigError("no dataset given", path="data info", hint="give NAME or --scenario")
+        if csv and name != "csv":
+            raise ConfigError(
+                f"--{next(iter(csv))} applies to the csv source only", path=f"--{next(iter(csv))}"
+            )
+        inter = load_dataset(
+            name, path=path, data_dir=data_dir, csv=csv, progress=progress, csv_keys="--"
+        )
     summary = inter.summary()
     for key, value in summary.items():
         if isinstance(value, bool):
@@ -164,9 +238,10 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point: one-line errors with exit code 2 for bad input, 130 on Ctrl-C."""
     os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")
     os.environ.setdefault("FLWR_DISABLE_UPDATE_CHECK", "1")
+    _terminate_like_interrupt()
     try:
         code = app(args=argv, prog_name="fedrule", standalone_mode=False)
-        if code == 130:  # typer turns Ctrl-C into a returned exit code
+        if code == 130:  # typer turns Ctrl-C (and SIGTERM) into a returned exit code
             raise KeyboardInterrupt
         if isinstance(code, int) and code:
             return code
@@ -179,9 +254,24 @@ def main(argv: list[str] | None = None) -> int:
         exc.show()
         return exc.exit_code
     except (click.exceptions.Abort, KeyboardInterrupt):
-        print("interrupted: no run folder was written", file=sys.stderr)
+        if Terminated.received:
+            print("terminated (SIGTERM): no run folder was published", file=sys.stderr)
+            return 143
+        print("interrupted: no run folder was published", file=sys.stderr)
         return 130
     return 0
+
+
+def _terminate_like_interrupt() -> None:
+    """SIGTERM raises ``Terminated`` (a KeyboardInterrupt) in the main thread, so that a run
+    stops as on Ctrl-C: Ray shut down, partial folder removed or kept for --resume."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def on_sigterm(signum: int, frame: object) -> None:
+        raise Terminated
+
+    signal.signal(signal.SIGTERM, on_sigterm)
 
 
 if __name__ == "__main__":

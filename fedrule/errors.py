@@ -57,3 +57,16 @@ def did_you_mean(word: str, candidates: Iterable[str]) -> str:
     if best is not None:
         return f"did you mean '{best}'?"
     return "expected one of: " + ", ".join(candidates)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (what ``timeout`` and batch schedulers send): handled like Ctrl-C, exit 143.
+
+    ``received`` stays set once raised, because frameworks on the way up (click, typer) turn
+    any KeyboardInterrupt into their own abort."""
+
+    received = False
+
+    def __init__(self, *args: object) -> None:
+        super().__init__(*args)
+        Terminated.received = True

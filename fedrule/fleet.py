@@ -110,11 +110,19 @@ def fleet_from_trace(
     index = {str(u): i for i, u in enumerate(user_ids)}
     users, budgets, tiers, availability = [], [], [], []
     names = list(tier_names or [])
+    seen: dict[str, int] = {}
     for line, row in enumerate(rows, start=2):
         where = f"{key} ({path.name} line {line})"
-        device = row["device_id"].strip()
+        device = (row["device_id"] or "").strip()
         if device not in index:
             raise ConfigError(f"device_id {device!r} is not a user of the dataset", path=where)
+        if device in seen:
+            raise ConfigError(
+                f"device_id {device!r} is listed twice (lines {seen[device]} and {line})",
+                path=where,
+                hint="one row per device",
+            )
+        seen[device] = line
         users.append(index[device])
         try:
             budget = parse_budget((row["budget"] or "").strip(), path=where)
@@ -140,8 +148,6 @@ def fleet_from_trace(
         availability.append(avail)
     if not users:
         raise ConfigError(f"trace {path} lists no device", path=key)
-    if len(set(users)) != len(users):
-        raise ConfigError(f"trace {path} lists a device twice", path=key)
     order = np.argsort(users)
     return Fleet(
         user=np.asarray(users, dtype=np.int64)[order],

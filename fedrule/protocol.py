@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 from dataclasses import dataclass
+from dataclasses import field as _field
 from typing import Any, ClassVar
 
 import numpy as np
@@ -89,6 +90,11 @@ class Message:
 _PAYLOAD_FIELDS = {"payloads"}
 
 
+def _reveals(text: str) -> dict[str, str]:
+    """A message field's metadata: what it reveals to its receiver (``describe``)."""
+    return {"reveals": text}
+
+
 def _is_payloads(name: str, value: object) -> bool:
     return name in _PAYLOAD_FIELDS and isinstance(value, tuple)
 
@@ -99,13 +105,20 @@ class CountRequest(Message):
     """Devices report how often each item occurs in their training data."""
 
     kind: ClassVar[Kind] = Kind.COUNT
-    devices: np.ndarray
+    devices: np.ndarray = _field(
+        metadata=_reveals("which devices the server asked (its own choice; no device data)")
+    )
 
 
 @dataclass(frozen=True)
 class CountReply(Message):
     kind: ClassVar[Kind] = Kind.COUNT
-    counts: np.ndarray  # per item, summed over the cohort's devices
+    counts: np.ndarray = _field(  # per item, summed over the cohort's devices
+        metadata=_reveals(
+            "the summed training-item histogram of the cohort: one device's exact training "
+            "item set when the cohort is one device"
+        )
+    )
 
 
 # ---------------------------------------------------------------------- training
@@ -114,10 +127,18 @@ class TrainRequest(Message):
     """A training round: the distinct payloads the cohort receives and which each device gets."""
 
     kind: ClassVar[Kind] = Kind.TRAIN
-    round: int
-    devices: np.ndarray
-    payloads: tuple[bytes, ...]
-    payload_of_device: np.ndarray
+    round: int = _field(metadata=_reveals("nothing (the server's round number)"))
+    devices: np.ndarray = _field(
+        metadata=_reveals("which devices the server sampled (its own choice)")
+    )
+    payloads: tuple[bytes, ...] = _field(
+        metadata=_reveals(
+            "nothing about devices (the server's own table, encoded per configuration)"
+        )
+    )
+    payload_of_device: np.ndarray = _field(
+        metadata=_reveals("nothing about devices (derived from registered budgets)")
+    )
 
 
 @dataclass(frozen=True)
@@ -125,36 +146,79 @@ class TrainReply(Message):
     """The cohort's weighted update sums per touched item row, and its round counts."""
 
     kind: ClassVar[Kind] = Kind.TRAIN
-    rows: np.ndarray
-    sum_wdelta: np.ndarray
-    sum_w: np.ndarray
-    trained: int
-    unavailable: int
-    failed: int
-    bytes_down: int
-    bytes_up: int
-    loss_sum: float
-    loss_count: float
+    rows: np.ndarray = _field(
+        metadata=_reveals(
+            "the union of the cohort's touched items: one device's positives plus its sampled"
+            " negatives when the cohort is one device"
+        )
+    )
+    sum_wdelta: np.ndarray = _field(
+        metadata=_reveals(
+            "the summed row updates: their signs and directions separate positives from "
+            "negatives (singular-vector attack)"
+        )
+    )
+    sum_w: np.ndarray = _field(
+        metadata=_reveals(
+            "per touched row and block, the summed weights: training-example counts of the "
+            "devices that touched it (1 per device under DP)"
+        )
+    )
+    trained: int = _field(
+        metadata=_reveals("how many of the named devices trained (participation)")
+    )
+    unavailable: int = _field(metadata=_reveals("how many of the named devices were unavailable"))
+    failed: int = _field(metadata=_reveals("how many of the named devices failed mid-round"))
+    bytes_down: int = _field(
+        metadata=_reveals("bytes the cohort downloaded (follows from budgets and availability)")
+    )
+    bytes_up: int = _field(
+        metadata=_reveals(
+            "bytes uploaded: the number of touched (row, block) entries, i.e. activity"
+        )
+    )
+    loss_sum: float = _field(
+        metadata=_reveals("the cohort's summed training loss (fit of the model to its data)")
+    )
+    loss_count: float = _field(metadata=_reveals("the cohort's number of local steps (activity)"))
 
 
 # ---------------------------------------------------------------------- labelling
+
+
 @dataclass(frozen=True)
 class LabelRequest(Message):
     """Rank all items under each candidate configuration on the devices' validation items."""
 
     kind: ClassVar[Kind] = Kind.LABEL
-    stamp: int  # a fresh random stream per labelling
-    devices: np.ndarray
-    payloads: tuple[bytes, ...]  # the full table (one payload)
-    configs: np.ndarray  # C x G x B candidate configurations
+    stamp: int = _field(  # a fresh random stream per labelling
+        metadata=_reveals("nothing (a server counter)")
+    )
+    devices: np.ndarray = _field(
+        metadata=_reveals("which devices the server asked (its own choice)")
+    )
+    payloads: tuple[bytes, ...] = _field(  # the full table (one payload)
+        metadata=_reveals("nothing about devices (the server's full table)")
+    )
+    configs: np.ndarray = _field(  # C x G x B candidate configurations
+        metadata=_reveals("nothing about devices (the server's candidates)")
+    )
 
 
 @dataclass(frozen=True)
 class LabelReply(Message):
     kind: ClassVar[Kind] = Kind.LABEL
-    keys: tuple[str, ...]
-    sums: np.ndarray  # C x keys, summed over the cohort's devices
-    counts: np.ndarray  # per key: devices that contributed
+    keys: tuple[str, ...] = _field(metadata=_reveals("nothing (metric names)"))
+    sums: np.ndarray = _field(  # C x keys, summed over the cohort's devices
+        metadata=_reveals(
+            "the cohort's summed validation metrics per configuration: the rank of one "
+            "device's validation item under up to C configurations when the cohort is one "
+            "device"
+        )
+    )
+    counts: np.ndarray = _field(  # per key: devices that contributed
+        metadata=_reveals("how many devices had a validation item")
+    )
 
 
 # ---------------------------------------------------------------------- dispatch and test
@@ -166,10 +230,18 @@ class TestRequest(Message):
 
     __test__ = False  # not a pytest class
     kind: ClassVar[Kind] = Kind.TEST
-    devices: np.ndarray
-    payloads: tuple[bytes, ...]
-    payload_of_device: np.ndarray
-    item_is_head: np.ndarray
+    devices: np.ndarray = _field(
+        metadata=_reveals("which devices the server asked (its own choice)")
+    )
+    payloads: tuple[bytes, ...] = _field(
+        metadata=_reveals("nothing about devices (the searched sub-embeddings)")
+    )
+    payload_of_device: np.ndarray = _field(
+        metadata=_reveals("nothing about devices (derived from registered budgets)")
+    )
+    item_is_head: np.ndarray = _field(
+        metadata=_reveals("nothing about devices (from the aggregated count)")
+    )
 
 
 @dataclass(frozen=True)
@@ -178,12 +250,21 @@ class TestReply(Message):
 
     __test__ = False
     kind: ClassVar[Kind] = Kind.TEST
-    devices: np.ndarray
-    accepted: np.ndarray
-    bytes_received: np.ndarray
-    evaluated: np.ndarray
-    keys: tuple[str, ...]
-    metrics: np.ndarray  # devices x keys (NaN where refused or not evaluated)
+    devices: np.ndarray = _field(metadata=_reveals("which devices answer (echoed)"))
+    accepted: np.ndarray = _field(
+        metadata=_reveals(
+            "per device: whether it accepted its sub-embedding (follows from its budget)"
+        )
+    )
+    bytes_received: np.ndarray = _field(metadata=_reveals("per device: bytes received"))
+    evaluated: np.ndarray = _field(metadata=_reveals("per device: whether it holds a test item"))
+    keys: tuple[str, ...] = _field(metadata=_reveals("nothing (metric names)"))
+    metrics: np.ndarray = _field(  # devices x keys (NaN where refused or not evaluated)
+        metadata=_reveals(
+            "per device: test metrics, i.e. the rank band of its test item and whether it is "
+            "head or tail (the simulator's measurement channel)"
+        )
+    )
 
 
 REQUESTS: dict[Kind, type[Message]] = {
@@ -208,10 +289,18 @@ class NodeFailure:
 
 
 def describe() -> list[dict[str, str]]:
-    """Every field of every message: kind, direction, field, and what it carries (for docs)."""
+    """Every field of every message: kind, direction, field, and what it reveals to its
+    receiver about devices (the threat model's table in docs/privacy.md is generated from it)."""
     rows = []
-    for direction, table in (("request", REQUESTS), ("reply", REPLIES)):
-        for kind, cls in table.items():
-            for field in dataclasses.fields(cls):  # type: ignore[arg-type]
-                rows.append({"kind": kind.value, "direction": direction, "field": field.name})
+    for kind in Kind:
+        for direction, table in (("request", REQUESTS), ("reply", REPLIES)):
+            for field in dataclasses.fields(table[kind]):  # type: ignore[arg-type]
+                rows.append(
+                    {
+                        "kind": kind.value,
+                        "direction": direction,
+                        "field": field.name,
+                        "reveals": field.metadata["reveals"],
+                    }
+                )
     return rows

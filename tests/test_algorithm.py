@@ -2,6 +2,7 @@
 invariance of results to workers and packing (in-process transport: fast, no Ray)."""
 
 import dataclasses
+import json
 
 import numpy as np
 import pytest
@@ -178,11 +179,11 @@ def test_round_hook_sees_every_round_with_a_state_that_saves_and_loads(tmp_path)
     last = states[-1]
     np.testing.assert_array_equal(last.table, outcome.results.table)
     path = tmp_path / "state.pt"
-    torch.save({k: torch.from_numpy(np.asarray(v)) for k, v in last.to_arrays().items()}, path)
-    loaded = torch.load(path, weights_only=True)
-    back = RoundState.from_arrays({k: v.numpy() for k, v in loaded.items()})
+    torch.save(last.to_saveable(), path)
+    back = RoundState.from_saveable(torch.load(path, weights_only=True))
     assert (back.round, back.seed, back.label_stamp) == (3, last.seed, last.label_stamp)
     np.testing.assert_array_equal(back.table, last.table)
+    assert json.dumps(back.history) == json.dumps([s.record for s in states])  # NaN-aware
 
 
 def test_a_failing_device_host_is_a_failed_node_not_a_crash(monkeypatch):

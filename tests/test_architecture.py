@@ -19,6 +19,7 @@ LAYERS: list[set[str]] = [
     {"model"},
     {"search", "fleet"},
     {"protocol"},
+    {"privacy"},  # accounting, attacks, threat model: used by device and algorithm alike
     {"device", "algorithm"},
     {"transports"},
     {"engine"},

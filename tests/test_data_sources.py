@@ -60,7 +60,7 @@ def test_csv_without_header_positions(tmp_path: Path) -> None:
 
 def test_csv_missing_column_names_it(tmp_path: Path) -> None:
     f = write(tmp_path / "log.csv", "u,i\n1,2\n")
-    with pytest.raises(DataError, match=r"column 'rating' \(csv.rating\) not found.*u, i"):
+    with pytest.raises(DataError, match=r"column 'rating' \(data\.csv\.rating\) not found.*u, i"):
         load_dataset("csv", path=f, csv={"user": "u", "item": "i", "rating": "rating"})
 
 

@@ -61,6 +61,26 @@ def test_loo_picks_latest_with_file_order_ties() -> None:
     assert s.train.nnz + s.valid.nnz + s.test.nnz == data.n_interactions
 
 
+def test_two_interaction_users_evaluated_like_recbole() -> None:
+    data = log(ROWS)
+    s = split_data(data, "loo", min_evaluate=2)
+    # c (2 rows): its latest item is the test item, the other trains, no validation item
+    assert items_of(s.test, data, "c") == ["y"] and items_of(s.train, data, "c") == ["x"]
+    assert items_of(s.valid, data, "c") == []
+    assert items_of(s.test, data, "a") == ["e"] and items_of(s.valid, data, "a") == ["c"]
+    assert s.eval_users().tolist() == [0, 1, 2] and s.eval_users("valid").tolist() == [0, 1]
+    assert s.skipped_users() == 0 and s.summary()["skipped_users"] == 0
+    r = split_data(data, "ratio", min_evaluate=2)
+    assert r.train.counts().tolist()[2] == 1 and r.test.counts().tolist()[2] == 1
+    assert r.valid.counts().tolist()[2] == 0
+    default = split_data(data, "loo")
+    assert default.skipped_users() == 1 and default.min_evaluate == 3
+    assert "1 with fewer than 3 interactions train only" in default.describe("loo")
+    assert split_data(data, "loo", min_evaluate=6).skipped_users() == 3
+    with pytest.raises(DataError, match="data.min_interactions_to_evaluate"):
+        split_data(data, min_evaluate=1)
+
+
 def test_split_parts_are_disjoint_and_conserve_counts() -> None:
     data = generate_synthetic(200, 300, 12, seed=1)
     for method in ("loo", "ratio"):
@@ -113,6 +133,8 @@ def test_no_timestamps_shuffle_is_seeded() -> None:
     np.testing.assert_array_equal(a.train.items, b.train.items)
     assert not np.array_equal(a.test.items, c.test.items)
     assert a.test.nnz == 20 and a.valid.nnz == 20 and a.train.nnz == 120
+    assert (a.order, a.seed, c.seed) == ("shuffle", 0, 1)
+    assert "seeded per-user shuffle (no timestamps; data.split_seed=1)" in c.describe("loo")
 
 
 def test_user_items_helpers() -> None:

@@ -57,7 +57,7 @@ def test_trace_rows(tmp_path):
         ("device_id,budget\nu1,lots\n", "cannot read 'lots'"),
         ("device_id,budget,availability\nu1,1/8,1.5\n", "availability '1.5'"),
         ("device,budget\nu1,1/8\n", "no column 'device_id'"),
-        ("device_id,budget\nu1,1/8\nu1,1/4\n", "lists a device twice"),
+        ("device_id,budget\nu1,1/8\nu1,1/4\n", "device_id 'u1' is listed twice (lines 2 and 3)"),
     ],
 )
 def test_trace_errors_name_the_key_and_line(tmp_path, text, fragment):

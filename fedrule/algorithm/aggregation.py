@@ -57,3 +57,37 @@ class RowBlockAggregator:
     @property
     def updated_entries(self) -> int:
         return int((self.sum_w > 0).sum())
+
+
+class PrivateAggregator(RowBlockAggregator):
+    """DP-FedAvg's aggregate. Devices send unit-weight updates clipped to L2 norm C; the mean
+    update is ``(sum + N(0, noise_std^2)) / denominator`` on every entry that some device could
+    have touched (``offered``: the whole table in full mode, the union of offered blocks in
+    budgeted mode), with a fixed denominator (the expected number of sampled devices) instead
+    of the data-dependent per-entry counts, which would break the sensitivity bound."""
+
+    def __init__(
+        self,
+        n_items: int,
+        dim: int,
+        num_blocks: int,
+        *,
+        denominator: float,
+        noise_std: float,
+        offered: np.ndarray,
+        rng: np.random.Generator,
+    ) -> None:
+        super().__init__(n_items, dim, num_blocks)
+        self.denominator = denominator
+        self.noise_std = noise_std
+        self.offered = np.asarray(offered, dtype=bool)  # n x B
+        self.rng = rng
+        self._mean: tuple[np.ndarray, np.ndarray] | None = None
+
+    def mean_update(self) -> tuple[np.ndarray, np.ndarray]:
+        if self._mean is None:  # the noise is drawn once per round
+            touched = np.repeat(self.offered, self.dim // self.num_blocks, axis=1)
+            noise = self.rng.standard_normal(self.sum_wdelta.shape) * self.noise_std
+            total = np.where(touched, self.sum_wdelta + noise, 0.0)
+            self._mean = (total / self.denominator, touched)
+        return self._mean

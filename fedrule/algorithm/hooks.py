@@ -1,17 +1,20 @@
 """Round hooks: called at the end of every training round with the server's state.
 
-``RoundState`` holds everything needed to continue the run from that round: the item table, the
-server step's state, the round number and the server's random state (every server-side stream
-is derived from the seed and the round, so these determine it). Checkpoints and live plots are
-round hooks.
+``RoundState`` holds everything needed to continue the run after that round: the item table,
+the server step's state, the round number, the labelling stamp (every server-side random stream
+is derived from the seed, the round and the stamp, so these determine them), the best validated
+round so far, the estimator if one was fitted (budgeted refits), and the rounds' records.
+Checkpoints and live plots are round hooks; ``FleetServer(resume=state)`` continues from one.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
+import torch
 
 
 @dataclass(frozen=True)
@@ -21,32 +24,56 @@ class RoundState:
     table: np.ndarray
     server_state: dict[str, np.ndarray] = field(default_factory=dict)
     label_stamp: int = 0  # labellings run so far (each draws a fresh device stream)
-    record: dict = field(default_factory=dict)  # the round's row of rounds-seed*.csv
+    record: dict = field(default_factory=dict)  # this round's row of rounds-seed*.csv
+    history: list[dict] = field(default_factory=list)  # every round's row so far
+    best_round: int = 0
+    best_value: float = float("-inf")
+    best_stale: int = 0
+    best_table: np.ndarray | None = None
+    estimator: dict[str, Any] | None = None  # PerformanceEstimator.state_dict()
 
-    def to_arrays(self) -> dict[str, np.ndarray]:
-        """Plain arrays (``np.savez``-able, ``torch.load(weights_only=True)``-able)."""
-        out = {
-            "round": np.array(self.round),
-            "seed": np.array(self.seed),
-            "label_stamp": np.array(self.label_stamp),
-            "table": self.table,
+    def to_saveable(self) -> dict[str, Any]:
+        """Plain tensors, numbers and strings: ``torch.load(weights_only=True)`` reads it."""
+        out: dict[str, Any] = {
+            "round": self.round,
+            "seed": self.seed,
+            "label_stamp": self.label_stamp,
+            "table": _tensor(self.table),
+            "server_state": {
+                k: torch.from_numpy(np.asarray(v)) for k, v in self.server_state.items()
+            },
+            "history": json.dumps(self.history, allow_nan=True),
+            "best_round": self.best_round,
+            "best_value": self.best_value,
+            "best_stale": self.best_stale,
+            "estimator": self.estimator,
         }
-        out.update({f"server.{k}": v for k, v in self.server_state.items()})
+        if self.best_table is not None:
+            out["best_table"] = _tensor(self.best_table)
         return out
 
     @staticmethod
-    def from_arrays(arrays: dict[str, np.ndarray]) -> RoundState:
+    def from_saveable(saved: dict[str, Any]) -> RoundState:
+        history = json.loads(saved["history"])
+        best = saved.get("best_table")
         return RoundState(
-            round=int(arrays["round"]),
-            seed=int(arrays["seed"]),
-            table=np.asarray(arrays["table"]),
-            server_state={
-                k.removeprefix("server."): np.asarray(v)
-                for k, v in arrays.items()
-                if k.startswith("server.")
-            },
-            label_stamp=int(arrays["label_stamp"]),
+            round=int(saved["round"]),
+            seed=int(saved["seed"]),
+            table=saved["table"].numpy(),
+            server_state={k: v.numpy() for k, v in saved["server_state"].items()},
+            label_stamp=int(saved["label_stamp"]),
+            record=history[-1] if history else {},
+            history=history,
+            best_round=int(saved["best_round"]),
+            best_value=float(saved["best_value"]),
+            best_stale=int(saved["best_stale"]),
+            best_table=None if best is None else best.numpy(),
+            estimator=saved["estimator"],
         )
+
+
+def _tensor(array: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.array(array))  # a copy: the server moves on
 
 
 class RoundHook(Protocol):

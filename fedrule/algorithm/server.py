@@ -34,6 +34,7 @@ from fedrule.model.elastic import ElasticLayout
 from fedrule.protocol import Message, NodeFailure
 from fedrule.scenario.schema import Scenario
 from fedrule.search import customize
+from fedrule.search.estimator import PerformanceEstimator
 
 
 @dataclass(frozen=True, eq=False)
@@ -93,7 +94,7 @@ class FleetServer:
         *,
         server_step: ServerStep | None = None,
         hooks: Sequence[RoundHook] = (),
-        init_std: float | None = None,
+        resume: RoundState | None = None,
     ) -> None:
         self.scenario = scenario
         self.seed = seed
@@ -111,7 +112,7 @@ class FleetServer:
         self.hooks = list(hooks)
         self.results = ServerResults()
         self.label_stamp = 0
-        self.init_std = scenario.model.init_std if init_std is None else init_std
+        self.resume = resume
 
     # ------------------------------------------------------------------ messaging
     def exchange(self, requests: list[Message], what: str) -> list[Message | NodeFailure]:
@@ -132,7 +133,7 @@ class FleetServer:
         self.results.layout = self.codec
         rng = seeds.server_rng(self.seed, seeds.TABLE_INIT)
         shape = (self.fleet.n_items, self.scenario.model.dim)
-        self.table = (rng.standard_normal(shape) * self.init_std).astype(np.float32)
+        self.table = (rng.standard_normal(shape) * self.scenario.model.init_std).astype(np.float32)
         self._timed("train", self.train)
         self._timed("label", self.label_and_fit)
         self._timed("dispatch", self.search_and_dispatch)
@@ -152,8 +153,14 @@ class FleetServer:
         fed = self.scenario.federated
         configs, config_of_device = training_configs(self)
         self.events.phase("federated training", fed.rounds)
-        best = _Best()
-        for round_number in range(1, fed.rounds + 1):
+        best, first = _Best(), 1
+        if self.resume is not None:
+            best, first = self._restore(self.resume), self.resume.round + 1
+            configs, config_of_device = training_configs(self)
+            self.events.message(f"resumed after round {self.resume.round}")
+            for _ in range(self.resume.round):
+                self.events.advance()
+        for round_number in range(first, fed.rounds + 1):
             started = time.perf_counter()
             refit = fed.mode == "budgeted" and fed.refit_every
             if refit and round_number > 1 and (round_number - 1) % fed.refit_every == 0:
@@ -167,20 +174,13 @@ class FleetServer:
                 record[metric] = self.validate(round_number)
             record["seconds"] = time.perf_counter() - started
             self.results.rounds.append(record)
-            state = RoundState(
-                round=round_number,
-                seed=self.seed,
-                table=self.table,
-                server_state=self.server_step.state_dict(),
-                label_stamp=self.label_stamp,
-                record=record,
-            )
-            for hook in self.hooks:
-                hook(state)
             info = {"loss": record["loss"], "trained": record["trained"], "s": record["seconds"]}
             if not np.isnan(record[metric]):
                 info[metric] = record[metric]
                 best.see(round_number, record[metric], self.table)
+            state = self._round_state(round_number, record, best)
+            for hook in self.hooks:
+                hook(state)
             self.events.advance(info)
             if fed.patience and best.stale >= fed.patience:
                 self.events.message(
@@ -193,6 +193,33 @@ class FleetServer:
             self.table = best.table
             self.results.best_round = best.round
             self.events.message(f"kept the table of round {best.round} ({metric} {best.value:.4g})")
+
+    def _round_state(self, round_number: int, record: dict, best: _Best) -> RoundState:
+        estimator = self.results.estimator
+        return RoundState(
+            round=round_number,
+            seed=self.seed,
+            table=self.table,
+            server_state=self.server_step.state_dict(),
+            label_stamp=self.label_stamp,
+            record=record,
+            history=list(self.results.rounds),
+            best_round=best.round,
+            best_value=best.value,
+            best_stale=best.stale,
+            best_table=best.table,
+            estimator=None if estimator is None else estimator.state_dict(),
+        )
+
+    def _restore(self, state: RoundState) -> _Best:
+        """Continue from a round hook's state (a checkpoint): everything the next round needs."""
+        self.table = np.array(state.table, dtype=np.float32)
+        self.server_step.load_state_dict(state.server_state)
+        self.label_stamp = state.label_stamp
+        self.results.rounds = list(state.history)
+        if state.estimator is not None:
+            self.results.estimator = PerformanceEstimator.from_state(state.estimator)
+        return _Best(state.best_round, state.best_value, state.best_table, state.best_stale)
 
     def _label(self, configs: np.ndarray, devices: np.ndarray, what: str) -> tuple[ConfigSums, int]:
         self.label_stamp += 1  # a fresh random stream per labelling

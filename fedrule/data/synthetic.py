@@ -43,21 +43,23 @@ def _check(
     n_users: int, n_items: int, mean: float, min_per_user: int, pop: float, act: float
 ) -> None:
     if n_users < 1:
-        raise DataError(f"expected at least 1 user, got {n_users}", path="synthetic.n_users")
+        raise DataError(f"expected at least 1 user, got {n_users}", path="data.synthetic.n_users")
     if n_items < 1:
-        raise DataError(f"expected at least 1 item, got {n_items}", path="synthetic.n_items")
+        raise DataError(f"expected at least 1 item, got {n_items}", path="data.synthetic.n_items")
     if min_per_user < 1:
-        raise DataError(f"expected at least 1, got {min_per_user}", path="synthetic.min_per_user")
+        raise DataError(
+            f"expected at least 1, got {min_per_user}", path="data.synthetic.min_per_user"
+        )
     if not min_per_user <= mean <= n_items:
         raise DataError(
             f"expected a mean between min_per_user ({min_per_user}) and n_items ({n_items}), "
             f"got {mean}",
-            path="synthetic.interactions_per_user",
+            path="data.synthetic.interactions_per_user",
         )
     if pop < 0:
-        raise DataError(f"expected >= 0, got {pop}", path="synthetic.popularity_exponent")
+        raise DataError(f"expected >= 0, got {pop}", path="data.synthetic.popularity_exponent")
     if act <= 0:
-        raise DataError(f"expected > 0, got {act}", path="synthetic.activity_exponent")
+        raise DataError(f"expected > 0, got {act}", path="data.synthetic.activity_exponent")
 
 
 def _activity(

@@ -79,21 +79,23 @@ class _LocalOptimizer:
         """One step of the active devices on their (distinct) private ``rows``; ``grad_rows``
         None keeps the item rows fixed."""
         if grad_rows is not None:
-            if self.row_mask is not None:
-                grad_rows = grad_rows * self.row_mask[rows]
+            mask = None if self.row_mask is None else self.row_mask.index_select(0, rows)
+            if mask is not None:
+                grad_rows = grad_rows * mask
             if self.spec.optimizer == "sgd":
                 self.local.index_add_(0, rows, grad_rows, alpha=-self.spec.lr)
-            else:
-                step = self.steps[self.row_dev[rows]] + 1  # the owning device's step count
-                self._adam(self.local, self.m_rows, self.v_rows, rows, grad_rows, step)
+            else:  # each row with its owning device's step count
+                step = self.steps.index_select(0, self.row_dev.index_select(0, rows)) + 1
+                self._adam(self.local, self.m_rows, self.v_rows, rows, grad_rows, step, mask)
         self._step_users(active, grad_users)
 
     def _step_users(self, active: torch.Tensor, grad_users: torch.Tensor) -> None:
         if self.spec.optimizer == "sgd":
             self.users.index_add_(0, active, grad_users, alpha=-self.spec.lr)
             return
-        self.steps[active] += 1
-        self._adam(self.users, self.m_users, self.v_users, active, grad_users, self.steps[active])
+        self.steps.index_add_(0, active, torch.ones(active.numel()))
+        step = self.steps.index_select(0, active)
+        self._adam(self.users, self.m_users, self.v_users, active, grad_users, step, None)
 
     def _adam(
         self,
@@ -103,19 +105,23 @@ class _LocalOptimizer:
         index: torch.Tensor,
         grad: torch.Tensor,
         step: torch.Tensor,
+        mask: torch.Tensor | None,
         beta1: float = 0.9,
         beta2: float = 0.999,
         eps: float = 1e-8,
     ) -> None:
-        m_new = beta1 * m[index] + (1 - beta1) * grad
-        v_new = beta2 * v[index] + (1 - beta2) * grad * grad
-        m[index], v[index] = m_new, v_new
-        correction1 = (1 - beta1**step)[:, None]
-        correction2 = (1 - beta2**step)[:, None]
-        update = (m_new / correction1) / ((v_new / correction2).sqrt() + eps)
-        if self.row_mask is not None and param is self.local:
-            update = update * self.row_mask[index]
-        param[index] -= self.spec.lr * update
+        """Adam on the (distinct) rows ``index`` of ``param``, with per-row step counts."""
+        m_new = m.index_select(0, index).mul_(beta1).add_(grad, alpha=1 - beta1)
+        v_new = v.index_select(0, index).mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+        m.index_copy_(0, index, m_new)
+        v.index_copy_(0, index, v_new)
+        correction1 = 1 - beta1**step
+        correction2 = 1 - beta2**step
+        update = v_new.div_(correction2[:, None]).sqrt_().add_(eps)
+        update = m_new.div_(update).mul_((self.spec.lr / correction1)[:, None])
+        if mask is not None:
+            update = update.mul_(mask)
+        param.index_add_(0, index, update, alpha=-1.0)
 
 
 def _negatives(
@@ -328,8 +334,8 @@ def local_train(
             configs = ConfigWeights(weights, plan.pos_key[pairs], plan.neg_key[pairs], full)
         res = objective_step(
             objective,
-            users[active],
-            local[rows],
+            users.index_select(0, active),
+            local.index_select(0, rows),
             plan.pair_dev[pairs],
             plan.pos_local[pairs],
             plan.neg_local[pairs],

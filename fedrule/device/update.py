@@ -18,6 +18,9 @@ from typing import Protocol
 import numpy as np
 import torch
 
+from fedrule.errors import ConfigError
+from fedrule.scenario.schema import PrivacyConfig
+
 
 @dataclass(frozen=True, eq=False)
 class DeviceDeltas:
@@ -75,6 +78,87 @@ class ClipUpdate:
 
 
 @dataclass(frozen=True)
+class UnitWeight:
+    """Every device's aggregation weight becomes 1 (DP-FedAvg: a device's contribution to the
+    sum is its clipped update alone, so the sum's L2 sensitivity to one device is C)."""
+
+    def __call__(self, deltas: DeviceDeltas, rngs: list[np.random.Generator]) -> DeviceDeltas:
+        return replace(deltas, weight=np.ones_like(deltas.weight))
+
+
+def _by_device(deltas: DeviceDeltas) -> list[np.ndarray]:
+    """Per device, the positions of its entries."""
+    order = np.argsort(deltas.row_device, kind="stable")
+    bounds = np.searchsorted(deltas.row_device[order], np.arange(deltas.num_devices + 1))
+    return [order[bounds[k] : bounds[k + 1]] for k in range(deltas.num_devices)]
+
+
+def _append(
+    deltas: DeviceDeltas, extra: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]]
+) -> DeviceDeltas:
+    """``deltas`` plus extra entries (device, items, delta rows, kept rows)."""
+    if not extra:
+        return deltas
+    return replace(
+        deltas,
+        row_device=np.concatenate(
+            [deltas.row_device, *[np.full(i.size, k, np.int64) for k, i, _, _ in extra]]
+        ),
+        row_item=np.concatenate([deltas.row_item, *[i for _, i, _, _ in extra]]),
+        delta=np.concatenate([deltas.delta, *[d for _, _, d, _ in extra]]),
+        kept=np.concatenate([deltas.kept, *[b for _, _, _, b in extra]]),
+    )
+
+
+@dataclass(frozen=True)
+class DecoyRows:
+    """Decoy items (FedRec-style pseudo-interactions): besides its touched rows, each device
+    uploads ``ratio`` rows per touched row for items it did not touch, sampled uniformly from
+    its own stream; each carries a copy of one of the device's own row updates with a random
+    sign, so that decoys look like the real rows (positives or negatives) to the server."""
+
+    ratio: float
+    n_items: int
+
+    def __call__(self, deltas: DeviceDeltas, rngs: list[np.random.Generator]) -> DeviceDeltas:
+        extra = []
+        for k, mine in enumerate(_by_device(deltas)):
+            if mine.size == 0:
+                continue
+            free = np.setdiff1d(np.arange(self.n_items), deltas.row_item[mine])
+            count = min(round(self.ratio * mine.size), free.size)
+            if count == 0:
+                continue
+            rng = rngs[k]
+            items = np.sort(rng.choice(free, size=count, replace=False))
+            source = mine[rng.integers(0, mine.size, size=count)]
+            sign = rng.choice(np.array([-1.0, 1.0], np.float32), size=count)
+            extra.append((k, items, deltas.delta[source] * sign[:, None], deltas.kept[source]))
+        return _append(deltas, extra)
+
+
+@dataclass(frozen=True)
+class DenseUpload:
+    """Each device uploads every item row (zero updates where it trained nothing), so that the
+    set of uploaded rows reveals nothing; the values still do unless masked or noised."""
+
+    n_items: int
+
+    def __call__(self, deltas: DeviceDeltas, rngs: list[np.random.Generator]) -> DeviceDeltas:
+        extra = []
+        for k, mine in enumerate(_by_device(deltas)):
+            if mine.size == 0:
+                continue
+            items = np.setdiff1d(np.arange(self.n_items), deltas.row_item[mine])
+            kept = np.broadcast_to(
+                deltas.kept[mine].max(axis=0), (items.size, deltas.kept.shape[1])
+            )
+            zero = np.zeros((items.size, deltas.delta.shape[1]), np.float32)
+            extra.append((k, items, zero, np.ascontiguousarray(kept)))
+        return _append(deltas, extra)
+
+
+@dataclass(frozen=True)
 class UpdatePipeline:
     """The device-side steps, in order (empty: the update goes as it is)."""
 
@@ -84,6 +168,27 @@ class UpdatePipeline:
         for step in self.steps:
             deltas = step(deltas, rngs)
         return deltas
+
+
+def privacy_pipeline(privacy: PrivacyConfig, n_items: int, mode: str = "full") -> UpdatePipeline:
+    """The device-side steps a scenario's ``privacy`` section asks for, in order: unit weights
+    (central DP), decoy rows, clipping (of the whole update, decoys included), dense padding."""
+    if mode != "full" and (privacy.decoys > 0 or privacy.dense):
+        raise ConfigError(
+            "decoys and dense uploads need federated.mode: full (a decoy or padded row would "
+            "carry blocks its item's group does not hold)",
+            path="privacy.decoys" if privacy.decoys > 0 else "privacy.dense",
+        )
+    steps: list[UpdateStep] = []
+    if privacy.central_dp:
+        steps.append(UnitWeight())
+    if privacy.decoys > 0:
+        steps.append(DecoyRows(privacy.decoys, n_items))
+    if privacy.clip > 0:
+        steps.append(ClipUpdate(privacy.clip))
+    if privacy.dense:
+        steps.append(DenseUpload(n_items))
+    return UpdatePipeline(tuple(steps))
 
 
 @dataclass

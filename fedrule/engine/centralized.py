@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -32,6 +34,28 @@ class SeedResult:
 def run_centralized_seed(
     scenario: Scenario, split: object, seed: int, events: Events
 ) -> SeedResult:
+    """One seed; PyTorch runs with ``engine.num_cpus`` threads (0: all cores) and the previous
+    thread count is restored afterwards."""
+    with torch_threads(scenario.engine.num_cpus):
+        return _run_seed(scenario, split, seed, events)
+
+
+@contextmanager
+def torch_threads(num: int) -> Iterator[None]:
+    """Limit PyTorch's intra-op threads to ``num`` (0: leave as is) for the block."""
+    before = torch.get_num_threads()
+    if num > 0:
+        torch.set_num_threads(num)
+    try:
+        yield
+    finally:
+        if num > 0:
+            torch.set_num_threads(before)
+
+
+def _run_seed(scenario: Scenario, split: object, seed: int, events: Events) -> SeedResult:
+    if scenario.engine.num_cpus > 0:
+        events.message(f"torch threads: {torch.get_num_threads()} (engine.num_cpus)")
     torch.manual_seed(seed)
     layout = build_layout(scenario.model, split.item_popularity())
     is_head = item_heads(split, scenario.eval.head_share)

@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import signal
+import socket
 import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -31,10 +34,13 @@ from fedrule.device.host import DeviceHost, HostSettings
 from fedrule.device.local_train import LocalSpec
 from fedrule.device.state import DeviceStateStore
 from fedrule.device.store import write_device_store
-from fedrule.errors import BudgetError, ConfigError, FedruleError
+from fedrule.device.update import privacy_pipeline
+from fedrule.engine.checkpoint import Checkpointer, load_checkpoint
+from fedrule.errors import BudgetError, ConfigError, FedruleError, Terminated
 from fedrule.events import Events
 from fedrule.fleet import Fleet, Tier, choose_users, fleet_from_tiers, fleet_from_trace
 from fedrule.model.codec import elastic_codec
+from fedrule.privacy.audit import LeakageAudit, training_items
 from fedrule.scenario.schema import ModelConfig, Scenario
 from fedrule.transports.inprocess import InProcessTransport
 
@@ -118,8 +124,12 @@ def run_federated_seed(
     events: Events,
     verbose: bool = False,
     hooks: Sequence[RoundHook] = (),
+    checkpoint_dir: Path | None = None,
 ) -> FederatedSeedResult:
-    """One seed of a federated run on the scenario's transport (Flower on Ray, or in-process)."""
+    """One seed of a federated run on the scenario's transport (Flower on Ray, or in-process).
+
+    With ``checkpoint_dir``, the run checkpoints there every ``engine.checkpoint_every`` rounds
+    and continues from a checkpoint of the same seed it finds there."""
     model, engine = scenario.model, scenario.engine
     full_table_bytes = split.n_items * model.dim * model.bytes_per_value
     fleet = build_fleet(scenario, split, full_table_bytes, scenario.seeds[0])
@@ -138,9 +148,20 @@ def run_federated_seed(
     registry = FleetRegistry(split.n_items, fleet.budget_bytes, fleet.tier, fleet.tier_names)
     stop = threading.Event()
     started = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="fedrule-devices-") as tmp:
+    if engine.transport == "flower":
+        _check_cluster(scenario)
+    resumed = load_checkpoint(checkpoint_dir, seed) if checkpoint_dir is not None else None
+    remove_stale_device_stores()
+    with tempfile.TemporaryDirectory(prefix=f"{STORE_PREFIX}{os.getpid()}-") as tmp:
         write_device_store(tmp, split, fleet.user, fleet)
-        DeviceStateStore.create(tmp, initial_user_vectors(seed, fleet.size, model))
+        users = resumed[1] if resumed else initial_user_vectors(seed, fleet.size, model)
+        state_store = DeviceStateStore.create(tmp, users)
+        all_hooks = list(hooks)
+        if checkpoint_dir is not None and engine.checkpoint_every:
+            checkpointer = Checkpointer(
+                checkpoint_dir, engine.checkpoint_every, scenario.federated.rounds, state_store
+            )
+            all_hooks.append(checkpointer)
         settings = HostSettings(
             store_dir=tmp,
             seed=seed,
@@ -149,10 +170,21 @@ def run_federated_seed(
             failure_rate=fleet.failure_rate,
             threads=engine.cpus_per_node,
             personal=local_spec(scenario, personal=True),
+            pipeline=privacy_pipeline(scenario.privacy, split.n_items, scenario.federated.mode),
         )
 
         def make_server(transport: Transport) -> FleetServer:
-            return FleetServer(scenario, seed, registry, transport, events, hooks=hooks)
+            audited = scenario.privacy.audit  # the leakage audit observes what the server gets
+            audit = LeakageAudit(training_items(split.train, fleet.user), split.n_items)
+            return FleetServer(
+                scenario,
+                seed,
+                registry,
+                audit.observe(transport) if audited else transport,
+                events,
+                hooks=[audit, *all_hooks] if audited else all_hooks,
+                resume=resumed[0] if resumed else None,
+            )
 
         events.message(
             f"fleet: {fleet.size} devices; messages of at most {engine.devices_per_node} devices, "
@@ -164,7 +196,55 @@ def run_federated_seed(
             results = _run_guarded(lambda: make_server(transport).run(), stop)
         else:
             results = _run_on_flower(scenario, settings, packer, make_server, stop, events, verbose)
-    return FederatedSeedResult(seed, fleet, results, time.perf_counter() - started)
+    extra = {}
+    if checkpoint_dir is not None and engine.checkpoint_every:
+        extra = {"checkpoints": checkpointer.saves, "checkpoint_seconds": checkpointer.seconds}
+    if resumed:
+        extra["resumed_after_round"] = resumed[0].round
+    return FederatedSeedResult(seed, fleet, results, time.perf_counter() - started, extra)
+
+
+STORE_PREFIX = "fedrule-devices-"
+
+
+def remove_stale_device_stores() -> None:
+    """Remove device stores (every device's private data) left by killed runs: a store's folder
+    name carries its run's process id."""
+    for path in Path(tempfile.gettempdir()).glob(f"{STORE_PREFIX}*"):
+        pid = path.name.removeprefix(STORE_PREFIX).split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _check_cluster(scenario: Scenario) -> None:
+    """Fail fast (engine.connect_timeout) when engine.ray_address names a cluster that does not
+    answer, instead of letting Ray retry forever."""
+    address = scenario.engine.ray_address or os.environ.get("RAY_ADDRESS")
+    if not address or address in ("auto", "local") or address.startswith("ray://"):
+        return
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise ConfigError(f"expected host:port, got {address!r}", path="engine.ray_address")
+    timeout = scenario.engine.connect_timeout
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout):
+            pass
+    except OSError as err:
+        raise ConfigError(
+            f"no Ray cluster answers at {address} ({err.strerror or err})",
+            path="engine.ray_address",
+            hint="start it with 'ray start --head', or fix the address",
+        ) from None
 
 
 def initial_user_vectors(seed: int, num_devices: int, model: ModelConfig) -> np.ndarray:
@@ -174,23 +254,28 @@ def initial_user_vectors(seed: int, num_devices: int, model: ModelConfig) -> np.
 
 
 def _run_guarded(body: Callable[[], ServerResults], stop: threading.Event) -> ServerResults:
-    previous = signal.getsignal(signal.SIGINT)
+    """Run ``body``; SIGINT and SIGTERM stop the server's phases first, then raise
+    ``KeyboardInterrupt`` / ``Terminated`` in the main thread."""
+    signals = {signal.SIGINT: KeyboardInterrupt, signal.SIGTERM: Terminated}
     in_main = threading.current_thread() is threading.main_thread()
+    previous = {sig: signal.getsignal(sig) for sig in signals} if in_main else {}
+    received: list[type[KeyboardInterrupt]] = []
 
-    def on_sigint(signum: int, frame: object) -> None:
+    def on_signal(signum: int, frame: object) -> None:
         stop.set()
-        raise KeyboardInterrupt
+        received.append(signals[signal.Signals(signum)])
+        raise received[-1]
 
-    if in_main:
-        signal.signal(signal.SIGINT, on_sigint)
+    for sig in previous:
+        signal.signal(sig, on_signal)
     try:
         return body()
     except Stopped:
-        raise KeyboardInterrupt from None
+        raise (received[-1] if received else KeyboardInterrupt)() from None
     finally:
         stop.set()
-        if in_main:
-            signal.signal(signal.SIGINT, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _run_on_flower(

@@ -7,18 +7,12 @@ from collections.abc import Callable
 from fedrule.data import load_dataset, split_data
 from fedrule.data.preprocess import dedupe, kcore, to_implicit
 from fedrule.data.split import SplitData
-from fedrule.errors import DataError
 from fedrule.scenario.schema import DataConfig
 
 
 def load_interactions(data: DataConfig, seed: int, progress: Callable[[str], None] | None = None):
     """Load the source and turn it into deduplicated implicit feedback (k-core filtered)."""
-    try:
-        inter = _load(data, seed, progress)
-    except DataError as err:  # name scenario keys by their full dotted path
-        if err.path and "/" not in err.path and not err.path.startswith("data."):
-            raise DataError(err.message, path=f"data.{err.path}", hint=err.hint) from None
-        raise
+    inter = _load(data, seed, progress)  # errors name data.* keys or the file itself
     inter = dedupe(to_implicit(inter, data.rating_threshold))
     if data.min_user_interactions or data.min_item_interactions:
         inter = kcore(inter, data.min_user_interactions, data.min_item_interactions)
@@ -46,6 +40,20 @@ def _load(data: DataConfig, seed: int, progress: Callable[[str], None] | None):
 def prepare_split(
     data: DataConfig, seed: int, progress: Callable[[str], None] | None = None
 ) -> SplitData:
-    """Load, preprocess and split the data of a scenario."""
+    """Load, preprocess and split the data of a scenario.
+
+    ``seed`` (the run's first seed) seeds only a synthetic generator; the split's shuffle (for
+    data without timestamps) uses ``data.split_seed``, so every run of the same data evaluates
+    on the same test items. Says which split ran through ``progress``.
+    """
     inter = load_interactions(data, seed, progress)
-    return split_data(inter, data.split, ratios=tuple(data.ratios), seed=seed)
+    split = split_data(
+        inter,
+        data.split,
+        ratios=tuple(data.ratios),
+        seed=data.split_seed,
+        min_evaluate=data.min_interactions_to_evaluate,
+    )
+    if progress is not None:
+        progress(split.describe(data.split))
+    return split

@@ -4,21 +4,36 @@ from __future__ import annotations
 
 import numpy as np
 
+DENSE_LIMIT = 1 << 27  # users x items up to this: a dense bit table answers "is positive?"
+
 
 class NegativeSampler:
     """Draws items a user has not interacted with in training, uniformly over the catalogue.
 
     Collisions with positives are redrawn (a few rounds); a user who interacted with almost every
-    item may keep a rare collision after the last round.
+    item may keep a rare collision after the last round. Positives are looked up in a dense
+    user x item table where it is small enough (one byte per pair), else in sorted keys.
     """
 
     def __init__(self, users: np.ndarray, items: np.ndarray, n_items: int, rounds: int = 8) -> None:
         self.n_items = n_items
         self.rounds = rounds
-        self.keys = np.unique(users.astype(np.int64) * n_items + items.astype(np.int64))
+        keys = users.astype(np.int64) * n_items + items.astype(np.int64)
+        n_users = int(users.max()) + 1 if users.size else 0
+        self.dense: np.ndarray | None = None
+        if n_users * n_items <= DENSE_LIMIT:
+            self.dense = np.zeros(n_users * n_items, dtype=bool)
+            self.dense[keys] = True
+        else:
+            self.keys = np.unique(keys)
 
     def is_positive(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         keys = users.astype(np.int64) * self.n_items + items
+        if self.dense is not None:
+            if keys.size and keys.max() >= self.dense.size:  # users without any positive
+                inside = keys < self.dense.size
+                return np.where(inside, self.dense.take(np.where(inside, keys, 0)), False)
+            return self.dense.take(keys)
         if self.keys.size == 0:
             return np.zeros(keys.shape, dtype=bool)
         pos = np.minimum(np.searchsorted(self.keys, keys), self.keys.size - 1)
@@ -26,11 +41,12 @@ class NegativeSampler:
 
     def sample(self, users: np.ndarray, rng: np.random.Generator, per_user: int = 1) -> np.ndarray:
         """Negatives of shape (len(users), per_user)."""
-        users = np.repeat(users[:, None], per_user, axis=1)
-        negatives = rng.integers(0, self.n_items, size=users.shape)
-        for _ in range(self.rounds):
-            clash = self.is_positive(users, negatives)
-            if not clash.any():
+        users = np.repeat(users, per_user)
+        negatives = rng.integers(0, self.n_items, size=users.size)
+        clash = np.flatnonzero(self.is_positive(users, negatives))
+        for _ in range(self.rounds):  # only the draws that clashed are redrawn and checked
+            if clash.size == 0:
                 break
-            negatives[clash] = rng.integers(0, self.n_items, size=int(clash.sum()))
-        return negatives
+            negatives[clash] = rng.integers(0, self.n_items, size=clash.size)
+            clash = clash[self.is_positive(users[clash], negatives[clash])]
+        return negatives.reshape(-1, per_user)

@@ -88,19 +88,24 @@ def objective_step(
     num_pairs, k = neg.shape
     if pair_weight is None:
         pair_weight = torch.full((num_pairs,), 1.0 / max(num_pairs, 1))
-    u, p, q = users[pair_user], items[pos], items[neg]
+    touched = torch.cat([pos[:, None], neg], 1)  # P x (1 + K): the positive, then negatives
+    u = F.embedding(pair_user, users)  # (F.embedding: the fastest row gather on CPU)
+    x = F.embedding(touched, items)
     if configs is None:
-        bpr, gu, gp, gq = _bpr_full(u, p, q, pair_weight)
+        bpr, coef = _bpr_full(u, x, pair_weight)
+        grad_x = coef[..., None] * u[:, None, :]
+        gu = torch.bmm(coef[:, None, :], x).squeeze(1)
     else:
-        bpr, gu, gp, gq = _bpr_configs(u, p, q, pair_weight, configs, objective.num_blocks)
+        keys = torch.cat([configs.pos_key[:, None], configs.neg_key], 1)
+        bpr, grad_x, gu = _bpr_configs(u, x, pair_weight, configs, keys, objective.num_blocks)
     grad_users = torch.zeros_like(users).index_add_(0, pair_user, gu)
-    grad_items = torch.zeros_like(items).index_add_(0, pos, gp)
-    grad_items.index_add_(0, neg.reshape(-1), gq.reshape(-1, items.shape[1]))
+    grad_items = torch.zeros_like(items).index_add_(
+        0, touched.reshape(-1), grad_x.reshape(-1, items.shape[1])
+    )
     loss = bpr
     if objective.l2 or objective.lambda_div:
-        per_neg = pair_weight[:, None].expand(num_pairs, k).reshape(-1)
-        occurs = torch.zeros(items.shape[0]).index_add_(0, pos, pair_weight)
-        occurs.index_add_(0, neg.reshape(-1), per_neg)
+        per_row = pair_weight[:, None].expand(num_pairs, k + 1).reshape(-1)
+        occurs = torch.zeros(items.shape[0]).index_add_(0, touched.reshape(-1), per_row)
     if objective.l2:
         user_occurs = torch.zeros(users.shape[0]).index_add_(0, pair_user, pair_weight)
         loss = loss + _l2(users, user_occurs, objective.l2, grad_users)
@@ -120,55 +125,59 @@ def _l2(rows: torch.Tensor, occurs: torch.Tensor, l2: float, grad: torch.Tensor)
 
 
 def _bpr_full(
-    u: torch.Tensor, p: torch.Tensor, q: torch.Tensor, a: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Weighted BPR under the full configuration (whole dot products) and its gradients with
-    respect to the pairs' user, positive and negative vectors."""
-    pos_scores = (u * p).sum(-1)
-    neg_scores = torch.bmm(q, u[:, :, None]).squeeze(-1)
-    loss, z = _bpr_terms(pos_scores[:, None] - neg_scores, a)
-    cp = -z.sum(-1)
-    gp = cp[:, None] * u
-    gq = z[:, :, None] * u[:, None, :]
-    gu = torch.baddbmm(cp[:, None, None] * p[:, None, :], z[:, None, :], q).squeeze(1)
-    return loss, gu, gp, gq
+    u: torch.Tensor, x: torch.Tensor, a: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Weighted BPR under the full configuration (whole dot products) of users ``u`` (P x d)
+    with items ``x`` (P x (1 + K) x d, the positive first), and its derivative with respect to
+    the scores (P x (1 + K))."""
+    scores = torch.bmm(x, u[:, :, None]).squeeze(-1)
+    loss, z = _bpr_terms(scores[:, :1] - scores[:, 1:], a)
+    return loss, torch.cat([-z.sum(1, keepdim=True), z], 1)
 
 
 def _bpr_configs(
     u: torch.Tensor,
-    p: torch.Tensor,
-    q: torch.Tensor,
+    x: torch.Tensor,
     a: torch.Tensor,
     configs: ConfigWeights,
+    keys: torch.Tensor,
     num_blocks: int,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Weighted BPR summed over configurations, from per-block partial scores."""
-    num_pairs, k, dim = q.shape
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Weighted BPR summed over configurations, from per-block partial scores: the loss and
+    its gradients with respect to the items ``x`` (P x (1 + K) x d) and the users ``u``."""
+    num_pairs, m, dim = x.shape
     ub = u.view(num_pairs, 1, num_blocks, dim // num_blocks)
-    pb = p.view(num_pairs, num_blocks, -1)
-    qb = q.view(num_pairs, k, num_blocks, -1)
-    pos_blocks = (ub[:, 0] * pb).sum(-1)  # P x B
-    neg_blocks = (ub * qb).sum(-1)  # P x K x B
-    wp = configs.weights[configs.pos_key]  # P x C x B
-    wn = configs.weights[configs.neg_key]  # P x K x C x B
-    pos_scores = torch.bmm(wp, pos_blocks[:, :, None]).squeeze(-1)  # P x C
-    neg_scores = torch.matmul(wn, neg_blocks[..., None]).squeeze(-1)  # P x K x C
+    xb = x.view(num_pairs, m, num_blocks, -1)
+    blocks = _block_sums(ub * xb)  # P x (1 + K) x B
+    num_configs = configs.weights.shape[1]
+    w = F.embedding(keys, configs.weights.view(configs.weights.shape[0], -1))
+    w = w.view(num_pairs * m, num_configs, num_blocks)
+    scores = torch.bmm(w, blocks.view(-1, num_blocks, 1)).view(num_pairs, m, num_configs)
     if configs.full:
-        pos_scores = torch.cat([pos_blocks.sum(-1, keepdim=True), pos_scores], -1)
-        neg_scores = torch.cat([neg_blocks.sum(-1, keepdim=True), neg_scores], -1)
-    loss, z = _bpr_terms(pos_scores[:, None, :] - neg_scores, a)  # z: P x K x C'
-    cp = -z.sum(1)  # P x C'
+        scores = torch.cat([blocks.sum(-1, keepdim=True), scores], -1)
+    loss, z = _bpr_terms(scores[:, :1] - scores[:, 1:], a)  # z: P x K x C'
+    coef = torch.cat([-z.sum(1, keepdim=True), z], 1).view(num_pairs * m, -1)
     first = 1 if configs.full else 0
-    grad_pos_blocks = torch.bmm(cp[:, None, first:], wp).squeeze(1)  # P x B
-    grad_neg_blocks = torch.matmul(z[..., None, first:], wn).squeeze(-2)  # P x K x B
+    grad_blocks = coef[:, first, None] * w[:, 0]
+    for c in range(1, num_configs):
+        grad_blocks.addcmul_(coef[:, first + c, None], w[:, c])
     if configs.full:
-        grad_pos_blocks += cp[:, :1]
-        grad_neg_blocks += z[..., :1]
-    gp = (grad_pos_blocks[..., None] * ub[:, 0]).view(num_pairs, dim)
-    gq = (grad_neg_blocks[..., None] * ub).view(num_pairs, k, dim)
-    gu = (grad_pos_blocks[..., None] * pb).view(num_pairs, dim)
-    gu += (grad_neg_blocks[..., None] * qb).sum(1).view(num_pairs, dim)
-    return loss, gu, gp, gq
+        grad_blocks += coef[:, :1]
+    grad_blocks = grad_blocks.view(num_pairs, m, num_blocks, 1)
+    grad_x = (grad_blocks * ub).view(num_pairs, m, dim)
+    gu = (grad_blocks * xb).sum(1).view(num_pairs, dim)
+    return loss, grad_x, gu
+
+
+def _block_sums(products: torch.Tensor) -> torch.Tensor:
+    """Sum over the last axis (the block width w); slices add faster than a narrow reduction."""
+    width = products.shape[-1]
+    if width > 8:
+        return products.sum(-1)
+    total = products[..., 0].clone()
+    for c in range(1, width):
+        total += products[..., c]
+    return total
 
 
 def _bpr_terms(diff: torch.Tensor, a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

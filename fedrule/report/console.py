@@ -43,9 +43,10 @@ class ConsoleEvents:
     def advance(self, info: dict | None = None) -> None:
         text = "  ".join(f"{k}={_short(v)}" for k, v in (info or {}).items() if k != "epoch")
         self.done += 1
-        if not self.quiet and not self.console.is_terminal:  # a log file: one line per step
-            total = f"/{self.total}" if self.total else ""
-            self.console.print(f"{self.name} {self.done}{total}  {text}", highlight=False)
+        if not self.quiet and not self.console.is_terminal:  # a log file: at most ~20 lines
+            if _log_step(self.done, self.total):
+                total = f"/{self.total}" if self.total else ""
+                self.console.print(f"{self.name} {self.done}{total}  {text}", highlight=False)
             return
         if self.progress is None or self.task is None:
             return
@@ -55,6 +56,18 @@ class ConsoleEvents:
         if self.progress is not None:
             self.progress.stop()
         self.progress, self.task = None, None
+
+
+LOG_LINES = 20
+"""The most progress lines a phase prints when the output is not a terminal (a log file)."""
+
+
+def _log_step(done: int, total: int | None) -> bool:
+    """Whether step ``done`` (1-based) of a phase gets a line: every ceil(total / 20)-th step
+    and the last; without a total, steps 1..10 then every power of two."""
+    if total:
+        return done == total or done % -(-total // LOG_LINES) == 0
+    return done <= LOG_LINES // 2 or done & (done - 1) == 0
 
 
 def _short(value: object) -> str:
@@ -74,12 +87,13 @@ def metrics_table(title: str, summary: Mapping[str, Mapping[str, float]], keys: 
 
 
 def tier_table(tiers: list[Mapping[str, object]], k: str) -> Table:
-    """Per-tier test quality of a fleet run: the mean over the tier's devices (± the spread over
-    seeds when there are several)."""
+    """Per-tier test quality of a fleet run: devices, and how many of them were evaluated (a
+    device with too few interactions has no test item); the mean over the evaluated devices (±
+    the spread over seeds when there are several)."""
     from fedrule.units import format_bytes
 
     table = Table(title="test metrics per device tier", title_justify="left")
-    for column in ("tier", "devices", "budget", "received", "refused"):
+    for column in ("tier", "devices", "evaluated", "budget", "received", "refused"):
         table.add_column(column, justify="left" if column == "tier" else "right")
     for name in (f"recall@{k}", f"ndcg@{k}"):
         table.add_column(name, justify="right")
@@ -89,6 +103,7 @@ def tier_table(tiers: list[Mapping[str, object]], k: str) -> Table:
         cells = [
             str(row["tier"]),
             str(row["devices"]),
+            str(row.get("evaluated", "-")),
             budget_text,
             format_bytes(float(row["bytes_received_mean"])),
             str(row["refused"]),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import platform
 import time
 from pathlib import Path
@@ -9,11 +10,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from fedrule.data.interactions import original_ids
 from fedrule.engine.centralized import SeedResult, run_centralized_seed, summarize
+from fedrule.engine.checkpoint import clear_checkpoint
 from fedrule.engine.prepare import prepare_split
 from fedrule.events import Events, Silent
 from fedrule.report.convergence import plot_convergence
-from fedrule.report.rundir import RunDir
+from fedrule.report.rundir import CHECKPOINTS, RunDir
 from fedrule.report.tables import csv_text, tier_summary
 from fedrule.scenario import Scenario, dump_scenario, to_plain
 
@@ -64,18 +67,26 @@ def run_scenario(
     events: Events | None = None,
     *,
     verbose: bool = False,
+    resume: Path | None = None,
 ) -> Path:
-    """Run every seed of ``scenario``; returns the published run folder."""
+    """Run every seed of ``scenario``; returns the published run folder. ``resume``: a partial
+    run folder (of this scenario) to continue: finished seeds are kept, the interrupted seed
+    continues from its checkpoint."""
     tee = _Tee(events or Silent())
-    with RunDir(out_root, scenario.name) as run:
+    with RunDir(out_root, scenario.name, resume=resume) as run:
+        if run.resumed:
+            log = run.path / "log.txt"
+            tee.lines = log.read_text().splitlines() if log.is_file() else []
+            tee.message(f"resuming {run.path}")
         run.write_text("scenario.yaml", dump_scenario(scenario))
-        tee.message(f"run folder (published when the run ends): {run.final}")
         split = prepare_split(scenario.data, scenario.seeds[0], tee.message)
         tee.message(
             f"data {split.name}: {split.n_users} users, {split.n_items} items, "
             f"{split.train.nnz} train / {split.valid.nnz} valid / {split.test.nnz} test"
         )
+        tee.message(f"run folder (published when the run ends): {run.final}")
         dataset = {"name": split.name, "users": split.n_users, "items": split.n_items}
+        dataset.update(_split_info(scenario, split))
         if scenario.engine.kind == "federated":
             metrics = _run_federated(run, scenario, split, tee, verbose)
         else:
@@ -83,8 +94,44 @@ def run_scenario(
         metrics = {"engine": scenario.engine.kind, "dataset": dataset, **metrics}
         metrics["environment"] = _environment()
         run.write_json("metrics.json", metrics)
-        run.write_text("log.txt", "\n".join(tee.lines) + "\n")
+        _write_log(run, tee)
         return run.commit()
+
+
+def _plain(obj: object) -> object:
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
+
+
+def _write_log(run: RunDir, events: Events) -> None:
+    lines = getattr(events, "lines", None)
+    if lines is not None:
+        run.write_text("log.txt", "\n".join(lines) + "\n")
+
+
+def _split_info(scenario: Scenario, split: object) -> dict:
+    """How the data was split, and how many users train but are not evaluated."""
+    return {
+        "split": scenario.data.split,
+        "order": split.order,
+        "split_seed": scenario.data.split_seed,
+        "evaluated_users": len(split.eval_users("test")),
+        "skipped_users": split.skipped_users(),
+        "min_interactions_to_evaluate": scenario.data.min_interactions_to_evaluate,
+    }
+
+
+def _id_maps(split: object) -> dict:
+    """The original user and item ids of the tables' rows (int64 tensors for integer ids, else
+    lists of str), readable with ``torch.load(weights_only=True)``."""
+    out = {}
+    for key, tokens in (("user_ids", split.user_ids), ("item_ids", split.item_ids)):
+        ids = original_ids(tokens)
+        out[key] = torch.from_numpy(ids) if isinstance(ids, np.ndarray) else ids
+    return out
 
 
 # ---------------------------------------------------------------------- centralized
@@ -93,7 +140,7 @@ def _run_centralized(run: RunDir, scenario: Scenario, split: object, events: Eve
     for seed in scenario.seeds:
         result = run_centralized_seed(scenario, split, seed, events)
         results.append(result)
-        _save_centralized_seed(run, scenario, result)
+        _save_centralized_seed(run, scenario, result, split)
     test = summarize([r.test for r in results])
     extra = {}
     if scenario.search.budgets:
@@ -133,7 +180,9 @@ def _write_rule_table(run: RunDir, scenario: Scenario, results: list[SeedResult]
     return {"rule": rows}
 
 
-def _save_centralized_seed(run: RunDir, scenario: Scenario, result: SeedResult) -> None:
+def _save_centralized_seed(
+    run: RunDir, scenario: Scenario, result: SeedResult, split: object
+) -> None:
     run.write_text(f"history-seed{result.seed}.csv", csv_text(result.train.history))
     torch.save(
         {
@@ -142,6 +191,7 @@ def _save_centralized_seed(run: RunDir, scenario: Scenario, result: SeedResult) 
             "seed": result.seed,
             "user": result.train.model.user.detach().clone(),
             "item": result.train.model.item.detach().clone(),
+            **_id_maps(split),
             "group_of_item": torch.from_numpy(result.layout.group_of_item),
             **result.extra.get("checkpoint", {}),
         },
@@ -160,7 +210,17 @@ def _run_federated(
     keys: list[str] = []
     tier_names: tuple[str, ...] = ()
     for seed in scenario.seeds:
-        outcome = run_federated_seed(scenario, split, seed, events, verbose)
+        done = run.checkpoint_dir / f"seed{seed}.json"
+        if done.is_file():  # finished before an interruption: kept
+            kept = json.loads(done.read_text())
+            per_seed[str(seed)], keys = kept["summary"], kept["keys"]
+            tier_names = tuple(kept["tier_names"])
+            device_tables.append(kept["devices"])
+            events.message(f"seed {seed}: kept from the interrupted run")
+            continue
+        outcome = run_federated_seed(
+            scenario, split, seed, events, verbose, checkpoint_dir=run.checkpoint_dir
+        )
         res, fleet = outcome.results, outcome.fleet
         keys = res.metric_keys
         tier_names = fleet.tier_names
@@ -174,6 +234,7 @@ def _run_federated(
                 "scenario": to_plain(scenario),
                 "seed": seed,
                 "item": torch.from_numpy(res.table),
+                **_id_maps(split),
                 "group_of_item": torch.from_numpy(res.layout.group_of_item),
                 "popularity": torch.from_numpy(np.asarray(res.popularity)),
                 "estimator": res.estimator.state_dict(),
@@ -195,7 +256,13 @@ def _run_federated(
             },
             "rounds": res.rounds,
             "best_round": res.best_round,
+            **outcome.extra,
         }
+        keep = {"summary": per_seed[str(seed)], "keys": keys, "tier_names": list(tier_names)}
+        kept = json.dumps({**keep, "devices": rows}, default=_plain)  # NaN kept as NaN
+        run.write_text(f"{CHECKPOINTS}/seed{seed}.json", kept)
+        clear_checkpoint(run.checkpoint_dir)
+        _write_log(run, events)
     summary = tier_summary(device_tables, tier_names, keys)
     run.write_text("tiers.csv", csv_text(summary))
     rounds = {int(seed): data["rounds"] for seed, data in per_seed.items()}
@@ -225,6 +292,7 @@ def _device_rows(outcome: object, split: object) -> list[dict]:
             "bytes_received": int(table["bytes_received"][d]),
             "accepted": bool(table["accepted"][d]),
             "answered": bool(table["answered"][d]),
+            "evaluated": bool(table["evaluated"][d]),
         }
         for j, key in enumerate(res.metric_keys):
             row[key] = float(table["metrics"][d, j])

@@ -1,20 +1,30 @@
 """The run folder: written under a hidden temporary name and renamed into place at the end.
 
-An interrupted or failed run leaves no half-written result folder: the temporary folder is
-removed, and only a complete run appears under its final name.
+A run works in ``.<name>-<stamp>.<pid>.partial`` under ``--out``. When it finishes, the folder is
+renamed to ``<name>-<stamp>`` (a ``-2``, ``-3`` ... suffix if that name is taken meanwhile: the
+rename never replaces another run, and never loses this one). A failed or interrupted run
+leaves no half-written result folder: its partial folder is removed — unless it holds a
+checkpoint (``checkpoint/``), in which case it stays and ``fedrule run --resume PARTIAL``
+continues it. Partial folders of killed runs without a checkpoint are removed at the next start.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
 import shutil
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from fedrule.errors import ConfigError
+
+CHECKPOINTS = "checkpoint"
 
 
 def _jsonable(obj: Any) -> Any:
@@ -35,28 +45,50 @@ def _jsonable(obj: Any) -> Any:
 class RunDir:
     """A run folder under construction. Use as a context manager; ``commit()`` publishes it."""
 
-    def __init__(self, out_root: str | Path, name: str) -> None:
+    def __init__(self, out_root: str | Path, name: str, *, resume: str | Path | None = None):
         self.root = Path(out_root)
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        base = f"{name}-{stamp}"
-        final = self.root / base
-        suffix = 1
-        while final.exists():
-            suffix += 1
-            final = self.root / f"{base}-{suffix}"
-        self.final = final
-        self.path = self.root / f".{final.name}.{os.getpid()}.partial"
         self.committed = False
+        self.resumed = resume is not None
+        if resume is not None:
+            partial = Path(resume)
+            base = _partial_base(partial)
+            self.root = partial.parent
+            self.path = partial
+        else:
+            base = f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+            self.path = self.root / f".{base}.{os.getpid()}.partial"
+        self.base = base
+        self.final = self.root / base
 
     def __enter__(self) -> RunDir:
-        self.root.mkdir(parents=True, exist_ok=True)
+        if self.root.exists() and not self.root.is_dir():
+            raise ConfigError("is a file, not a folder", path=str(self.root), hint="--out")
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise ConfigError(f"cannot create it ({err.strerror})", path=str(self.root)) from None
         remove_stale_partials(self.root)
-        self.path.mkdir(parents=False, exist_ok=False)
+        if self.resumed:
+            adopted = self.root / f".{self.base}.{os.getpid()}.partial"
+            os.rename(self.path, adopted)  # claim it: the killed run's pid is gone
+            self.path = adopted
+        else:
+            self.path.mkdir(parents=False, exist_ok=False)
         return self
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        if exc_type is not None or not self.committed:
-            shutil.rmtree(self.path, ignore_errors=True)
+        if self.committed:
+            return
+        if self.checkpoint_dir.is_dir() and any(self.checkpoint_dir.iterdir()):
+            sys.stderr.write(
+                f"the partial run is kept; continue it with: fedrule run --resume {self.path}\n"
+            )
+            return
+        shutil.rmtree(self.path, ignore_errors=True)
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.path / CHECKPOINTS
 
     def file(self, name: str) -> Path:
         path = self.path / name
@@ -64,25 +96,60 @@ class RunDir:
         return path
 
     def write_text(self, name: str, text: str) -> Path:
+        """Write a file atomically (a temporary file renamed into place)."""
         path = self.file(name)
-        path.write_text(text, encoding="utf-8")
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
         return path
 
     def write_json(self, name: str, obj: Any) -> Path:
         return self.write_text(name, json.dumps(_jsonable(obj), indent=2) + "\n")
 
     def commit(self) -> Path:
-        """Rename the finished folder into place (atomic on one file system)."""
-        os.replace(self.path, self.final)
-        self.committed = True
-        return self.final
+        """Rename the finished folder into place under a name nobody else holds.
+
+        ``os.rename`` onto an existing non-empty folder fails instead of replacing it, so a run
+        that finishes second takes the next free suffix. Checkpoints are dropped first: a
+        published run is complete."""
+        shutil.rmtree(self.checkpoint_dir, ignore_errors=True)
+        suffix = 1
+        while True:
+            target = self.final if suffix == 1 else self.root / f"{self.base}-{suffix}"
+            if not target.exists():
+                try:
+                    os.rename(self.path, target)
+                except OSError as err:
+                    if err.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+                        raise
+                else:
+                    self.final, self.committed = target, True
+                    return target
+            suffix += 1
+
+
+def _partial_base(partial: Path) -> str:
+    """``name-stamp`` of a partial folder ``.name-stamp.pid.partial``."""
+    name = partial.name
+    parts = name.rsplit(".", 2)
+    if not (name.startswith(".") and len(parts) == 3 and parts[2] == "partial"):
+        raise ConfigError(
+            "expected a partial run folder (.NAME-STAMP.PID.partial)", path=str(partial)
+        )
+    if not (partial / CHECKPOINTS).is_dir():
+        raise ConfigError("holds no checkpoint to resume from", path=str(partial))
+    pid = parts[1]
+    if pid.isdigit() and int(pid) != os.getpid() and _alive(int(pid)):
+        raise ConfigError(f"is still being written by process {pid}", path=str(partial))
+    return parts[0][1:]
 
 
 def remove_stale_partials(root: Path) -> None:
-    """Remove temporary folders left by runs that were killed (their process is gone)."""
+    """Remove temporary folders left by killed runs (their process is gone), except those with
+    a checkpoint: they can be resumed."""
     for path in root.glob(".*.partial"):
         pid = path.name.rsplit(".", 2)[-2]
-        if pid.isdigit() and not _alive(int(pid)):
+        if pid.isdigit() and not _alive(int(pid)) and not (path / CHECKPOINTS).is_dir():
             shutil.rmtree(path, ignore_errors=True)
 
 

@@ -39,7 +39,8 @@ def mean_std(values: Iterable[float]) -> tuple[float, float]:
 def tier_summary(
     device_tables: list[list[dict]], tier_names: tuple[str, ...], keys: list[str]
 ) -> list[dict]:
-    """Per tier: devices, budget, bytes received, refused, and each metric's mean over the tier's
+    """Per tier: devices, devices evaluated (those with a test item that accepted their
+    payload), budget, bytes received, refused, and each metric's mean over the tier's evaluated
     devices (mean over seeds, with the spread of the seed means)."""
     rows = []
     for tier in [*tier_names, "all"]:
@@ -53,6 +54,7 @@ def tier_summary(
         row: dict[str, object] = {
             "tier": tier,
             "devices": len(first),
+            "evaluated": int(sum(_evaluated(r, keys) for r in first)),
             "budget_bytes": budgets[0] if len(budgets) == 1 else f"{budgets[0]}..{budgets[-1]}",
             "bytes_received_mean": float(np.mean([r["bytes_received"] for r in first])),
             "refused": int(sum(not r["accepted"] for r in first)),
@@ -66,3 +68,10 @@ def tier_summary(
             row[key], row[f"{key}_std"] = mean_std(seed_means)
         rows.append(row)
     return rows
+
+
+def _evaluated(row: Mapping[str, object], keys: list[str]) -> bool:
+    """A device row's ``evaluated`` flag, or (older rows) whether it has a first metric."""
+    if "evaluated" in row:
+        return bool(row["evaluated"])
+    return bool(keys) and not np.isnan(float(row[keys[0]]))

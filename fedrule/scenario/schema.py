@@ -6,6 +6,7 @@ types are errors naming the dotted path). ``fedrule validate --explain`` prints 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Literal, get_args
 
@@ -17,8 +18,15 @@ Metric = str  # "ndcg@20", "recall@10", "hit@50" (checked in EvalConfig.check)
 
 @dataclass(frozen=True)
 class CsvColumns:
-    sep: str = doc("(str) column separator; '\\t' for tabs", ",")
-    header: bool = doc("(bool) the first line holds column names", True)
+    sep: str | None = doc(
+        "(str|null) column separator: ',', ';', '|', tab (or \\t); null: sniffed from the file "
+        "(tab, ',', ';', '|', '::', space)",
+        None,
+    )
+    header: bool | None = doc(
+        "(bool|null) the first line holds column names; null: sniffed (yes when columns are named)",
+        None,
+    )
     user: str | int = doc("(str|int) user column: a name (needs header) or a 0-based position", 0)
     item: str | int = doc("(str|int) item column: a name (needs header) or a 0-based position", 1)
     rating: str | int | None = doc("(str|int|null) rating column, if any", None)
@@ -57,6 +65,16 @@ class DataConfig:
         "(loo|ratio) leave-one-out by time, or per-user ratio", "loo"
     )
     ratios: list[float] = doc("(list) train/valid/test shares for split: ratio", [0.8, 0.1, 0.1])
+    split_seed: int = doc(
+        "(int) seed of the per-user shuffle that orders interactions without timestamps (the "
+        "same test set whatever the run's seeds)",
+        0,
+    )
+    min_interactions_to_evaluate: int = doc(
+        "(int) users with fewer interactions only train and are not evaluated (counted in the "
+        "log and metrics.json); 2 evaluates 2-interaction users on their test item (RecBole)",
+        3,
+    )
     csv: CsvColumns = doc("columns of a csv source", CsvColumns)
     synthetic: SyntheticData = doc("generator settings for source: synthetic", SyntheticData)
 
@@ -67,6 +85,11 @@ class DataConfig:
             path=f"{path}.ratios",
         )
         require(abs(sum(self.ratios) - 1.0) < 1e-6, "shares must sum to 1", path=f"{path}.ratios")
+        require(
+            self.min_interactions_to_evaluate >= 2,
+            "must be >= 2 (a user needs a train and a test interaction)",
+            path=f"{path}.min_interactions_to_evaluate",
+        )
         if self.source in ("grouplens", "csv"):
             require(
                 self.path is not None, f"source {self.source} needs a file", path=f"{path}.path"
@@ -297,13 +320,23 @@ class EngineConfig:
         2,
     )
     cpus_per_node: int = doc("(int) CPUs of a Ray worker (torch threads); workers = CPUs / this", 1)
-    num_cpus: int = doc("(int) CPUs Ray may use on this machine; 0: all cores", 0)
+    num_cpus: int = doc(
+        "(int) CPUs Ray may use on this machine; centralised runs: torch threads; 0: all cores", 0
+    )
     ray_address: str | None = doc(
         "(str|null) join this Ray cluster (host:port, or 'auto'); default $RAY_ADDRESS, else a "
         "private local Ray",
         None,
     )
     round_timeout: float = doc("(float) seconds to wait for the replies of one round", 600.0)
+    checkpoint_every: int = doc(
+        "(int) federated runs: checkpoint every this many rounds into the partial run folder "
+        "(fedrule run --resume continues a killed run); 0: never",
+        1,
+    )
+    connect_timeout: float = doc(
+        "(float) seconds to wait for the Ray cluster at engine.ray_address to answer", 30.0
+    )
 
     def check(self, path: str) -> None:
         require(self.devices_per_node >= 1, "must be >= 1", path=f"{path}.devices_per_node")
@@ -311,6 +344,8 @@ class EngineConfig:
         require(self.cpus_per_node >= 1, "must be >= 1", path=f"{path}.cpus_per_node")
         require(self.num_cpus >= 0, "must be >= 0", path=f"{path}.num_cpus")
         require(self.round_timeout > 0, "must be > 0", path=f"{path}.round_timeout")
+        require(self.checkpoint_every >= 0, "must be >= 0", path=f"{path}.checkpoint_every")
+        require(self.connect_timeout > 0, "must be > 0", path=f"{path}.connect_timeout")
 
 
 @dataclass(frozen=True)
@@ -391,6 +426,63 @@ class FederatedConfig:
 
 
 @dataclass(frozen=True)
+class PrivacyConfig:
+    clip: float = doc(
+        "(float) C: each device clips its whole update to L2 norm C on the device, before any "
+        "sum; 0: no clipping",
+        0.0,
+    )
+    noise_multiplier: float = doc(
+        "(float) sigma > 0 turns on client-level central DP (DP-FedAvg; needs clip): Poisson "
+        "sampling of devices, unit device weights, a fixed denominator (the expected number of "
+        "sampled devices) and Gaussian noise sigma*C on every entry a device could have touched",
+        0.0,
+    )
+    target_epsilon: float | None = doc(
+        "(float|null) solve sigma before training so that epsilon after federated.rounds "
+        "rounds is this (overrides noise_multiplier; needs clip)",
+        None,
+    )
+    delta: float | None = doc("(float|null) the DP delta; null: 1 / number of devices", None)
+    accountant: Literal["rdp", "pld"] = doc(
+        "(rdp|pld) dp-accounting's Renyi-DP or privacy-loss-distribution accountant", "rdp"
+    )
+    audit: bool = doc(
+        "(bool) every round, attack what the server received (positives of each cohort's "
+        "upload, membership from the popularity count) and score it: audit_* columns of "
+        "rounds-seed*.csv; with engine.devices_per_node: 1 the figures are per device",
+        False,
+    )
+    decoys: float = doc(
+        "(float) decoy items: a device also uploads this many rows per row it touched, for "
+        "items it did not touch, each a copy of one of its own row updates with a random sign",
+        0.0,
+    )
+    dense: bool = doc(
+        "(bool) a device uploads every row it holds (zero updates where it trained nothing)",
+        False,
+    )
+
+    @property
+    def central_dp(self) -> bool:
+        return self.noise_multiplier > 0 or self.target_epsilon is not None
+
+    def check(self, path: str) -> None:
+        require(self.clip >= 0, "must be >= 0", path=f"{path}.clip")
+        require(self.noise_multiplier >= 0, "must be >= 0", path=f"{path}.noise_multiplier")
+        if self.target_epsilon is not None:
+            require(self.target_epsilon > 0, "must be > 0", path=f"{path}.target_epsilon")
+        if self.delta is not None:
+            require(0 < self.delta < 1, "must lie in (0, 1)", path=f"{path}.delta")
+        require(
+            not self.central_dp or self.clip > 0,
+            "central DP needs a clipping norm: set privacy.clip",
+            path=f"{path}.clip",
+        )
+        require(self.decoys >= 0, "must be >= 0", path=f"{path}.decoys")
+
+
+@dataclass(frozen=True)
 class Scenario:
     name: str = doc("(str) run name, used in the run folder name", "scenario")
     seeds: list[int] = doc("(list) one run per seed; tables give mean and spread", [0])
@@ -406,11 +498,27 @@ class Scenario:
     engine: EngineConfig = doc("where the run executes", EngineConfig)
     fleet: FleetConfig = doc("the devices of a federated run and their budgets", FleetConfig)
     federated: FederatedConfig = doc("federated supernet training", FederatedConfig)
+    privacy: PrivacyConfig = doc(
+        "federated: differential privacy, upload mitigations, leakage audit", PrivacyConfig
+    )
 
     def check(self, path: str) -> None:
         require(len(self.seeds) >= 1, "expected at least one seed", path="seeds")
         require(len(set(self.seeds)) == len(self.seeds), "seeds repeat", path="seeds")
+        require(
+            all(0 <= seed < 2**32 for seed in self.seeds),
+            "seeds must be whole numbers in [0, 2**32)",
+            path="seeds",
+        )
+        require(
+            bool(_SAFE_NAME.fullmatch(self.name)),
+            "expected 1-100 letters, digits, '.', '_' or '-', not starting with '.' or '-' "
+            "(it names the run folder)",
+            path="name",
+        )
 
+
+_SAFE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,99}")
 
 __all__ = [
     "SEARCHER_NAMES",
