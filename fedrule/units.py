@@ -7,6 +7,7 @@ Absolute sizes are exact integers of bytes; shares are resolved against a table 
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from fractions import Fraction
@@ -58,6 +59,8 @@ def parse_budget(value: object, *, path: str | None = None) -> Budget:
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         raise BudgetError(f"got {value!r}", path=path, hint=_EXPECTED)
     text = str(value).strip()
+    if isinstance(value, float) and not math.isfinite(value):
+        raise BudgetError(f"got {text}", path=path, hint=_EXPECTED)
     if isinstance(value, int | float):
         number = Fraction(str(value))
         return _from_number(number, text, path)
@@ -89,9 +92,16 @@ def _from_number(number: Fraction, text: str, path: str | None) -> Budget:
     return Budget(text=text, num_bytes=_whole_bytes(number, text, path))
 
 
+MAX_BUDGET_BYTES = 2**50  # 1 PiB: anything larger is a typo, not a device
+
+
 def _whole_bytes(number: Fraction, text: str, path: str | None) -> int:
     if number.denominator != 1:
         raise BudgetError(f"{text!r} is not a whole number of bytes", path=path, hint=_EXPECTED)
+    if number > MAX_BUDGET_BYTES:
+        raise BudgetError(
+            f"{text!r} is more than 1 PiB", path=path, hint="a device budget; did you mean a share?"
+        )
     return int(number)
 
 

@@ -41,7 +41,16 @@ def load_run(run_dir: Path, seed: int | None) -> tuple[Scenario, dict]:
     path = run_dir / f"model-seed{seed}.pt"
     if not path.is_file():
         raise ConfigError(f"no checkpoint for seed {seed}", path=str(path))
-    checkpoint = torch.load(path, weights_only=False)
+    try:  # plain tensors and containers only: opening a run folder never executes its code
+        checkpoint = torch.load(path, weights_only=True)
+    except Exception as err:
+        raise FedruleError(
+            f"cannot read the model file ({type(err).__name__}); is it truncated or not fedrule's?",
+            path=str(path),
+        ) from None
+    if not isinstance(checkpoint, dict) or "item" not in checkpoint:
+        raise FedruleError("not a fedrule model file", path=str(path))
+    _check_shape(scenario, checkpoint, path)
     if "estimator" not in checkpoint:
         raise FedruleError(
             "this run has no estimator: run a scenario with search.budgets (centralised) "
@@ -49,6 +58,26 @@ def load_run(run_dir: Path, seed: int | None) -> tuple[Scenario, dict]:
             path=str(run_dir),
         )
     return scenario, checkpoint
+
+
+def _check_shape(scenario: Scenario, checkpoint: dict, path: Path) -> None:
+    """The model file must match its scenario.yaml (an edited scenario is refused)."""
+    item, groups = checkpoint["item"], checkpoint.get("group_of_item")
+    model = scenario.model
+    problems = []
+    if item.ndim != 2 or item.shape[1] != model.dim:
+        problems.append(f"item table {tuple(item.shape)} vs model.dim {model.dim}")
+    if groups is not None and groups.numel() != item.shape[0]:
+        problems.append(f"{groups.numel()} item groups for {item.shape[0]} items")
+    features = checkpoint.get("estimator", {}).get("features", {})
+    if features and int(features.get("num_blocks", model.blocks)) != model.blocks:
+        problems.append(f"estimator of {features['num_blocks']} blocks vs model.blocks")
+    if problems:
+        raise ConfigError(
+            "the model file does not match its scenario.yaml: " + "; ".join(problems),
+            path=str(path),
+            hint="was scenario.yaml edited?",
+        )
 
 
 def customize_run(

@@ -36,6 +36,7 @@ from fedrule.device.state import DeviceStateStore
 from fedrule.device.store import write_device_store
 from fedrule.device.update import privacy_pipeline
 from fedrule.engine.checkpoint import Checkpointer, load_checkpoint
+from fedrule.engine.sanity import check_round_size
 from fedrule.errors import BudgetError, ConfigError, FedruleError, Terminated
 from fedrule.events import Events
 from fedrule.fleet import Fleet, Tier, choose_users, fleet_from_tiers, fleet_from_trace
@@ -134,6 +135,7 @@ def run_federated_seed(
     full_table_bytes = split.n_items * model.dim * model.bytes_per_value
     fleet = build_fleet(scenario, split, full_table_bytes, scenario.seeds[0])
     check_budgets(scenario, fleet, split.n_items)
+    check_round_size(scenario, fleet.size)
     local_cpus = engine.num_cpus or os.cpu_count() or 1
     on_cluster = bool(engine.ray_address or os.environ.get("RAY_ADDRESS"))
     if engine.transport == "flower" and not on_cluster and engine.cpus_per_node > local_cpus:

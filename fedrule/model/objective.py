@@ -202,7 +202,7 @@ def diversity_with_grad(
     if num_blocks < 2 or rows == 0:
         return items.new_zeros(()), torch.zeros_like(items)
     x = items.view(rows, num_blocks, dim // num_blocks)
-    sq = (x * x).sum(-1)  # R x B
+    sq = _block_sums(x * x)  # R x B
     norm = sq.sqrt()
     scale = norm.clamp_min(NORM_EPS)
     n = x / scale[..., None]
@@ -210,9 +210,21 @@ def diversity_with_grad(
     moment = torch.bmm(n.transpose(1, 2), n)  # R x w x w
     c = 1.0 / (num_blocks * (num_blocks - 1))
     per_item = (moment.pow(2).sum((1, 2)) - n_sq.pow(2).sum(-1)) * c
-    h = torch.bmm(n, moment)  # (M n_b)^T, M symmetric
+    h = _times_small(n, moment)  # (M n_b)^T, M symmetric
     h.addcmul_(n_sq[..., None], n, value=-1.0)
-    along = (h * n).sum(-1) * (norm > NORM_EPS)  # the part the normalisation removes
+    along = _block_sums(h * n) * (norm > NORM_EPS)  # the part the normalisation removes
     h.addcmul_(along[..., None], n, value=-1.0)
     h *= (4 * c * weight[:, None] / scale)[..., None]
     return (weight * per_item).sum(), h.view(rows, dim)
+
+
+def _times_small(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``a @ b`` for R x B x w and R x w x w; for a narrow w, as w broadcast products (batched
+    tiny matrix products are slow on CPU)."""
+    width = b.shape[-1]
+    if width > 8:
+        return torch.bmm(a, b)
+    out = a[..., :1] * b[:, None, 0, :]
+    for v in range(1, width):
+        out.addcmul_(a[..., v : v + 1], b[:, None, v, :])
+    return out

@@ -14,6 +14,7 @@ from fedrule.data.interactions import original_ids
 from fedrule.engine.centralized import SeedResult, run_centralized_seed, summarize
 from fedrule.engine.checkpoint import clear_checkpoint
 from fedrule.engine.prepare import prepare_split
+from fedrule.engine.sanity import check_against_data
 from fedrule.events import Events, Silent
 from fedrule.report.convergence import plot_convergence
 from fedrule.report.rundir import CHECKPOINTS, RunDir
@@ -84,6 +85,7 @@ def run_scenario(
             f"data {split.name}: {split.n_users} users, {split.n_items} items, "
             f"{split.train.nnz} train / {split.valid.nnz} valid / {split.test.nnz} test"
         )
+        check_against_data(scenario, split)
         tee.message(f"run folder (published when the run ends): {run.final}")
         dataset = {"name": split.name, "users": split.n_users, "items": split.n_items}
         dataset.update(_split_info(scenario, split))

@@ -1,0 +1,155 @@
+"""Bad input is one line naming the key or file, exit code 2, no traceback and no run folder
+(issue: reliability). Property test: random scenario values never raise anything else."""
+
+import shutil
+import time
+
+import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from fedrule.cli import main
+from fedrule.errors import FedruleError
+from fedrule.scenario import scenario_from_dict
+from tests.fleets import fleet_scenario
+
+
+def _run(tmp_path, raw, capsys, *extra):
+    path = tmp_path / "scenario.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    out = tmp_path / "runs"
+    code = main(["run", str(path), "--out", str(out), "--quiet", *extra])
+    err = capsys.readouterr().err
+    return code, err, out
+
+
+def _one_line_error(code, err, needle):
+    assert code == 2, err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    assert needle in lines[0], lines[0]
+    assert "Traceback" not in err
+
+
+def _inprocess(**patch):
+    return fleet_scenario(engine__transport="inprocess", **patch)
+
+
+@pytest.mark.parametrize(
+    ("patch", "needle"),
+    [
+        ({"name": "a/b"}, "name:"),
+        ({"name": "../../x"}, "name:"),
+        ({"name": ""}, "name:"),
+        ({"seeds": [-1]}, "seeds:"),
+        ({"fleet": {"tiers": [{"name": "t", "share": 1, "budget": float("inf")}]}}, "budget"),
+        ({"fleet": {"tiers": [{"name": "t", "share": 1, "budget": float("nan")}]}}, "budget"),
+        ({"fleet": {"tiers": [{"name": "t", "share": 1, "budget": 1e30}]}}, "budget"),
+        ({"model": {"dim": 8, "blocks": 4, "groups": 500}}, "model.groups"),
+        ({"eval": {"ks": [5, 1000], "metric": "ndcg@5"}}, "eval.ks"),
+        ({"federated": {"devices_per_round": 100}}, "federated.devices_per_round"),
+        ({"fleet": {"num_devices": 500}}, "fleet.num_devices"),
+        ({"data": {"source": "synthetic", "synthetic": {"users": 1, "items": 30}}}, "data"),
+    ],
+)
+def test_nonsense_is_a_one_line_error_and_leaves_nothing(tmp_path, capsys, patch, needle):
+    raw = _inprocess()
+    for key, value in patch.items():
+        if isinstance(value, dict) and isinstance(raw.get(key), dict):
+            raw[key] = {**raw[key], **value}
+        else:
+            raw[key] = value
+    code, err, out = _run(tmp_path, raw, capsys)
+    _one_line_error(code, err, needle)
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_out_that_is_a_file(tmp_path, capsys):
+    blocker = tmp_path / "runs"
+    blocker.write_text("not a folder")
+    path = tmp_path / "scenario.yaml"
+    path.write_text(yaml.safe_dump(_inprocess()))
+    code = main(["run", str(path), "--out", str(blocker), "--quiet"])
+    _one_line_error(code, capsys.readouterr().err, "runs")
+
+
+def test_unreachable_ray_cluster_fails_fast(tmp_path, capsys):
+    raw = fleet_scenario()
+    raw["engine"].update(ray_address="127.0.0.1:9", connect_timeout=2)
+    started = time.perf_counter()
+    code, err, _ = _run(tmp_path, raw, capsys)
+    assert time.perf_counter() - started < 60
+    _one_line_error(code, err, "engine.ray_address")
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    from fedrule.report.run import run_scenario
+
+    out = tmp_path_factory.mktemp("runs")
+    return run_scenario(scenario_from_dict(_inprocess()), out)
+
+
+def test_search_refuses_a_truncated_model_file(finished_run, tmp_path, capsys):
+    copy = tmp_path / "run"
+    shutil.copytree(finished_run, copy)
+    model = copy / "model-seed0.pt"
+    model.write_bytes(model.read_bytes()[:200])
+    code = main(["search", str(copy), "-b", "0.5"])
+    _one_line_error(code, capsys.readouterr().err, "model-seed0.pt")
+
+
+def test_search_refuses_an_edited_scenario(finished_run, tmp_path, capsys):
+    copy = tmp_path / "run"
+    shutil.copytree(finished_run, copy)
+    text = (copy / "scenario.yaml").read_text().replace("dim: 8", "dim: 16")
+    (copy / "scenario.yaml").write_text(text)
+    code = main(["search", str(copy), "-b", "0.5"])
+    _one_line_error(code, capsys.readouterr().err, "does not match its scenario.yaml")
+
+
+_VALUES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**70), 2**70),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=12),
+    st.lists(st.integers(-5, 5), max_size=3),
+    st.dictionaries(st.text(max_size=5), st.integers(), max_size=2),
+)
+_KEYS = [
+    ("name",),
+    ("seeds",),
+    ("model", "dim"),
+    ("model", "blocks"),
+    ("model", "groups"),
+    ("model", "grouping"),
+    ("train", "negatives"),
+    ("train", "sampling"),
+    ("eval", "ks"),
+    ("eval", "metric"),
+    ("engine", "devices_per_node"),
+    ("engine", "transport"),
+    ("fleet", "tiers"),
+    ("federated", "devices_per_round"),
+    ("federated", "server_optimizer"),
+    ("federated", "rounds"),
+    ("estimator", "hidden"),
+    ("search", "budgets"),
+    ("data", "source"),
+]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(key=st.sampled_from(_KEYS), value=_VALUES)
+def test_random_scenario_values_never_raise_anything_but_a_one_line_error(key, value):
+    raw = fleet_scenario()
+    target = raw
+    for part in key[:-1]:
+        target = target.setdefault(part, {})
+    target[key[-1]] = value
+    try:
+        scenario_from_dict(raw)
+    except FedruleError as err:
+        assert "\n" not in err.one_line()
