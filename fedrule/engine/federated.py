@@ -153,8 +153,10 @@ def run_federated_seed(
     if engine.transport == "flower":
         _check_cluster(scenario)
     resumed = load_checkpoint(checkpoint_dir, seed) if checkpoint_dir is not None else None
-    remove_stale_device_stores()
-    with tempfile.TemporaryDirectory(prefix=f"{STORE_PREFIX}{os.getpid()}-") as tmp:
+    store_root = _store_root(scenario)
+    remove_stale_device_stores(store_root)
+    prefix = f"{_store_owner()}{os.getpid()}-"
+    with tempfile.TemporaryDirectory(prefix=prefix, dir=store_root) as tmp:
         write_device_store(tmp, split, fleet.user, fleet)
         users = resumed[1] if resumed else initial_user_vectors(seed, fleet.size, model)
         state_store = DeviceStateStore.create(tmp, users)
@@ -209,13 +211,26 @@ def run_federated_seed(
 STORE_PREFIX = "fedrule-devices-"
 
 
-def remove_stale_device_stores() -> None:
-    """Remove device stores (every device's private data) left by killed runs: a store's folder
-    name carries its run's process id."""
-    for path in Path(tempfile.gettempdir()).glob(f"{STORE_PREFIX}*"):
-        pid = path.name.removeprefix(STORE_PREFIX).split("-", 1)[0]
+def _store_root(scenario: Scenario) -> Path:
+    root = Path(scenario.engine.store_dir or tempfile.gettempdir())
+    if not root.is_dir():
+        raise ConfigError("is not a folder", path="engine.store_dir", hint=str(root))
+    return root
+
+
+def remove_stale_device_stores(root: Path) -> None:
+    """Remove device stores (every device's private data) left by killed runs of this machine:
+    a store's folder name carries its machine and its run's process id."""
+    owner = _store_owner()
+    for path in root.glob(f"{owner}*"):
+        pid = path.name.removeprefix(owner).split("-", 1)[0]
         if pid.isdigit() and not _alive(int(pid)):
             shutil.rmtree(path, ignore_errors=True)
+
+
+def _store_owner() -> str:
+    host = "".join(c if c.isalnum() else "_" for c in socket.gethostname())
+    return f"{STORE_PREFIX}{host}-"
 
 
 def _alive(pid: int) -> bool:

@@ -334,6 +334,12 @@ class EngineConfig:
         "(fedrule run --resume continues a killed run); 0: never",
         1,
     )
+    store_dir: str | None = doc(
+        "(str|null) folder for the devices' data and state during a federated run; on a "
+        "multi-machine Ray cluster a shared folder every worker sees; null: the system temp "
+        "folder ($TMPDIR)",
+        None,
+    )
     connect_timeout: float = doc(
         "(float) seconds to wait for the Ray cluster at engine.ray_address to answer", 30.0
     )
