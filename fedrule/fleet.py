@@ -96,17 +96,24 @@ def fleet_from_trace(
     path = Path(path)
     if not path.is_file():
         raise ConfigError("no such trace file", path=key, hint=str(path))
-    with path.open(newline="", encoding="utf-8") as fh:
-        reader = csv.DictReader(fh)
-        columns = reader.fieldnames or []
-        for needed in ("device_id", "budget"):
-            if needed not in columns:
-                raise ConfigError(
-                    f"trace {path} has no column '{needed}'",
-                    path=key,
-                    hint="columns: device_id, budget, optional tier, availability",
-                )
-        rows = list(reader)
+    try:
+        with path.open(newline="", encoding="utf-8") as fh:
+            reader = csv.DictReader(fh)
+            columns = reader.fieldnames or []
+            rows = list(reader)
+    except UnicodeDecodeError as err:
+        raise ConfigError(
+            f"trace {path.name} is not UTF-8 text (byte {err.start})", path=key
+        ) from None
+    except csv.Error as err:
+        raise ConfigError(f"trace {path.name} is not a CSV file ({err})", path=key) from None
+    for needed in ("device_id", "budget"):
+        if needed not in columns:
+            raise ConfigError(
+                f"trace {path} has no column '{needed}'",
+                path=key,
+                hint="columns: device_id, budget, optional tier, availability",
+            )
     index = {str(u): i for i, u in enumerate(user_ids)}
     users, budgets, tiers, availability = [], [], [], []
     names = list(tier_names or [])

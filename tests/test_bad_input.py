@@ -153,3 +153,60 @@ def test_random_scenario_values_never_raise_anything_but_a_one_line_error(key, v
         scenario_from_dict(raw)
     except FedruleError as err:
         assert "\n" not in err.one_line()
+
+
+_LINES = st.lists(
+    st.one_of(
+        st.binary(max_size=30),
+        st.sampled_from(
+            [b"device_id,budget", b"device_id,budget,tier,availability", b"1,0.5", b"2,1/8,x,2"]
+        ),
+        st.text(max_size=20).map(str.encode),
+    ),
+    max_size=6,
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(lines=_LINES)
+def test_random_trace_files_give_one_line_errors(tmp_path_factory, lines):
+    import numpy as np
+
+    from fedrule.fleet import fleet_from_trace
+
+    path = tmp_path_factory.mktemp("trace") / "trace.csv"
+    path.write_bytes(b"\n".join(lines))
+    try:
+        fleet_from_trace(path, np.array([1, 2, 3]), ["x"], 10_000, 0.0)
+    except FedruleError as err:
+        assert "\n" not in err.one_line()
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    lines=st.lists(
+        st.one_of(
+            st.binary(max_size=30),
+            st.sampled_from([b"user\titem\trating", b"1\t2\t5", b"1,2,3", b"a,b", b"3::4::5"]),
+        ),
+        max_size=8,
+    ),
+    options=st.fixed_dictionaries(
+        {},
+        optional={
+            "sep": st.sampled_from([",", "tab", "\\t", ";", "x", ""]),
+            "header": st.booleans(),
+            "rating": st.sampled_from(["rating", 2, 7, "nope"]),
+            "timestamp": st.sampled_from([3, "time"]),
+        },
+    ),
+)
+def test_random_csv_files_give_one_line_errors(tmp_path_factory, lines, options):
+    from fedrule.data.readers import read_csv
+
+    path = tmp_path_factory.mktemp("csv") / "data.csv"
+    path.write_bytes(b"\n".join(lines))
+    try:
+        read_csv(path, options)
+    except FedruleError as err:
+        assert "\n" not in err.one_line()
