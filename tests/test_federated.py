@@ -106,3 +106,36 @@ def test_over_budget_payload_is_refused_and_counted(tmp_path, monkeypatch):
     assert all(np.isnan(float(r["ndcg@10"] or "nan")) for r in refused)
     tiers = {r["tier"]: r for r in _metrics(folder)["tiers"]}
     assert tiers["small"]["refused"] == 24 and tiers["large"]["refused"] == 24
+
+
+def test_sigterm_under_ray_exits_143_and_leaves_no_process(tmp_path):
+    """SIGTERM while Flower's engine runs on Ray: exit 143, no traceback, and no process of the
+    run's session (Ray's raylet, GCS, workers) is alive 5 s after exit."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import yaml
+
+    raw = fleet_scenario(federated__rounds=200)
+    path = tmp_path / "fleet.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    out = tmp_path / "runs"
+    env = {**os.environ, "FLWR_TELEMETRY_ENABLED": "0", "FLWR_DISABLE_UPDATE_CHECK": "1"}
+    cmd = [sys.executable, "-m", "fedrule", "run", str(path), "--out", str(out), "--quiet"]
+    proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.time() + 240
+    while not list(out.glob(".*.partial/checkpoint/current.pt")):  # rounds are running on Ray
+        assert proc.poll() is None and time.time() < deadline
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 143, stderr
+    assert "Traceback" not in stderr
+    time.sleep(5)
+    table = subprocess.run(["ps", "-eo", "pid,sid,stat,args"], capture_output=True, text=True)
+    rows = [line.split(maxsplit=3) for line in table.stdout.splitlines()[1:]]
+    alive = [r for r in rows if r[1] == str(proc.pid) and not r[2].startswith("Z")]  # Z: dead
+    assert not alive, alive

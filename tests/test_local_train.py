@@ -10,13 +10,13 @@ from fedrule.fleet import device_rng
 from fedrule.model.elastic import ElasticLayout, make_groups
 
 
-def _setup(num_devices=6, n_items=30, dim=8, blocks=4):
+def _setup(num_devices=6, n_items=30, dim=8, blocks=4, rescale=False):
     rng = np.random.default_rng(0)
     counts = rng.integers(1, 12, size=num_devices)
     items = np.concatenate([rng.choice(n_items, size=c, replace=False) for c in counts])
     rows = Rows(np.concatenate([[0], np.cumsum(counts)]).astype(np.int64), items)
     popularity = np.bincount(items, minlength=n_items)
-    layout = ElasticLayout(dim, blocks, make_groups(popularity, 3), min_blocks=1)
+    layout = ElasticLayout(dim, blocks, make_groups(popularity, 3), min_blocks=1, rescale=rescale)
     table = torch.randn(n_items, dim, generator=torch.Generator().manual_seed(1)) * 0.1
     users = torch.randn(num_devices, dim, generator=torch.Generator().manual_seed(2)) * 0.1
     return rows, layout, table, users
@@ -24,9 +24,9 @@ def _setup(num_devices=6, n_items=30, dim=8, blocks=4):
 
 @pytest.mark.parametrize("optimizer", ["sgd", "adam"])
 @pytest.mark.parametrize("sampling", ["none", "sandwich"])
-@pytest.mark.parametrize("budgeted", [False, True])
-def test_cohort_equals_devices_one_by_one(sampling, budgeted, optimizer):
-    rows, layout, table, users = _setup()
+@pytest.mark.parametrize(("budgeted", "rescale"), [(False, False), (True, False), (True, True)])
+def test_cohort_equals_devices_one_by_one(sampling, budgeted, rescale, optimizer):
+    rows, layout, table, users = _setup(rescale=rescale)
     spec = LocalSpec(
         epochs=2,
         batch_size=4,
@@ -90,3 +90,13 @@ def test_training_lowers_the_loss_of_a_device(optimizer, lr):
     new_table[first.rows] += torch.from_numpy(first.sum_wdelta / first.sum_w.repeat(2, axis=1))
     second, _ = train_cohort(new_table, u, rows, None, layout, spec, [device_rng(0, 0, 1)])
     assert second.loss_sum < first.loss_sum
+
+
+def test_local_spec_rejects_bad_values():
+    good = dict(epochs=1, batch_size=4, lr=0.1, negatives=1, l2=0.0, lambda_div=0.0)
+    with pytest.raises(ValueError, match="sampling"):
+        LocalSpec(**good, sampling="all")
+    with pytest.raises(ValueError, match="optimizer"):
+        LocalSpec(**good, sampling="none", optimizer="rmsprop")
+    with pytest.raises(ValueError, match="batch_size"):
+        LocalSpec(**{**good, "batch_size": 0}, sampling="none")

@@ -129,8 +129,10 @@ def _negatives(
 ) -> np.ndarray:
     """Uniform draws that avoid the device's positives (redrawn a few rounds)."""
     draws = rng.integers(0, n_items, size=size)
+    known = np.zeros(n_items, dtype=bool)
+    known[positives] = True
     for _ in range(8):
-        clash = np.isin(draws, positives)
+        clash = known[draws]
         if not clash.any() or positives.size >= n_items:
             break
         draws[clash] = rng.integers(0, n_items, size=int(clash.sum()))
@@ -199,6 +201,7 @@ def _plan(
     """Draw every device's schedule and lay the cohort out (None: nothing to train)."""
     parts: dict[str, list[np.ndarray]] = {k: [] for k in ("dev", "pos", "neg", "step", "w")}
     slots, configs = [], []
+    num_slots = 0
     for k in range(train.counts.size):
         items = train.of(k)
         if items.size == 0 or spec.epochs == 0:
@@ -214,8 +217,9 @@ def _plan(
         parts["neg"].append(neg)
         parts["step"].append(step)
         parts["w"].append(np.tile(1.0 / size, spec.epochs))
-        slots.append(sum(c.shape[0] for c in configs) + step)
+        slots.append(num_slots + step)
         configs.append(sub)
+        num_slots += sub.shape[0]
     if not slots:
         return None
     order = np.argsort(np.concatenate(parts["step"]), kind="stable")
@@ -229,7 +233,7 @@ def _plan(
     step_rows, row_bounds, entry_local = _segments(step[:, None], entries, uniq.size, steps)
     step_devs, dev_bounds, pair_dev = _segments(step, dev, train.counts.size, steps)
     group = layout.group_of_item
-    slot_dev = np.zeros(sum(c.shape[0] for c in configs), dtype=np.int64)
+    slot_dev = np.zeros(num_slots, dtype=np.int64)
     slot_dev[slot] = dev
     return _Plan(
         steps=steps,

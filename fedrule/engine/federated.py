@@ -312,6 +312,7 @@ def _run_on_flower(
         "init_args": _ray_init_args(scenario, verbose),
     }
     _quiet_logs()
+    _start_ray(backend_config["init_args"])  # here, so that our signal handlers come last
 
     def body() -> ServerResults:
         try:
@@ -347,6 +348,29 @@ def _run_on_flower(
 def _quiet_logs() -> None:
     os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+
+
+def _start_ray(init_args: dict) -> None:
+    """Start (or join) Ray in this thread before Flower would. Ray installs a SIGTERM handler
+    of its own that aborts the process; ``_run_guarded`` installs fedrule's after this, so a
+    SIGTERM stops the run like Ctrl-C. Workers get this process's import path, as Flower does."""
+    import sys
+
+    import ray
+
+    if ray.is_initialized():
+        return
+    pythonpath = os.pathsep.join(
+        [*sys.path, *([os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else [])]
+    )
+    os.environ["PYTHONPATH"] = pythonpath
+    try:
+        ray.init(runtime_env={"env_vars": {"PYTHONPATH": pythonpath}}, **init_args)
+    except (ConnectionError, RuntimeError, ValueError) as err:
+        _shutdown_ray()
+        raise FedruleError(
+            f"Ray did not start: {err}".splitlines()[0], path="engine.ray_address"
+        ) from None
 
 
 def _shutdown_ray() -> None:

@@ -94,7 +94,7 @@ def objective_step(
     if configs is None:
         bpr, coef = _bpr_full(u, x, pair_weight)
         grad_x = coef[..., None] * u[:, None, :]
-        gu = torch.bmm(coef[:, None, :], x).squeeze(1)
+        gu = _weighted_sum(coef, x)
     else:
         keys = torch.cat([configs.pos_key[:, None], configs.neg_key], 1)
         bpr, grad_x, gu = _bpr_configs(u, x, pair_weight, configs, keys, objective.num_blocks)
@@ -130,7 +130,7 @@ def _bpr_full(
     """Weighted BPR under the full configuration (whole dot products) of users ``u`` (P x d)
     with items ``x`` (P x (1 + K) x d, the positive first), and its derivative with respect to
     the scores (P x (1 + K))."""
-    scores = torch.bmm(x, u[:, :, None]).squeeze(-1)
+    scores = (x * u[:, None, :]).sum(-1)
     loss, z = _bpr_terms(scores[:, :1] - scores[:, 1:], a)
     return loss, torch.cat([-z.sum(1, keepdim=True), z], 1)
 
@@ -152,7 +152,8 @@ def _bpr_configs(
     num_configs = configs.weights.shape[1]
     w = F.embedding(keys, configs.weights.view(configs.weights.shape[0], -1))
     w = w.view(num_pairs * m, num_configs, num_blocks)
-    scores = torch.bmm(w, blocks.view(-1, num_blocks, 1)).view(num_pairs, m, num_configs)
+    flat = blocks.view(-1, 1, num_blocks)
+    scores = (w * flat).sum(-1).view(num_pairs, m, num_configs)
     if configs.full:
         scores = torch.cat([blocks.sum(-1, keepdim=True), scores], -1)
     loss, z = _bpr_terms(scores[:, :1] - scores[:, 1:], a)  # z: P x K x C'
@@ -165,8 +166,19 @@ def _bpr_configs(
         grad_blocks += coef[:, :1]
     grad_blocks = grad_blocks.view(num_pairs, m, num_blocks, 1)
     grad_x = (grad_blocks * ub).view(num_pairs, m, dim)
-    gu = (grad_blocks * xb).sum(1).view(num_pairs, dim)
+    gu = _weighted_sum(grad_blocks, xb).view(num_pairs, dim)
     return loss, grad_x, gu
+
+
+def _weighted_sum(coef: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """``(coef[..., None] * x).sum(1)`` for P x m [x ...] coefficients and P x m x ... values,
+    one multiply-add per item of the pair (no P x m x ... temporary, no tiny matrix products)."""
+    extra = x.dim() - coef.dim()
+    c = coef.reshape(*coef.shape, *([1] * extra))
+    out = c[:, 0] * x[:, 0]
+    for k in range(1, x.shape[1]):
+        out.addcmul_(c[:, k], x[:, k])
+    return out
 
 
 def _block_sums(products: torch.Tensor) -> torch.Tensor:
@@ -207,7 +219,7 @@ def diversity_with_grad(
     scale = norm.clamp_min(NORM_EPS)
     n = x / scale[..., None]
     n_sq = sq / scale.pow(2)
-    moment = torch.bmm(n.transpose(1, 2), n)  # R x w x w
+    moment = _gram(n)  # R x w x w
     c = 1.0 / (num_blocks * (num_blocks - 1))
     per_item = (moment.pow(2).sum((1, 2)) - n_sq.pow(2).sum(-1)) * c
     h = _times_small(n, moment)  # (M n_b)^T, M symmetric
@@ -216,6 +228,19 @@ def diversity_with_grad(
     h.addcmul_(along[..., None], n, value=-1.0)
     h *= (4 * c * weight[:, None] / scale)[..., None]
     return (weight * per_item).sum(), h.view(rows, dim)
+
+
+def _gram(n: torch.Tensor) -> torch.Tensor:
+    """``n^T n`` (R x w x w) for R x B x w; for a narrow w, entry by entry."""
+    width = n.shape[-1]
+    if width > 4:
+        return torch.bmm(n.transpose(1, 2), n)
+    out = n.new_empty(n.shape[0], width, width)
+    for a in range(width):
+        for b in range(a, width):
+            out[:, a, b] = (n[..., a] * n[..., b]).sum(-1)
+            out[:, b, a] = out[:, a, b]
+    return out
 
 
 def _times_small(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

@@ -38,8 +38,9 @@ def sample_subconfigs(
     counts = rng.integers(layout.min_blocks, b + 1, size=(steps, 2, g))
     if sampling == "sandwich":
         counts[:, 0, :] = max(layout.min_blocks, 1)
-    ranks = np.argsort(rng.random((steps, 2, g, b)), axis=-1).argsort(axis=-1)
-    configs = ranks < counts[..., None]
+    order = np.argsort(rng.random((steps, 2, g, b)), axis=-1)  # the first `count` are kept
+    configs = np.empty((steps, 2, g, b), dtype=bool)
+    np.put_along_axis(configs, order, np.arange(b) < counts[..., None], axis=-1)
     return configs if allowed is None else inside(configs, allowed, rng)
 
 
