@@ -169,6 +169,9 @@ class TrainReply(Message):
     )
     unavailable: int = _field(metadata=_reveals("how many of the named devices were unavailable"))
     failed: int = _field(metadata=_reveals("how many of the named devices failed mid-round"))
+    late: int = _field(
+        metadata=_reveals("how many of the named devices missed the deadline (stragglers)")
+    )
     bytes_down: int = _field(
         metadata=_reveals("bytes the cohort downloaded (follows from budgets and availability)")
     )
@@ -219,6 +222,9 @@ class LabelReply(Message):
     counts: np.ndarray = _field(  # per key: devices that contributed
         metadata=_reveals("how many devices had a validation item")
     )
+    dropped: int = _field(
+        metadata=_reveals("how many of the named devices crashed or missed the deadline")
+    )
 
 
 # ---------------------------------------------------------------------- dispatch and test
@@ -265,6 +271,9 @@ class TestReply(Message):
             "head or tail (the simulator's measurement channel)"
         )
     )
+    dropped: int = _field(
+        metadata=_reveals("how many of the named devices crashed or missed the deadline")
+    )
 
 
 REQUESTS: dict[Kind, type[Message]] = {
@@ -283,9 +292,11 @@ REPLIES: dict[Kind, type[Message]] = {
 
 @dataclass(frozen=True)
 class NodeFailure:
-    """A request that got no usable reply: the node raised, or never answered in time."""
+    """A request that got no usable reply: the node raised, never answered in time, or the
+    message was lost (``lost``)."""
 
     reason: str
+    lost: bool = False
 
 
 def describe() -> list[dict[str, str]]:

@@ -19,12 +19,15 @@ TABLE_INIT = 0x7AB1E  # the initial item table
 ROUND_SAMPLE = 0x5A  # the devices sampled in a round (with the round number)
 LABEL_DEVICES = 0x1ABE1  # the labelling devices (users) and candidate configurations
 SEARCH = 0x5EA  # a searcher's stream (with the budget)
+DP_NOISE = 0xD9015E  # the server's DP noise (with the round)
 USER_INIT = 0x05E2  # every device's initial user vector (drawn by the engine, kept on devices)
 
 # Device side (with the scenario seed and the device number).
 STREAM_AVAILABILITY = 2
 STREAM_TRAIN = 3
 STREAM_PERSONALIZE = 4
+STREAM_FAULTS = 5  # a device's crash and straggling in a phase (with the phase and round)
+MESSAGE_LOSS = 0x1055  # server side: which messages are lost (with the phase and stamp)
 
 
 def server_rng(seed: int, salt: int, *more: int) -> np.random.Generator:

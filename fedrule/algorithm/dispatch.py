@@ -72,11 +72,14 @@ class DispatchAndTest(Phase[dict[str, np.ndarray]]):
             "evaluated": np.zeros(num, dtype=bool),
         }
         metrics = None
-        for reply in replies:
+        dropped = 0
+        for cohort, reply in zip(cohorts, replies, strict=True):
             server.events.advance()
             if isinstance(reply, NodeFailure):
+                dropped += int(cohort.size)
                 continue
             out = cast(TestReply, reply)
+            dropped += out.dropped
             server.results.metric_keys = list(out.keys)
             if metrics is None:
                 metrics = np.full((num, len(out.keys)), np.nan)
@@ -87,5 +90,7 @@ class DispatchAndTest(Phase[dict[str, np.ndarray]]):
             table["evaluated"][devices] = out.evaluated
             metrics[devices] = out.metrics
         server.events.end_phase()
+        if dropped:
+            server.events.message(f"dispatch: {dropped} device(s) sent no test report")
         table["metrics"] = metrics if metrics is not None else np.zeros((num, 0))
         return table

@@ -52,11 +52,14 @@ class Labelling(Phase[tuple[ConfigSums, int]]):
     ) -> tuple[ConfigSums, int]:
         total = ConfigSums({}, {})
         failed = 0
-        for reply in replies:
+        self.dropped = 0  # devices that crashed or missed the deadline
+        for cohort, reply in zip(cohorts, replies, strict=True):
             if isinstance(reply, NodeFailure):
                 failed += 1
+                self.dropped += int(cohort.size)
                 continue
             out = cast(LabelReply, reply)
+            self.dropped += out.dropped
             total = total + ConfigSums.from_arrays(list(out.keys), out.sums, out.counts)
         return total, failed
 

@@ -223,7 +223,10 @@ class FleetServer:
 
     def _label(self, configs: np.ndarray, devices: np.ndarray, what: str) -> tuple[ConfigSums, int]:
         self.label_stamp += 1  # a fresh random stream per labelling
-        return Labelling(configs, devices, self.label_stamp, what).run(self)
+        phase = Labelling(configs, devices, self.label_stamp, what)
+        sums, failed = phase.run(self)
+        self.label_dropped = phase.dropped
+        return sums, failed
 
     def validate(self, round_number: int) -> float:
         """Validation quality of the full configuration, measured by the labelling devices."""
@@ -248,6 +251,7 @@ class FleetServer:
         )
         report["devices"] = int(devices.size)
         report["failed_nodes"] = failed
+        report["dropped_devices"] = self.label_dropped
         self.results.estimator = estimator
         self.results.label_report = report
         self.events.message(

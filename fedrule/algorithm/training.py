@@ -22,7 +22,7 @@ from fedrule.algorithm.aggregation import (
 )
 from fedrule.algorithm.phase import Phase, payload_assignment
 from fedrule.errors import FedruleError
-from fedrule.privacy.accounting import DP_NOISE, DpPlan, plan_central_dp, sampling_rate
+from fedrule.privacy.accounting import DpPlan, plan_central_dp, sampling_rate
 from fedrule.protocol import Message, NodeFailure, TrainReply, TrainRequest
 from fedrule.search import customize
 
@@ -66,7 +66,7 @@ def make_aggregator(
         denominator=plan.expected_devices,
         noise_std=plan.noise_std,
         offered=offered,
-        rng=seeds.server_rng(server.seed, DP_NOISE, round_number),
+        rng=seeds.server_rng(server.seed, seeds.DP_NOISE, round_number),
     )
 
 
@@ -127,18 +127,20 @@ class TrainingRound(Phase[dict]):
         replies: Sequence[Message | NodeFailure],
     ) -> dict:
         aggregator = make_aggregator(server, self.configs, self.round)
-        counts = {"trained": 0, "unavailable": 0, "failed": 0}
+        counts = {"trained": 0, "unavailable": 0, "failed": 0, "late": 0, "lost_messages": 0}
         bytes_down = bytes_up = 0
         loss_sum = loss_count = 0.0
         for cohort, reply in zip(cohorts, replies, strict=True):
             if isinstance(reply, NodeFailure):
-                counts["failed"] += int(cohort.size)  # the node raised or never answered
+                counts["failed"] += int(cohort.size)  # the node raised, never answered, was lost
+                counts["lost_messages"] += int(reply.lost)
                 continue
             out = cast(TrainReply, reply)
             aggregator.add(out.rows, out.sum_wdelta, out.sum_w)
             counts["trained"] += out.trained
             counts["unavailable"] += out.unavailable
             counts["failed"] += out.failed
+            counts["late"] += out.late
             bytes_down += out.bytes_down
             bytes_up += out.bytes_up
             loss_sum += out.loss_sum

@@ -14,7 +14,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from fedrule.device import faults as fault
 from fedrule.device.evaluate import label_on_devices, personalize, test_dispatched
+from fedrule.device.faults import DeviceFaults
 from fedrule.device.local_train import LocalSpec, train_cohort
 from fedrule.device.state import DeviceStateStore
 from fedrule.device.store import DeviceStore, load_device_store
@@ -35,7 +37,7 @@ from fedrule.protocol import (
 )
 from fedrule.seeds import STREAM_AVAILABILITY, STREAM_PERSONALIZE, STREAM_TRAIN
 
-TRAINED, UNAVAILABLE, FAILED = 0, 1, 2  # a device's status in a round
+TRAINED, UNAVAILABLE, FAILED, LATE = 0, 1, 2, 3  # a device's status in a round
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,7 @@ class HostSettings:
     threads: int
     personal: LocalSpec | None = None  # on-device fitting of the user vector before evaluating
     pipeline: UpdatePipeline = field(default_factory=UpdatePipeline)
+    faults: DeviceFaults = field(default_factory=DeviceFaults)
 
 
 class DeviceHost:
@@ -72,6 +75,12 @@ class DeviceHost:
             Kind.TEST: self.test,
         }
         return handlers[request.kind](request)
+
+    def _survivors(self, devices: np.ndarray, phase: str, stamp: int) -> tuple[np.ndarray, int]:
+        """The devices that neither crash nor miss the deadline in this phase, and how many
+        dropped out."""
+        fate = self.settings.faults.fates(self.settings.seed, devices, phase, stamp)
+        return devices[fate == fault.OK], int((fate != fault.OK).sum())
 
     def _devices(self, devices: np.ndarray) -> np.ndarray:
         devices = np.asarray(devices, dtype=np.int64)
@@ -99,6 +108,9 @@ class DeviceHost:
                 status[k] = UNAVAILABLE
             elif rng.random() < s.failure_rate:
                 status[k] = FAILED
+        fate = s.faults.fates(s.seed, devices, "train", round_number)
+        status[(status == TRAINED) & (fate == fault.CRASHED)] = FAILED
+        status[(status == TRAINED) & (fate == fault.LATE)] = LATE
         return status
 
     def train(self, request: TrainRequest) -> TrainReply:
@@ -114,6 +126,7 @@ class DeviceHost:
             trained=int(active.size),
             unavailable=int((status == UNAVAILABLE).sum()),
             failed=int((status == FAILED).sum()),
+            late=int((status == LATE).sum()),
             bytes_down=int(sizes[payload_of_device[downloaded]].sum()),
         )
         layout = subs[0].layout
@@ -161,7 +174,7 @@ class DeviceHost:
         """Devices fit a copy of their user vector to the received table (kept private, not
         stored), rank all items under every candidate configuration, and sum the metrics."""
         s = self.settings
-        devices = self._devices(request.devices)
+        devices, dropped = self._survivors(self._devices(request.devices), "label", request.stamp)
         (sub,) = [_decode(p) for p in request.payloads]
         cohort = self.data.cohort(devices)
         fitted = personalize(
@@ -176,19 +189,22 @@ class DeviceHost:
         sums = label_on_devices(fitted, sub.table, sub.layout, configs, cohort, list(s.ks))
         keys = sorted(sums.sums)
         matrix, counts = sums.to_arrays(keys)
-        return LabelReply(keys=tuple(keys), sums=matrix, counts=counts)
+        return LabelReply(keys=tuple(keys), sums=matrix, counts=counts, dropped=dropped)
 
     # ------------------------------------------------------------------ test
     def test(self, request: TestRequest) -> TestReply:
         s = self.settings
-        devices = self._devices(request.devices)
+        named = self._devices(request.devices)
+        fate = s.faults.fates(s.seed, named, "test", 0)
+        kept = fate == fault.OK
+        devices, dropped = named[kept], int((~kept).sum())
         subs = [_decode(p) for p in request.payloads]
         sizes = np.array([len(p) for p in request.payloads], dtype=np.int64)
         head = np.asarray(request.item_is_head, dtype=bool)
         report = test_dispatched(
             subs,
             sizes,
-            np.asarray(request.payload_of_device, dtype=np.int64),
+            np.asarray(request.payload_of_device, dtype=np.int64)[kept],
             self.data.budget_bytes[devices],
             torch.from_numpy(self.state.get(devices)),
             self.data.cohort(devices),
@@ -207,6 +223,7 @@ class DeviceHost:
             evaluated=report.evaluated,
             keys=keys,
             metrics=np.stack([report.metrics[k] for k in keys], axis=1),
+            dropped=dropped,
         )
 
 

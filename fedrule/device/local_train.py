@@ -5,6 +5,12 @@ samples and its minibatch order come from its own random stream, and it updates 
 copy of the item rows it touches (positives and sampled negatives) and its own user vector.
 Batching the devices of a cohort into one tensor program is exact because plain SGD on a sum of
 per-device losses over disjoint parameters is the same as each device stepping on its own loss.
+
+The loss and its gradients come from ``fedrule.model.objective`` (the centralised trainer's
+objective too), each pair weighted by 1 / its device's minibatch size. Everything that does not
+depend on parameter values (every device's schedule, each step's distinct rows and devices, where
+each pair reads them) is laid out once before the first step (``_plan``); a step is then slices,
+one call of the objective and the devices' optimizer step.
 """
 
 from __future__ import annotations
@@ -158,7 +164,9 @@ def _device_schedule(
     return pos, neg, sample_subconfigs(layout, spec.sampling, rng, steps, held)
 
 
-def _segments(step: np.ndarray, values: np.ndarray, size: int, steps: int):
+def _segments(
+    step: np.ndarray, values: np.ndarray, size: int, steps: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Distinct ``values`` (< size) of every step: (distinct values in step order, bounds of
     each step's run, position of each entry in its step's run)."""
     keys, inverse = np.unique(step * size + values, return_inverse=True)

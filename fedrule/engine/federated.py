@@ -26,10 +26,12 @@ import numpy as np
 import torch
 
 from fedrule import seeds
+from fedrule.algorithm.faulty import LossyTransport
 from fedrule.algorithm.hooks import RoundHook
 from fedrule.algorithm.packing import Packer
 from fedrule.algorithm.server import FleetRegistry, FleetServer, ServerResults
 from fedrule.algorithm.transport import Stopped, Transport
+from fedrule.device.faults import DeviceFaults
 from fedrule.device.host import DeviceHost, HostSettings
 from fedrule.device.local_train import LocalSpec
 from fedrule.device.state import DeviceStateStore
@@ -175,9 +177,13 @@ def run_federated_seed(
             threads=engine.cpus_per_node,
             personal=local_spec(scenario, personal=True),
             pipeline=privacy_pipeline(scenario.privacy, split.n_items, scenario.federated.mode),
+            faults=device_faults(scenario),
         )
 
         def make_server(transport: Transport) -> FleetServer:
+            faults = scenario.faults
+            if faults.message_loss:
+                transport = LossyTransport(transport, faults.message_loss, seed, faults.phases)
             audited = scenario.privacy.audit  # the leakage audit observes what the server gets
             audit = LeakageAudit(training_items(split.train, fleet.user), split.n_items)
             return FleetServer(
@@ -206,6 +212,19 @@ def run_federated_seed(
     if resumed:
         extra["resumed_after_round"] = resumed[0].round
     return FederatedSeedResult(seed, fleet, results, time.perf_counter() - started, extra)
+
+
+def device_faults(scenario: Scenario) -> DeviceFaults:
+    """The device-side faults of ``scenario.faults`` (message loss is the transport's)."""
+    faults = scenario.faults
+    return DeviceFaults(
+        crash=faults.crash,
+        straggler=faults.straggler,
+        straggler_delay=faults.straggler_delay,
+        deadline=faults.deadline,
+        worker_crash=faults.worker_crash,
+        phases=tuple(faults.phases),
+    )
 
 
 STORE_PREFIX = "fedrule-devices-"
@@ -308,7 +327,9 @@ def _run_on_flower(
 
     engine = scenario.engine
     backend_config = {
-        "client_resources": {"num_cpus": engine.cpus_per_node, "num_gpus": 0.0},
+        # max_restarts: Ray restarts a ClientApp actor whose worker process died (a crash, an
+        # injected fault, the OOM killer); the message it held fails, later ones run again
+        "client_resources": {"num_cpus": engine.cpus_per_node, "num_gpus": 0.0, "max_restarts": -1},
         "init_args": _ray_init_args(scenario, verbose),
     }
     _quiet_logs()

@@ -149,25 +149,41 @@ def _bpr_configs(
     ub = u.view(num_pairs, 1, num_blocks, dim // num_blocks)
     xb = x.view(num_pairs, m, num_blocks, -1)
     blocks = _block_sums(ub * xb)  # P x (1 + K) x B
-    num_configs = configs.weights.shape[1]
-    w = F.embedding(keys, configs.weights.view(configs.weights.shape[0], -1))
-    w = w.view(num_pairs * m, num_configs, num_blocks)
-    flat = blocks.view(-1, 1, num_blocks)
-    scores = (w * flat).sum(-1).view(num_pairs, m, num_configs)
+    lookup = _WeightLookup(configs.weights, keys.reshape(-1))
+    scores = lookup.scores(blocks.view(-1, num_blocks)).view(num_pairs, m, -1)
     if configs.full:
         scores = torch.cat([blocks.sum(-1, keepdim=True), scores], -1)
     loss, z = _bpr_terms(scores[:, :1] - scores[:, 1:], a)  # z: P x K x C'
     coef = torch.cat([-z.sum(1, keepdim=True), z], 1).view(num_pairs * m, -1)
     first = 1 if configs.full else 0
-    grad_blocks = coef[:, first, None] * w[:, 0]
-    for c in range(1, num_configs):
-        grad_blocks.addcmul_(coef[:, first + c, None], w[:, c])
+    grad_blocks = lookup.backward(coef[:, first:])
     if configs.full:
         grad_blocks += coef[:, :1]
     grad_blocks = grad_blocks.view(num_pairs, m, num_blocks, 1)
     grad_x = (grad_blocks * ub).view(num_pairs, m, dim)
     gu = _weighted_sum(grad_blocks, xb).view(num_pairs, dim)
     return loss, grad_x, gu
+
+
+class _WeightLookup:
+    """Per item occurrence n, the C scores ``sum_b weights[key_n, c, b] * blocks[n, b]`` and,
+    backwards, ``sum_c coef[n, c] * weights[key_n, c, :]``, from the occurrences' gathered
+    weights. (One matrix product with every key's weights, then a gather, was slower on CPU even
+    for the centralised trainer's 16 groups.)"""
+
+    def __init__(self, weights: torch.Tensor, keys: torch.Tensor) -> None:
+        num_keys, self.num_configs, num_blocks = weights.shape
+        rows = F.embedding(keys, weights.view(num_keys, -1))
+        self.rows = rows.view(keys.numel(), self.num_configs, num_blocks)
+
+    def scores(self, blocks: torch.Tensor) -> torch.Tensor:
+        return (self.rows * blocks[:, None, :]).sum(-1)
+
+    def backward(self, coef: torch.Tensor) -> torch.Tensor:
+        out = coef[:, :1] * self.rows[:, 0]
+        for c in range(1, self.num_configs):
+            out.addcmul_(coef[:, c : c + 1], self.rows[:, c])
+        return out
 
 
 def _weighted_sum(coef: torch.Tensor, x: torch.Tensor) -> torch.Tensor:

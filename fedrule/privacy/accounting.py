@@ -19,7 +19,6 @@ from dp_accounting import pld, rdp
 from fedrule.scenario.schema import FederatedConfig, PrivacyConfig
 
 ACCOUNTANTS = ("rdp", "pld")
-DP_NOISE = 0xD9015E  # salt of the server's DP noise stream (with the seed and the round)
 
 
 # dp-accounting's RDP accountant logs a warning for every order whose series does not converge

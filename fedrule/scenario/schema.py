@@ -431,6 +431,52 @@ class FederatedConfig:
         require(self.personalize_epochs >= 0, "must be >= 0", path=f"{path}.personalize_epochs")
 
 
+FAULT_PHASES = ("train", "label", "test")
+
+
+@dataclass(frozen=True)
+class FaultsConfig:
+    crash: float = doc(
+        "(float) probability that a device crashes in a phase and sends nothing (per device, "
+        "phase and round, from its own random stream)",
+        0.0,
+    )
+    straggler: float = doc("(float) probability that a device is a straggler in a phase", 0.0)
+    straggler_delay: float = doc(
+        "(float) mean extra seconds a straggler takes (exponential; simulated time)", 30.0
+    )
+    deadline: float = doc(
+        "(float) a phase's deadline in simulated seconds: stragglers later than it are dropped "
+        "and count as late; 0: the server waits for them",
+        0.0,
+    )
+    message_loss: float = doc(
+        "(float) probability that a message (a cohort's request or reply) is lost: its "
+        "devices count as failed",
+        0.0,
+    )
+    worker_crash: float = doc(
+        "(float) probability that the worker process handling a message dies (Flower: the Ray "
+        "worker exits and Ray restarts it; in-process: the node fails); its devices count as "
+        "failed",
+        0.0,
+    )
+    phases: list[str] = doc(
+        "(list) the phases faults apply to: train, label (estimator labels and validation), "
+        "test (dispatch)",
+        list(FAULT_PHASES),
+    )
+
+    def check(self, path: str) -> None:
+        for name in ("crash", "straggler", "message_loss", "worker_crash"):
+            value = getattr(self, name)
+            require(0 <= value < 1, "must be in [0, 1)", path=f"{path}.{name}")
+        require(self.straggler_delay > 0, "must be > 0", path=f"{path}.straggler_delay")
+        require(self.deadline >= 0, "must be >= 0", path=f"{path}.deadline")
+        unknown = [phase for phase in self.phases if phase not in FAULT_PHASES]
+        require(not unknown, f"expected phases among {FAULT_PHASES}", path=f"{path}.phases")
+
+
 @dataclass(frozen=True)
 class PrivacyConfig:
     clip: float = doc(
@@ -504,6 +550,7 @@ class Scenario:
     engine: EngineConfig = doc("where the run executes", EngineConfig)
     fleet: FleetConfig = doc("the devices of a federated run and their budgets", FleetConfig)
     federated: FederatedConfig = doc("federated supernet training", FederatedConfig)
+    faults: FaultsConfig = doc("injected faults of a federated run", FaultsConfig)
     privacy: PrivacyConfig = doc(
         "federated: differential privacy, upload mitigations, leakage audit", PrivacyConfig
     )

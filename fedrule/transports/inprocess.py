@@ -13,7 +13,8 @@ import numpy as np
 
 from fedrule.algorithm.packing import Packer
 from fedrule.algorithm.transport import Stopped
-from fedrule.device.host import DeviceHost
+from fedrule.device.faults import phase_of
+from fedrule.device.host import DeviceHost, HostSettings
 from fedrule.protocol import REPLIES, REQUESTS, Message, NodeFailure
 
 
@@ -30,6 +31,9 @@ class InProcessTransport:
             if self.stop is not None and self.stop.is_set():
                 raise Stopped
             received = REQUESTS[request.kind].from_wire(request.to_wire())
+            if _worker_dies(self.host.settings, received):
+                replies.append(NodeFailure("worker process died (injected fault)"))
+                continue
             try:
                 reply = self.host.handle(received)
             except Exception as exc:
@@ -37,3 +41,8 @@ class InProcessTransport:
                 continue
             replies.append(REPLIES[reply.kind].from_wire(reply.to_wire()))
         return replies
+
+
+def _worker_dies(settings: HostSettings, request: Message) -> bool:
+    phase, stamp = phase_of(request)
+    return settings.faults.worker_dies(settings.seed, request.devices, phase, stamp)

@@ -8,15 +8,19 @@ node can simulate any device.
 
 from __future__ import annotations
 
+import os
+
 import torch
 from flwr.app import Context, Error, Message
 from flwr.clientapp import ClientApp
 
+from fedrule.device.faults import phase_of
 from fedrule.device.host import DeviceHost, HostSettings
 from fedrule.protocol import REQUESTS, Kind
 from fedrule.transports.flower.records import from_records, to_records
 
 ERROR_CODE = 100  # a fedrule device-side error (the reason is one line)
+WORKER_CRASH_CODE = 70  # exit status of a worker killed by an injected fault
 _HOSTS: dict[HostSettings, DeviceHost] = {}
 
 
@@ -34,6 +38,9 @@ def handle(settings: HostSettings, msg: Message) -> Message:
     one-line error reply (the round goes on)."""
     try:
         request = REQUESTS[Kind(msg.metadata.message_type)].from_wire(from_records(msg.content))
+        phase, stamp = phase_of(request)
+        if settings.faults.worker_dies(settings.seed, request.devices, phase, stamp):
+            os._exit(WORKER_CRASH_CODE)  # an injected fault: this Ray worker process dies
         reply = _host(settings).handle(request)
         return Message(to_records(reply.to_wire()), reply_to=msg)
     except Exception as exc:

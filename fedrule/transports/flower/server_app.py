@@ -55,8 +55,24 @@ class FlowerTransport:
     def exchange(
         self, requests: Sequence[ProtocolMessage], what: str
     ) -> list[ProtocolMessage | NodeFailure]:
+        """Send, collect; resend what hit a worker that Ray was restarting (a worker process
+        died: the message it held fails, the others are retried)."""
         if len(requests) > len(self.nodes):
             raise FedruleError(f"{what}: {len(requests)} cohorts for {len(self.nodes)} nodes")
+        replies = self._exchange_once(requests, what)
+        for attempt in range(RETRIES):
+            again = [i for i, r in enumerate(replies) if _restarting(r)]
+            if not again:
+                break
+            time.sleep(RETRY_WAIT_S * 2**attempt)  # a new worker process takes seconds to start
+            retried = self._exchange_once([requests[i] for i in again], what)
+            for i, reply in zip(again, retried, strict=True):
+                replies[i] = reply
+        return replies
+
+    def _exchange_once(
+        self, requests: Sequence[ProtocolMessage], what: str
+    ) -> list[ProtocolMessage | NodeFailure]:
         messages = [
             Message(to_records(r.to_wire()), node, r.kind.value)
             for r, node in zip(requests, self.nodes, strict=False)
@@ -89,6 +105,14 @@ class FlowerTransport:
             if pending:
                 time.sleep(0.005)
         return replies
+
+
+RETRIES = 5
+RETRY_WAIT_S = 1.0
+
+
+def _restarting(reply: ProtocolMessage | NodeFailure) -> bool:
+    return isinstance(reply, NodeFailure) and "ActorUnavailableError" in reply.reason
 
 
 def _decode(reply: Message, kind: Kind) -> ProtocolMessage | NodeFailure:
