@@ -14,7 +14,7 @@ from tests.fleets import fleet_scenario
 
 
 def _run(faults: dict, transport: str = "inprocess", **patch):
-    raw = fleet_scenario(engine__transport=transport, federated__rounds=3, **patch)
+    raw = fleet_scenario(engine__transport=transport, **{"federated__rounds": 3, **patch})
     raw["faults"] = faults
     scenario = scenario_from_dict(raw)
     split = prepare_split(scenario.data, 0)
