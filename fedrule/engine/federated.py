@@ -43,6 +43,7 @@ from fedrule.errors import BudgetError, ConfigError, FedruleError, Terminated
 from fedrule.events import Events
 from fedrule.fleet import Fleet, Tier, choose_users, fleet_from_tiers, fleet_from_trace
 from fedrule.model.codec import elastic_codec
+from fedrule.pids import alive
 from fedrule.privacy.audit import LeakageAudit, training_items
 from fedrule.scenario.schema import ModelConfig, Scenario
 from fedrule.transports.inprocess import InProcessTransport
@@ -243,23 +244,13 @@ def remove_stale_device_stores(root: Path) -> None:
     owner = _store_owner()
     for path in root.glob(f"{owner}*"):
         pid = path.name.removeprefix(owner).split("-", 1)[0]
-        if pid.isdigit() and not _alive(int(pid)):
+        if pid.isdigit() and not alive(int(pid)):
             shutil.rmtree(path, ignore_errors=True)
 
 
 def _store_owner() -> str:
     host = "".join(c if c.isalnum() else "_" for c in socket.gethostname())
     return f"{STORE_PREFIX}{host}-"
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _check_cluster(scenario: Scenario) -> None:

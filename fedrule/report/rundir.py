@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from fedrule.errors import ConfigError
+from fedrule.pids import alive
 
 CHECKPOINTS = "checkpoint"
 
@@ -139,7 +140,7 @@ def _partial_base(partial: Path) -> str:
     if not (partial / CHECKPOINTS).is_dir():
         raise ConfigError("holds no checkpoint to resume from", path=str(partial))
     pid = parts[1]
-    if pid.isdigit() and int(pid) != os.getpid() and _alive(int(pid)):
+    if pid.isdigit() and int(pid) != os.getpid() and alive(int(pid)):
         raise ConfigError(f"is still being written by process {pid}", path=str(partial))
     return parts[0][1:]
 
@@ -149,15 +150,5 @@ def remove_stale_partials(root: Path) -> None:
     a checkpoint: they can be resumed."""
     for path in root.glob(".*.partial"):
         pid = path.name.rsplit(".", 2)[-2]
-        if pid.isdigit() and not _alive(int(pid)) and not (path / CHECKPOINTS).is_dir():
+        if pid.isdigit() and not alive(int(pid)) and not (path / CHECKPOINTS).is_dir():
             shutil.rmtree(path, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
