@@ -156,6 +156,65 @@ def search(
     out.print(table)
 
 
+@app.command()
+def sweep(
+    scenario: Annotated[
+        Path | None, typer.Argument(help="Scenario YAML file (not with --resume).")
+    ] = None,
+    grid: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--grid",
+            "-g",
+            help="A key and its values: --grid model.dim=16,32 (values read as YAML; repeatable).",
+        ),
+    ] = None,
+    seeds: Annotated[
+        str | None, typer.Option(help="Seeds, one run each: 0,1,2 (default: the scenario's).")
+    ] = None,
+    parallel: Annotated[int, typer.Option(help="Runs at once (local processes).")] = 1,
+    overrides: SetOption = None,
+    out_dir: Annotated[
+        Path, typer.Option("--out", help="Folder that receives the sweep folder.")
+    ] = Path("runs"),
+    resume: Annotated[
+        Path | None, typer.Option("--resume", help="Continue a sweep folder: finished runs kept.")
+    ] = None,
+) -> None:
+    """Run every combination of the grid values and seeds; writes a sweep folder with every run,
+    runs.csv and summary.csv (mean and spread over seeds, per tier)."""
+    from fedrule.sweep import open_sweep, run_sweep
+
+    path, plan = open_sweep(scenario, grid or [], seeds, overrides or [], out_dir, resume)
+    err.print(f"sweep folder: {path} ({len(plan.runs())} runs)", highlight=False)
+    outcome = run_sweep(path, plan, parallel, err)
+    out.print(
+        f"sweep {path}: {outcome.finished} run(s) finished, {outcome.skipped} skipped, "
+        f"{len(outcome.failed)} failed; summary: {path / 'summary.csv'}",
+        highlight=False,
+    )
+    if outcome.failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def report(
+    folders: Annotated[
+        list[Path],
+        typer.Argument(help="Run folders, sweep folders or folders of runs."),
+    ],
+    out_dir: Annotated[
+        Path, typer.Option("--out", help="Folder that receives the plots and tables.")
+    ] = Path("report"),
+) -> None:
+    """Plots (PNG) and tables (markdown, CSV) from finished runs and sweeps."""
+    from fedrule.report.compare import write_report
+
+    written = write_report(folders, out_dir)
+    for path in written:
+        out.print(str(path), highlight=False)
+
+
 @data_app.command("info")
 def data_info(
     name: Annotated[

@@ -95,11 +95,48 @@ def _reveals(text: str) -> dict[str, str]:
     return {"reveals": text}
 
 
+def _secagg_fields(what: str) -> dict[str, Any]:
+    """The fields of a reply under secure aggregation (``privacy.secure_aggregation``; empty
+    otherwise): ``fedrule.privacy.secagg.MaskedUpload``, field by field."""
+    return {
+        "masked": _field(
+            default_factory=lambda: np.zeros((0, 0), np.uint64),
+            metadata=_reveals(
+                f"per surviving device, its {what} plus pairwise and self masks mod 2^64: "
+                "uniformly random alone; only the sum over the cohort's survivors is revealed "
+                "(secure aggregation), and devices refuse below privacy.min_cohort"
+            ),
+        ),
+        "sa_public_keys": _field(
+            default_factory=lambda: np.zeros((0, 32), np.uint8),
+            metadata=_reveals("nothing (the devices' fresh X25519 public keys)"),
+        ),
+        "sa_survived": _field(
+            default_factory=lambda: np.zeros(0, bool),
+            metadata=_reveals("which of the named devices sent a masked vector (participation)"),
+        ),
+        "sa_share_index": _field(
+            default_factory=lambda: np.zeros((0, 3), np.int64),
+            metadata=_reveals("nothing (whose seed each unmasking share is, and its holder)"),
+        ),
+        "sa_shares": _field(
+            default_factory=lambda: np.zeros((0, 16), np.uint8),
+            metadata=_reveals(
+                "Shamir shares of the survivors' self-mask seeds and the dropped devices' key "
+                "seeds: enough to remove the masks from the sum, never one device's mask"
+            ),
+        ),
+    }
+
+
 def _is_payloads(name: str, value: object) -> bool:
     return name in _PAYLOAD_FIELDS and isinstance(value, tuple)
 
 
 # ---------------------------------------------------------------------- popularity count
+_COUNT_SA = _secagg_fields("training-item histogram")
+
+
 @dataclass(frozen=True)
 class CountRequest(Message):
     """Devices report how often each item occurs in their training data."""
@@ -116,9 +153,14 @@ class CountReply(Message):
     counts: np.ndarray = _field(  # per item, summed over the cohort's devices
         metadata=_reveals(
             "the summed training-item histogram of the cohort: one device's exact training "
-            "item set when the cohort is one device"
+            "item set when the cohort is one device (empty under secure aggregation)"
         )
     )
+    masked: np.ndarray = _COUNT_SA["masked"]
+    sa_public_keys: np.ndarray = _COUNT_SA["sa_public_keys"]
+    sa_survived: np.ndarray = _COUNT_SA["sa_survived"]
+    sa_share_index: np.ndarray = _COUNT_SA["sa_share_index"]
+    sa_shares: np.ndarray = _COUNT_SA["sa_shares"]
 
 
 # ---------------------------------------------------------------------- training
@@ -208,6 +250,9 @@ class LabelRequest(Message):
     )
 
 
+_LABEL_SA = _secagg_fields("metric sums per configuration and validation-item counts")
+
+
 @dataclass(frozen=True)
 class LabelReply(Message):
     kind: ClassVar[Kind] = Kind.LABEL
@@ -216,15 +261,20 @@ class LabelReply(Message):
         metadata=_reveals(
             "the cohort's summed validation metrics per configuration: the rank of one "
             "device's validation item under up to C configurations when the cohort is one "
-            "device"
+            "device (empty under secure aggregation)"
         )
     )
     counts: np.ndarray = _field(  # per key: devices that contributed
-        metadata=_reveals("how many devices had a validation item")
+        metadata=_reveals("how many devices had a validation item (empty under secure aggregation)")
     )
     dropped: int = _field(
         metadata=_reveals("how many of the named devices crashed or missed the deadline")
     )
+    masked: np.ndarray = _LABEL_SA["masked"]
+    sa_public_keys: np.ndarray = _LABEL_SA["sa_public_keys"]
+    sa_survived: np.ndarray = _LABEL_SA["sa_survived"]
+    sa_share_index: np.ndarray = _LABEL_SA["sa_share_index"]
+    sa_shares: np.ndarray = _LABEL_SA["sa_shares"]
 
 
 # ---------------------------------------------------------------------- dispatch and test

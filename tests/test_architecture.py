@@ -23,7 +23,7 @@ LAYERS: list[set[str]] = [
     {"device", "algorithm"},
     {"transports"},
     {"engine"},
-    {"report"},
+    {"report", "sweep"},
     {"cli"},
     {"__main__", "__init__"},
 ]

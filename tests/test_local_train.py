@@ -100,3 +100,29 @@ def test_local_spec_rejects_bad_values():
         LocalSpec(**good, sampling="none", optimizer="rmsprop")
     with pytest.raises(ValueError, match="batch_size"):
         LocalSpec(**{**good, "batch_size": 0}, sampling="none")
+
+
+def test_looked_up_diversity_of_untouched_rows_changes_nothing(monkeypatch):
+    from fedrule.device import local_train as module
+
+    rows, layout, table, users = _setup()
+    spec = LocalSpec(
+        epochs=3,
+        batch_size=3,
+        lr=0.05,
+        negatives=3,
+        l2=1e-3,
+        lambda_div=0.5,
+        sampling="sandwich",
+        optimizer="adam",
+    )
+    n = rows.counts.size
+    looked_up, u1 = train_cohort(
+        table, users, rows, None, layout, spec, [device_rng(0, k, 1) for k in range(n)]
+    )
+    monkeypatch.setattr(module, "_known_diversity", lambda *args: None)
+    computed, u2 = train_cohort(
+        table, users, rows, None, layout, spec, [device_rng(0, k, 1) for k in range(n)]
+    )
+    assert np.allclose(looked_up.sum_wdelta, computed.sum_wdelta, atol=1e-6)
+    assert torch.allclose(u1, u2, atol=1e-6)

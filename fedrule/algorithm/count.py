@@ -1,5 +1,6 @@
 """Popularity count: devices report their training item counts; the server adds them up and
-forms item groups from the total (the server never reads device data)."""
+forms item groups from the total (the server never reads device data). Under secure aggregation
+each device's histogram arrives masked and the server unmasks only each request's sum."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import numpy as np
 
 from fedrule.algorithm.phase import Phase
 from fedrule.errors import FedruleError
+from fedrule.privacy import secagg
 from fedrule.protocol import CountReply, CountRequest, Message, NodeFailure
 
 if TYPE_CHECKING:
@@ -29,9 +31,16 @@ class PopularityCount(Phase[np.ndarray]):
         cohorts: list[np.ndarray],
         replies: Sequence[Message | NodeFailure],
     ) -> np.ndarray:
-        total = np.zeros(server.fleet.n_items, dtype=np.int64)
+        n_items = server.fleet.n_items
+        secure = secagg.params_of(server.scenario.privacy)
+        total = np.zeros(n_items, dtype=np.int64)
         for reply in replies:
             if isinstance(reply, NodeFailure):
                 raise FedruleError(f"a node failed to count popularity: {reply.reason}")
-            total += cast(CountReply, reply).counts
+            out = cast(CountReply, reply)
+            if secure is None:
+                total += out.counts
+            else:
+                upload = secagg.MaskedUpload.from_reply(out)
+                total += secagg.decode_ints(secagg.unmask_sum(upload, n_items, secure))
         return total

@@ -2,6 +2,8 @@
 on their own validation item and return metric sums; the server averages them into labels.
 
 The same phase with the full configuration alone measures validation quality during training.
+Under secure aggregation each device's sums arrive masked (fixed point) and the server unmasks
+only each request's sum.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import numpy as np
 from fedrule import seeds
 from fedrule.algorithm.phase import Phase
 from fedrule.metrics import ConfigSums
+from fedrule.privacy import secagg
 from fedrule.protocol import LabelReply, LabelRequest, Message, NodeFailure
 from fedrule.search import customize
 
@@ -52,6 +55,7 @@ class Labelling(Phase[tuple[ConfigSums, int]]):
     ) -> tuple[ConfigSums, int]:
         total = ConfigSums({}, {})
         failed = 0
+        secure = secagg.params_of(server.scenario.privacy)
         self.dropped = 0  # devices that crashed or missed the deadline
         for cohort, reply in zip(cohorts, replies, strict=True):
             if isinstance(reply, NodeFailure):
@@ -60,8 +64,23 @@ class Labelling(Phase[tuple[ConfigSums, int]]):
                 continue
             out = cast(LabelReply, reply)
             self.dropped += out.dropped
-            total = total + ConfigSums.from_arrays(list(out.keys), out.sums, out.counts)
+            sums, counts = out.sums, out.counts
+            if secure is not None:
+                sums, counts = _unmask(out, len(self.configs), secure)
+            total = total + ConfigSums.from_arrays(list(out.keys), sums, counts)
         return total, failed
+
+
+def _unmask(
+    reply: LabelReply, num_configs: int, secure: secagg.SecAggParams
+) -> tuple[np.ndarray, np.ndarray]:
+    """The cohort's metric sums (configs x keys) and counts from its masked fixed-point
+    vectors: only their sum is unmasked."""
+    keys = len(reply.keys)
+    length = num_configs * keys + keys
+    upload = secagg.MaskedUpload.from_reply(reply)
+    total = secagg.decode_fixed(secagg.unmask_sum(upload, length, secure))
+    return total[: num_configs * keys].reshape(num_configs, keys), total[num_configs * keys :]
 
 
 def candidate_configs(server: FleetServer) -> tuple[np.ndarray, np.ndarray]:

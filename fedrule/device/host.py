@@ -22,7 +22,9 @@ from fedrule.device.state import DeviceStateStore
 from fedrule.device.store import DeviceStore, load_device_store
 from fedrule.device.update import UpdatePipeline
 from fedrule.fleet import device_rng
+from fedrule.metrics import metric_keys
 from fedrule.model.elastic import SubEmbedding
+from fedrule.privacy import secagg
 from fedrule.protocol import (
     CountReply,
     CountRequest,
@@ -94,8 +96,15 @@ class DeviceHost:
     def count(self, request: CountRequest) -> CountReply:
         store = self.data
         cohort = store.cohort(self._devices(request.devices))
-        counts = np.bincount(cohort.train.items, minlength=store.n_items).astype(np.int64)
-        return CountReply(counts=counts)
+        secure = self.settings.pipeline.secure
+        if secure is None:
+            counts = np.bincount(cohort.train.items, minlength=store.n_items).astype(np.int64)
+            return CountReply(counts=counts)
+        # secure aggregation: each device masks its own histogram; only the sum is revealed
+        own = np.zeros((cohort.size, store.n_items), dtype=np.int64)
+        np.add.at(own, cohort.train.pairs(), 1)
+        upload = secagg.mask_cohort(secagg.encode_ints(own), np.ones(cohort.size, bool), secure)
+        return CountReply(counts=np.zeros(0, np.int64), **upload.reply_fields())
 
     # ------------------------------------------------------------------ training
     def _status(self, devices: np.ndarray, round_number: int) -> np.ndarray:
@@ -174,7 +183,8 @@ class DeviceHost:
         """Devices fit a copy of their user vector to the received table (kept private, not
         stored), rank all items under every candidate configuration, and sum the metrics."""
         s = self.settings
-        devices, dropped = self._survivors(self._devices(request.devices), "label", request.stamp)
+        named = self._devices(request.devices)
+        devices, dropped = self._survivors(named, "label", request.stamp)
         (sub,) = [_decode(p) for p in request.payloads]
         cohort = self.data.cohort(devices)
         fitted = personalize(
@@ -186,10 +196,31 @@ class DeviceHost:
             self._personal_rngs(devices, request.stamp),
         )
         configs = np.asarray(request.configs, dtype=bool)
-        sums = label_on_devices(fitted, sub.table, sub.layout, configs, cohort, list(s.ks))
-        keys = sorted(sums.sums)
-        matrix, counts = sums.to_arrays(keys)
-        return LabelReply(keys=tuple(keys), sums=matrix, counts=counts, dropped=dropped)
+        secure = s.pipeline.secure
+        if secure is None:
+            sums = label_on_devices(fitted, sub.table, sub.layout, configs, cohort, list(s.ks))
+            keys = sorted(sums.sums)
+            matrix, counts = sums.to_arrays(keys)
+            return LabelReply(keys=tuple(keys), sums=matrix, counts=counts, dropped=dropped)
+        # secure aggregation: every named device took part in the key rounds; the crashed or
+        # late ones drop out before sending their masked vector (the server recovers the sum)
+        keys = sorted(metric_keys(s.ks, buckets=False))
+        own = np.zeros((named.size, configs.shape[0] * len(keys) + len(keys)))
+        alive = np.isin(named, devices)
+        for k, row in enumerate(np.flatnonzero(alive)):
+            part = cohort.take(np.array([k]))
+            user = fitted[k : k + 1]
+            one = label_on_devices(user, sub.table, sub.layout, configs, part, list(s.ks))
+            matrix, counts = one.to_arrays(keys)
+            own[row] = np.concatenate([matrix.ravel(), counts])
+        upload = secagg.mask_cohort(secagg.encode_fixed(own), alive, secure)
+        return LabelReply(
+            keys=tuple(keys),
+            sums=np.zeros((0, len(keys))),
+            counts=np.zeros(0),
+            dropped=dropped,
+            **upload.reply_fields(),
+        )
 
     # ------------------------------------------------------------------ test
     def test(self, request: TestRequest) -> TestReply:

@@ -15,6 +15,7 @@ one call of the objective and the devices' optimizer step.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,7 +24,13 @@ import torch
 from fedrule.device.cohort import Rows
 from fedrule.device.update import CohortUpdate, DeviceDeltas, UpdatePipeline, sum_cohort
 from fedrule.model.elastic import ElasticLayout
-from fedrule.model.objective import ConfigWeights, Objective, objective_step
+from fedrule.model.objective import (
+    ConfigWeights,
+    KnownDiversity,
+    Objective,
+    diversity_rows,
+    objective_step,
+)
 from fedrule.model.supernet import SAMPLINGS, sample_subconfigs
 
 OPTIMIZERS = ("adam", "sgd")
@@ -174,6 +181,32 @@ def _segments(
     return keys % size, bounds, inverse.reshape(values.shape) - bounds[step]
 
 
+@dataclass(frozen=True)
+class _Split:
+    """Each step's rows split into those the device touches for the first time (``first``:
+    positions in the step's rows, private row ids, bounds per step) and the rest."""
+
+    first: torch.Tensor
+    first_row: np.ndarray
+    first_bounds: np.ndarray
+    rest: torch.Tensor
+    rest_bounds: np.ndarray
+
+    @staticmethod
+    def of(step_rows: np.ndarray, row_bounds: np.ndarray) -> _Split:
+        first = np.zeros(step_rows.size, dtype=bool)
+        first[np.unique(step_rows, return_index=True)[1]] = True  # rows run in step order
+        position = np.arange(step_rows.size) - np.repeat(row_bounds[:-1], np.diff(row_bounds))
+        at_first, at_rest = np.flatnonzero(first), np.flatnonzero(~first)
+        return _Split(
+            first=torch.from_numpy(position[at_first]),
+            first_row=step_rows[at_first],
+            first_bounds=np.searchsorted(at_first, row_bounds),
+            rest=torch.from_numpy(position[at_rest]),
+            rest_bounds=np.searchsorted(at_rest, row_bounds),
+        )
+
+
 @dataclass
 class _Plan:
     """A cohort's local training laid out once, before the first step: every pair (a device's
@@ -196,6 +229,7 @@ class _Plan:
     row_item: np.ndarray
     slot_dev: np.ndarray  # per slot (a device's step): the device
     configs: np.ndarray  # per slot: the sampled sub-configurations (slots x S x G x B)
+    fresh: _Split  # each step's rows that no step changed before it (first touch), and the rest
 
 
 def _plan(
@@ -260,6 +294,7 @@ def _plan(
         row_item=uniq % n_items,
         slot_dev=slot_dev,
         configs=np.concatenate(configs),
+        fresh=_Split.of(step_rows, row_bounds),
     )
 
 
@@ -280,6 +315,40 @@ def _config_weights(
         weights = torch.cat([held[:, None], weights], dim=1)
     num_configs, b = weights.shape[1], layout.num_blocks
     return weights.transpose(1, 2).reshape(-1, num_configs, b).contiguous(), not base
+
+
+def _known_diversity(
+    plan: _Plan,
+    allowed: np.ndarray | None,
+    tables: torch.Tensor,
+    table_of_device: np.ndarray,
+    num_blocks: int,
+    spec: LocalSpec,
+    train_items: bool,
+) -> Callable[[int], KnownDiversity] | None:
+    """Diversity of the rows a step touches first, looked up: until a device's first step on a
+    row, its copy is the row it received, so its diversity term is the received table's, computed
+    once per cohort. (Budgeted devices hold masked copies: not looked up.)"""
+    if allowed is not None or not spec.lambda_div or not train_items:
+        return None
+    n_items, dim = tables.shape[1:]
+    flat = tables.reshape(-1, dim)
+    value, grad = diversity_rows(flat, num_blocks, torch.ones(flat.shape[0]))
+    first_row = plan.fresh.first_row
+    key = torch.from_numpy(
+        table_of_device[plan.row_dev[first_row]] * n_items + plan.row_item[first_row]
+    )
+    first_value, first_grad = value.index_select(0, key), grad.index_select(0, key)
+    split = plan.fresh
+
+    def at(t: int) -> KnownDiversity:
+        first = slice(split.first_bounds[t], split.first_bounds[t + 1])
+        rest = slice(split.rest_bounds[t], split.rest_bounds[t + 1])
+        return KnownDiversity(
+            split.first[first], first_value[first], first_grad[first], split.rest[rest]
+        )
+
+    return at
 
 
 @dataclass
@@ -335,6 +404,7 @@ def local_train(
     optimizer = _LocalOptimizer(spec, local, users, torch.from_numpy(row_dev), row_mask)
     objective = Objective(nb, spec.l2, spec.lambda_div)
     weights, full = _config_weights(plan, allowed, layout)
+    known = _known_diversity(plan, allowed, tables, table_of_device, nb, spec, train_items)
     loss_sum = torch.zeros(())
     loss_count = 0
     for t in range(plan.steps):
@@ -353,6 +423,7 @@ def local_train(
             plan.neg_local[pairs],
             pair_weight=plan.pair_weight[pairs],
             configs=configs,
+            known=None if known is None else known(t),
         )
         loss_sum += res.bpr
         loss_count += active.numel()

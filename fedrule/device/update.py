@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from fedrule.errors import ConfigError
+from fedrule.privacy.secagg import SecAggParams, params_of
 from fedrule.scenario.schema import PrivacyConfig
 
 
@@ -160,9 +161,11 @@ class DenseUpload:
 
 @dataclass(frozen=True)
 class UpdatePipeline:
-    """The device-side steps, in order (empty: the update goes as it is)."""
+    """The device-side steps, in order (empty: the update goes as it is), and the secure
+    aggregation the devices run on the dense vectors they report (None: off)."""
 
     steps: tuple[UpdateStep, ...] = ()
+    secure: SecAggParams | None = None
 
     def apply(self, deltas: DeviceDeltas, rngs: list[np.random.Generator]) -> DeviceDeltas:
         for step in self.steps:
@@ -188,7 +191,7 @@ def privacy_pipeline(privacy: PrivacyConfig, n_items: int, mode: str = "full") -
         steps.append(ClipUpdate(privacy.clip))
     if privacy.dense:
         steps.append(DenseUpload(n_items))
-    return UpdatePipeline(tuple(steps))
+    return UpdatePipeline(tuple(steps), secure=params_of(privacy))
 
 
 @dataclass

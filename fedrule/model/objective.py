@@ -57,6 +57,19 @@ class ConfigWeights:
     full: bool = True
 
 
+@dataclass(frozen=True)
+class KnownDiversity:
+    """Diversity already known for some of a step's item rows (rows nobody changed yet: a
+    device's copy of a received row before its first step on it): ``rows`` (positions in the
+    step's ``items``), their ``value`` D and unweighted gradient ``grad``; ``rest``: the other
+    positions, computed in the step."""
+
+    rows: torch.Tensor
+    value: torch.Tensor
+    grad: torch.Tensor
+    rest: torch.Tensor
+
+
 @dataclass
 class StepResult:
     """The step's objective (``loss``: all terms; ``bpr``: the BPR term) and its gradients with
@@ -78,12 +91,14 @@ def objective_step(
     *,
     pair_weight: torch.Tensor | None = None,
     configs: ConfigWeights | None = None,
+    known: KnownDiversity | None = None,
 ) -> StepResult:
     """Objective and gradients of one step.
 
     ``users`` (U x d) and ``items`` (R x d) are the rows the step may touch; pair p is user row
     ``pair_user[p]``, positive item row ``pos[p]`` and negative item rows ``neg[p]`` (P x K).
-    ``configs`` None trains the full configuration only (plain BPR-MF).
+    ``configs`` None trains the full configuration only (plain BPR-MF). ``known``: diversity
+    terms of some rows, looked up instead of computed.
     """
     num_pairs, k = neg.shape
     if pair_weight is None:
@@ -112,10 +127,29 @@ def objective_step(
         loss = loss + _l2(items, occurs, objective.l2, grad_items)
     if objective.lambda_div:
         weight = occurs * (objective.lambda_div / (1 + k))
-        value, grad = diversity_with_grad(items, objective.num_blocks, weight)
+        if known is None:
+            value, grad = diversity_with_grad(items, objective.num_blocks, weight)
+            grad_items += grad
+        else:
+            value = _add_known_diversity(items, objective.num_blocks, weight, known, grad_items)
         loss = loss + value
-        grad_items += grad
     return StepResult(loss, bpr, grad_users, grad_items)
+
+
+def _add_known_diversity(
+    items: torch.Tensor,
+    num_blocks: int,
+    weight: torch.Tensor,
+    known: KnownDiversity,
+    grad_items: torch.Tensor,
+) -> torch.Tensor:
+    """Weighted diversity of ``items`` from the known rows and the rest; adds the gradient."""
+    known_weight = weight.index_select(0, known.rows)
+    grad_items.index_add_(0, known.rows, known.grad * known_weight[:, None])
+    rest_weight = weight.index_select(0, known.rest)
+    value, grad = diversity_with_grad(items.index_select(0, known.rest), num_blocks, rest_weight)
+    grad_items.index_add_(0, known.rest, grad)
+    return value + (known_weight * known.value).sum()
 
 
 def _l2(rows: torch.Tensor, occurs: torch.Tensor, l2: float, grad: torch.Tensor) -> torch.Tensor:
@@ -226,9 +260,17 @@ def diversity_with_grad(
     |n_b|^4) / (B (B - 1))`` and ``dD/dn_b = 4 (M n_b - |n_b|^2 n_b) / (B (B - 1))``, taken back
     through ``n_b = x_b / max(|x_b|, eps)``.
     """
+    per_item, grad = diversity_rows(items, num_blocks, weight)
+    return (weight * per_item).sum(), grad
+
+
+def diversity_rows(
+    items: torch.Tensor, num_blocks: int, weight: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per row: ``D`` (R) and the gradient of ``weight_r * D`` (R x d)."""
     rows, dim = items.shape
     if num_blocks < 2 or rows == 0:
-        return items.new_zeros(()), torch.zeros_like(items)
+        return items.new_zeros(rows), torch.zeros_like(items)
     x = items.view(rows, num_blocks, dim // num_blocks)
     sq = _block_sums(x * x)  # R x B
     norm = sq.sqrt()
@@ -243,7 +285,7 @@ def diversity_with_grad(
     along = _block_sums(h * n) * (norm > NORM_EPS)  # the part the normalisation removes
     h.addcmul_(along[..., None], n, value=-1.0)
     h *= (4 * c * weight[:, None] / scale)[..., None]
-    return (weight * per_item).sum(), h.view(rows, dim)
+    return per_item, h.view(rows, dim)
 
 
 def _gram(n: torch.Tensor) -> torch.Tensor:

@@ -56,7 +56,10 @@ class LeakageAudit:
     def attack(self, reply: Message) -> dict[str, attacks.Guess]:
         """Every attack on one reply: attacker code, no ground truth."""
         if isinstance(reply, CountReply):
-            return {"count": attacks.count_membership(reply.counts)}
+            counts = np.asarray(reply.counts)
+            if counts.size == 0 and np.asarray(reply.masked).size:  # secure aggregation
+                counts = np.asarray(reply.masked)[0].view(np.int64)  # one device's masked vector
+            return {"count": attacks.count_membership(counts)}
         assert isinstance(reply, TrainReply)
         rows, update = np.asarray(reply.rows), np.asarray(reply.sum_wdelta)
         return {
@@ -69,7 +72,7 @@ class LeakageAudit:
         """Round hook: attack this round's replies, score them, add the means to the record."""
         seen, self.seen = self.seen, []
         for _, reply in seen:
-            if isinstance(reply, CountReply):
+            if isinstance(reply, CountReply) and np.asarray(reply.counts).size:
                 self.popularity = self.popularity + reply.counts
         scores: dict[str, list[float]] = {}
         for devices, reply in seen:

@@ -514,6 +514,22 @@ class PrivacyConfig:
         "(bool) a device uploads every row it holds (zero updates where it trained nothing)",
         False,
     )
+    secure_aggregation: bool = doc(
+        "(bool) secure aggregation (SecAgg: X25519 pairwise masks mod 2^64, Shamir dropout "
+        "recovery) of the popularity histograms and the label sums: the server receives each "
+        "device's masked vector and learns only the sum over a request's devices",
+        False,
+    )
+    min_cohort: int = doc(
+        "(int) under secure_aggregation, the fewest devices whose sum may be revealed: devices "
+        "refuse and the run aborts when a request names, or keeps after dropouts, fewer",
+        5,
+    )
+    secagg_neighbors: int = doc(
+        "(int) under secure_aggregation, how many other devices each device masks with and "
+        "shares its seeds among (SecAgg+ ring); 0: every device of the request (SecAgg)",
+        0,
+    )
 
     @property
     def central_dp(self) -> bool:
@@ -532,6 +548,13 @@ class PrivacyConfig:
             path=f"{path}.clip",
         )
         require(self.decoys >= 0, "must be >= 0", path=f"{path}.decoys")
+        require(self.min_cohort >= 2, "must be >= 2", path=f"{path}.min_cohort")
+        require(self.secagg_neighbors >= 0, "must be >= 0", path=f"{path}.secagg_neighbors")
+        require(
+            self.secagg_neighbors == 0 or self.secagg_neighbors >= 2,
+            "must be 0 (every device) or >= 2",
+            path=f"{path}.secagg_neighbors",
+        )
 
 
 @dataclass(frozen=True)

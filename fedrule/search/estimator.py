@@ -218,8 +218,9 @@ def fit_estimator(
     lr: float = 1e-3,
     weight_decay: float = 1e-4,
     refit: bool = False,
-) -> tuple[PerformanceEstimator, dict[str, float]]:
-    """Fit on a random share of the labelled configurations, report Spearman on the rest.
+) -> tuple[PerformanceEstimator, dict[str, Any]]:
+    """Fit on a random share of the labelled configurations, report Spearman on the rest (and
+    the held-out predictions and labels themselves: ``holdout_predicted``, ``holdout_true``).
 
     With ``refit`` the returned estimator is trained again on every configuration (the report
     still describes the held-out fit).
@@ -236,17 +237,19 @@ def fit_estimator(
         features, hidden, epochs=epochs, lr=lr, weight_decay=weight_decay
     )
     history = estimator.fit(configs[train], labels[train], seed)
-    report = {
+    predicted = estimator.predict(configs[holdout]) if holdout.size else np.zeros(0)
+    report: dict[str, Any] = {
         "n_configs": float(n),
         "n_train": float(train.size),
         "n_holdout": float(holdout.size),
         "train_spearman": spearman(estimator.predict(configs[train]), labels[train]),
         "holdout_spearman": (
-            spearman(estimator.predict(configs[holdout]), labels[holdout])
-            if holdout.size
-            else float("nan")
+            spearman(predicted, labels[holdout]) if holdout.size else float("nan")
         ),
         "final_loss": history["loss"][-1] if history["loss"] else float("nan"),
+        # the held-out points themselves, for the predicted-vs-true plot of ``fedrule report``
+        "holdout_predicted": [float(v) for v in predicted],
+        "holdout_true": [float(v) for v in labels[holdout]],
     }
     if refit and holdout.size:
         estimator.fit(configs, labels, seed)

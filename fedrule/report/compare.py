@@ -1,0 +1,588 @@
+"""``fedrule report``: plots (PNG) and tables (markdown, CSV) from finished runs and sweeps.
+
+Runs are grouped by their resolved scenario without ``name`` and ``seeds``: the runs of one sweep
+cell (one per seed) form one group, and every figure is a mean over the group's seeds with the
+spread (sample standard deviation) as error bars. A group is labelled by the scenario keys in
+which the groups differ (``dim=8, lr=0.05``), or by the scenario's name when there is one group.
+
+Files (each only when the runs hold its data): ``quality_vs_memory.png`` (+ ``.csv``/``.md``),
+``tiers.png`` (+ ``.csv``/``.md``), ``curves.png``, ``traffic.png``, ``estimator.png``,
+``privacy.png``, ``summary.csv``/``summary.md`` and ``report.md``, an index of them all.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import yaml
+from matplotlib.ticker import FuncFormatter, MaxNLocator
+
+from fedrule.errors import ConfigError
+from fedrule.report.tables import csv_text, mean_std
+
+
+@dataclass
+class Seed:
+    """One seed of one run: what the report reads of it."""
+
+    seed: int
+    engine: str
+    test: dict[str, float] = field(default_factory=dict)
+    tiers: dict[str, dict[str, float]] = field(default_factory=dict)  # tier -> metric -> mean
+    budgets: dict[str, float] = field(default_factory=dict)  # tier -> budget bytes
+    rounds: list[dict[str, float]] = field(default_factory=list)
+    rows: list[dict] = field(default_factory=list)  # centralised RULE rows
+    estimator: dict = field(default_factory=dict)
+    seconds: float = float("nan")
+
+
+@dataclass
+class Group:
+    label: str
+    scenario: dict
+    runs: list[Path] = field(default_factory=list)
+    seeds: list[Seed] = field(default_factory=list)
+
+    @property
+    def metric(self) -> str:
+        return str(self.scenario.get("eval", {}).get("metric", "ndcg@10"))
+
+    @property
+    def engine(self) -> str:
+        return str(self.scenario.get("engine", {}).get("kind", "centralized"))
+
+    @property
+    def method(self) -> str:
+        """The method a federated group stands for (centralised rows name their own)."""
+        mode = self.scenario.get("federated", {}).get("mode", "full")
+        return f"rule-federated-{mode}"
+
+
+def find_runs(folders: list[Path]) -> list[Path]:
+    """Run folders (with ``metrics.json``) given directly or one level below a given folder (a
+    sweep folder, a ``runs/`` folder)."""
+    runs: list[Path] = []
+    for folder in folders:
+        if (folder / "metrics.json").is_file():
+            runs.append(folder)
+            continue
+        if not folder.is_dir():
+            raise ConfigError("no such folder", path=str(folder))
+        found = sorted(
+            p
+            for p in folder.iterdir()
+            if p.is_dir() and not p.name.startswith(".") and (p / "metrics.json").is_file()
+        )
+        if not found:
+            raise ConfigError("holds no finished run (no metrics.json)", path=str(folder))
+        runs.extend(found)
+    return list(dict.fromkeys(runs))
+
+
+def load_groups(runs: list[Path]) -> list[Group]:
+    """Runs grouped by scenario (without name and seeds), each labelled."""
+    groups: dict[str, Group] = {}
+    for run in runs:
+        scenario = yaml.safe_load((run / "scenario.yaml").read_text()) or {}
+        key_scenario = {k: v for k, v in scenario.items() if k not in ("name", "seeds")}
+        key = json.dumps(key_scenario, sort_keys=True, default=str)
+        group = groups.setdefault(key, Group("", scenario))
+        group.runs.append(run)
+        group.seeds.extend(_read_seeds(run))
+    out = list(groups.values())
+    _label(out)
+    return out
+
+
+def _label(groups: list[Group]) -> None:
+    flat = [
+        _flatten({k: v for k, v in g.scenario.items() if k not in ("name", "seeds")})
+        for g in groups
+    ]
+    keys = sorted(
+        {k for f in flat for k in f if len({json.dumps(x.get(k), default=str) for x in flat}) > 1}
+    )
+    last = [k.rsplit(".", 1)[-1] for k in keys]
+    short = [s if last.count(s) == 1 else k for s, k in zip(last, keys, strict=True)]
+    names = [re.sub(r"-s\d+$", "", str(g.scenario.get("name", g.runs[0].name))) for g in groups]
+    for group, values, name in zip(groups, flat, names, strict=True):
+        if keys and len(keys) <= 4:
+            group.label = ", ".join(
+                f"{s}={_short(values.get(k))}" for s, k in zip(short, keys, strict=True)
+            )
+        elif names.count(name) > 1:
+            group.label = f"{name} ({group.runs[0].name})"
+        else:
+            group.label = name
+
+
+def _short(value: object) -> str:
+    return json.dumps(value, default=str) if isinstance(value, list | dict) else str(value)
+
+
+def _flatten(obj: dict, prefix: str = "") -> dict[str, object]:
+    out: dict[str, object] = {}
+    for key, value in obj.items():
+        if isinstance(value, dict):
+            out.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def _read_seeds(run: Path) -> list[Seed]:
+    metrics = json.loads((run / "metrics.json").read_text())
+    engine = metrics.get("engine", "centralized")
+    out = []
+    for name, data in metrics.get("seeds", {}).items():
+        seed = Seed(int(name), engine)
+        seed.estimator = data.get("estimator") or {}
+        seed.seconds = float(data.get("seconds", data.get("train_seconds", float("nan"))) or 0)
+        if engine == "federated":
+            seed.rounds = _read_csv(run / f"rounds-seed{name}.csv")
+            devices = _read_csv(run / f"devices-seed{name}.csv")
+            keys = list(metrics.get("test", {}))
+            order = [str(t["tier"]) for t in metrics.get("tiers", [])]  # the fleet's order
+            order += [str(d["tier"]) for d in devices]
+            for tier in [*dict.fromkeys(t for t in order if t != "all"), "all"]:
+                rows = [d for d in devices if tier == "all" or d["tier"] == tier]
+                rows = [d for d in rows if str(d.get("evaluated", "True")) == "True"]
+                seed.tiers[tier] = {
+                    k: float(np.nanmean([r[k] for r in rows])) if rows else math.nan for k in keys
+                }
+                if tier != "all" and rows:
+                    seed.budgets[tier] = float(rows[0]["budget_bytes"])
+            seed.test = seed.tiers.get("all", {})
+        else:
+            seed.test = {k: float(v) for k, v in (data.get("test") or {}).items() if v is not None}
+            seed.rows = data.get("rows") or []
+        out.append(seed)
+    return out
+
+
+def _read_csv(path: Path) -> list[dict]:
+    if not path.is_file():
+        return []
+    with open(path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    return [{k: _number(v) for k, v in row.items()} for row in rows]
+
+
+def _number(text: str) -> object:
+    if text == "":
+        return math.nan
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+# ---------------------------------------------------------------------- tables
+def summary_rows(groups: list[Group]) -> list[dict]:
+    """Per group and tier (federated) or overall: seeds, the metric, tail metric and recall at
+    the metric's K (mean and spread over seeds), training seconds, traffic and final ε."""
+    rows = []
+    for group in groups:
+        metric = group.metric
+        k = metric.partition("@")[2]
+        names = [metric, f"tail/{metric}", f"recall@{k}"]
+        tiers = list(group.seeds[0].tiers) if group.engine == "federated" else ["all"]
+        for tier in tiers:
+            row: dict[str, object] = {"group": group.label, "engine": group.engine}
+            row |= {"tier": tier, "seeds": len(group.seeds)}
+            budgets = [s.budgets.get(tier) for s in group.seeds]
+            row["budget_bytes"] = budgets[0] if budgets and budgets[0] else None
+            for name in names:
+                values = [
+                    (s.tiers.get(tier, {}) if group.engine == "federated" else s.test).get(
+                        name, math.nan
+                    )
+                    for s in group.seeds
+                ]
+                row[name], row[f"{name}_std"] = mean_std(values)
+            if tier == "all":
+                row["train_seconds"] = mean_std(s.seconds for s in group.seeds)[0]
+                for column in ("bytes_down", "bytes_up"):
+                    totals = [sum(r.get(column, 0.0) for r in s.rounds) for s in group.seeds]
+                    row[column] = float(np.mean(totals)) if any(totals) else None
+                eps = [_final_epsilon(s) for s in group.seeds]
+                row["epsilon"] = mean_std(eps)[0] if any(not math.isnan(e) for e in eps) else None
+            rows.append(row)
+    return rows
+
+
+def _final_epsilon(seed: Seed) -> float:
+    values = [float(r["epsilon"]) for r in seed.rounds if "epsilon" in r]
+    values = [v for v in values if not math.isnan(v)]
+    return values[-1] if values else math.nan
+
+
+def markdown_table(rows: list[dict], columns: list[str]) -> str:
+    """A markdown table; ``x`` with an ``x_std`` column is shown as ``mean ± std``."""
+    shown = [c for c in columns if not c.endswith("_std")]
+    lines = ["| " + " | ".join(shown) + " |", "|" + "|".join("---" for _ in shown) + "|"]
+    for row in rows:
+        cells = []
+        for column in shown:
+            value = row.get(column)
+            if isinstance(value, float):
+                text = "" if math.isnan(value) else f"{value:.4g}"
+                spread = row.get(f"{column}_std")
+                if text and isinstance(spread, float) and not math.isnan(spread):
+                    text += f" ± {spread:.2g}"
+            else:
+                text = "" if value is None else str(value)
+            cells.append(text)
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def memory_rows(groups: list[Group]) -> list[dict]:
+    """Quality against memory: centralised RULE rows (method, searcher, budget) and federated
+    tiers (their budget), mean and spread over seeds of the metric and tail metric."""
+    out = []
+    for group in groups:
+        metric = group.metric
+        names = (metric, f"tail/{metric}")
+        prefix = f"{group.label}: " if len(groups) > 1 else ""
+        if group.engine == "federated":
+            for tier in [t for t in group.seeds[0].tiers if t != "all"]:
+                row: dict[str, object] = {"series": f"{prefix}{group.method}", "point": tier}
+                row["bytes"] = group.seeds[0].budgets.get(tier, math.nan)
+                for name in names:
+                    values = [s.tiers.get(tier, {}).get(name, math.nan) for s in group.seeds]
+                    row[name], row[f"{name}_std"] = mean_std(values)
+                row["seeds"] = len(group.seeds)
+                out.append(row)
+            continue
+        points: dict[tuple, list[dict]] = {}
+        for seed in group.seeds:
+            for r in seed.rows:
+                points.setdefault((r["method"], r.get("searcher") or "", r["budget"]), []).append(r)
+        for (method, searcher, budget), rows in points.items():
+            series = method + (f" ({searcher})" if searcher else "")
+            row = {"series": f"{prefix}{series}", "point": budget}
+            row["bytes"] = mean_std(float(r["bytes"]) for r in rows)[0]
+            for name in names:
+                row[name], row[f"{name}_std"] = mean_std(float(r.get(name, math.nan)) for r in rows)
+            row["seeds"] = len(rows)
+            out.append(row)
+    return out
+
+
+# ---------------------------------------------------------------------- plots
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig: object, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    _pyplot().close(fig)
+    return path
+
+
+def plot_memory(rows: list[dict], metric: str, path: Path) -> Path | None:
+    if not rows:
+        return None
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.6))
+    for ax, name, title in zip(
+        axes, (metric, f"tail/{metric}"), ("overall", "tail items"), strict=True
+    ):
+        series: dict[str, list[dict]] = {}
+        for row in rows:
+            series.setdefault(str(row["series"]), []).append(row)
+        for label, points in sorted(series.items()):
+            points = sorted(points, key=lambda r: float(r["bytes"]))
+            x = [float(p["bytes"]) / 1024 for p in points]
+            y = [p[name] for p in points]
+            err = [0.0 if math.isnan(p[f"{name}_std"]) else p[f"{name}_std"] for p in points]
+            ax.errorbar(x, y, yerr=err, marker="o", capsize=3, label=label)
+        ax.set_xscale("log", base=2)
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.set_xlabel("item-table memory on the device (KiB, log scale)")
+        ax.set_ylabel(f"test {name}")
+        ax.set_title(f"Quality against memory: {title}")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7)
+    return _save(fig, path)
+
+
+def plot_tiers(groups: list[Group], path: Path) -> Path | None:
+    fed = [g for g in groups if g.engine == "federated" and g.seeds]
+    if not fed:
+        return None
+    plt = _pyplot()
+    metric = fed[0].metric
+    k = metric.partition("@")[2]
+    budget = {t: b for g in fed for t, b in g.seeds[0].budgets.items()}
+    tiers = list(dict.fromkeys(t for g in fed for t in g.seeds[0].tiers))
+    tiers.sort(key=lambda t: (t == "all", budget.get(t, math.inf)))
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.6))
+    width = 0.8 / len(fed)
+    for ax, name in zip(axes, (metric, f"recall@{k}"), strict=True):
+        for i, group in enumerate(fed):
+            means, errs = [], []
+            for tier in tiers:
+                mean, std = mean_std(s.tiers.get(tier, {}).get(name, math.nan) for s in group.seeds)
+                means.append(mean)
+                errs.append(0.0 if math.isnan(std) else std)
+            x = np.arange(len(tiers)) + (i - (len(fed) - 1) / 2) * width
+            ax.bar(x, means, width, yerr=errs, capsize=3, label=group.label)
+        ax.set_xticks(np.arange(len(tiers)), tiers)
+        ax.set_xlabel("device tier (all: the whole fleet)")
+        ax.set_ylabel(f"test {name} (mean over evaluated devices)")
+        ax.set_title(f"Per-tier test {name}")
+        ax.grid(alpha=0.3, axis="y")
+    axes[0].legend(fontsize=7)
+    return _save(fig, path)
+
+
+def _per_round(group: Group, column: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Rounds, cumulative seconds (mean over seeds), and ``column``'s mean and spread per round
+    (rounds every seed has)."""
+    seeds = [s for s in group.seeds if s.rounds]
+    n = min(len(s.rounds) for s in seeds)
+    rounds = np.array([float(seeds[0].rounds[i]["round"]) for i in range(n)])
+    values = np.array([[float(s.rounds[i].get(column, math.nan)) for i in range(n)] for s in seeds])
+    seconds = np.array(
+        [np.cumsum([float(s.rounds[i]["seconds"]) for i in range(n)]) for s in seeds]
+    )
+    spread = values.std(axis=0, ddof=1) if len(seeds) > 1 else np.zeros(n)
+    return rounds, seconds.mean(axis=0), values.mean(axis=0), spread
+
+
+def plot_curves(groups: list[Group], path: Path) -> Path | None:
+    fed = [g for g in groups if g.engine == "federated" and any(s.rounds for s in g.seeds)]
+    fed = [g for g in fed if any(f"valid_{g.metric}" in s.rounds[0] for s in g.seeds if s.rounds)]
+    if not fed:
+        return None
+    plt = _pyplot()
+    metric = fed[0].metric
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.6), sharey=True)
+    for group in fed:
+        rounds, seconds, mean, spread = _per_round(group, f"valid_{group.metric}")
+        keep = ~np.isnan(mean)
+        for ax, x in zip(axes, (rounds, seconds), strict=True):
+            (line,) = ax.plot(x[keep], mean[keep], marker="o", label=group.label)
+            ax.fill_between(
+                x[keep],
+                (mean - spread)[keep],
+                (mean + spread)[keep],
+                alpha=0.2,
+                color=line.get_color(),
+            )
+    for ax, xlabel in zip(axes, ("training round", "training time (s, cumulative)"), strict=True):
+        ax.set_xlabel(xlabel)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=xlabel == "training round"))
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel(f"validation {metric} (full configuration)")
+    axes[0].set_title(f"Validation {metric} per round (± spread over seeds)")
+    axes[1].set_title(f"Validation {metric} against training time")
+    axes[0].legend(fontsize=7)
+    return _save(fig, path)
+
+
+def plot_traffic(groups: list[Group], path: Path) -> Path | None:
+    fed = [g for g in groups if g.engine == "federated" and any(s.rounds for s in g.seeds)]
+    if not fed:
+        return None
+    plt = _pyplot()
+    peak = max(
+        float(r.get(c, 0.0))
+        for g in fed
+        for s in g.seeds
+        for r in s.rounds
+        for c in ("bytes_down", "bytes_up")
+    )
+    unit, scale = ("MiB", 2**20) if peak >= 2**20 else ("KiB", 2**10)
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.6))
+    for ax, column, title in zip(
+        axes,
+        ("bytes_down", "bytes_up"),
+        ("down (server to devices)", "up (devices to server)"),
+        strict=True,
+    ):
+        for group in fed:
+            rounds, _, mean, spread = _per_round(group, column)
+            ax.errorbar(
+                rounds, mean / scale, yerr=spread / scale, marker="o", capsize=3, label=group.label
+            )
+        ax.set_xlabel("training round")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_ylabel(f"traffic per round ({unit}, all devices)")
+        ax.set_title(f"Bytes {title}")
+        ax.set_ylim(bottom=0)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7)
+    return _save(fig, path)
+
+
+def plot_estimator(groups: list[Group], path: Path) -> Path | None:
+    having = [g for g in groups if any(s.estimator.get("holdout_predicted") for s in g.seeds)]
+    if not having:
+        return None
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.4, 5.4))
+    low, high = math.inf, -math.inf
+    metric = having[0].metric
+    for group in having:
+        xs, ys, rhos = [], [], []
+        for seed in group.seeds:
+            xs += seed.estimator.get("holdout_true", [])
+            ys += seed.estimator.get("holdout_predicted", [])
+            rhos.append(float(seed.estimator.get("holdout_spearman", math.nan)))
+        rho = mean_std(rhos)[0]
+        ax.scatter(xs, ys, s=14, alpha=0.7, label=f"{group.label} (Spearman {rho:.3f})")
+        low, high = min(low, *xs, *ys), max(high, *xs, *ys)
+    ax.plot([low, high], [low, high], linestyle="--", color="grey", label="predicted = true")
+    ax.set_xlabel(f"true validation {metric} of the configuration")
+    ax.set_ylabel(f"estimator's predicted {metric}")
+    ax.set_title("Performance estimator on held-out configurations")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    return _save(fig, path)
+
+
+def plot_privacy(groups: list[Group], path: Path) -> Path | None:
+    private, public = [], []
+    for group in groups:
+        eps = [_final_epsilon(s) for s in group.seeds]
+        if any(not math.isnan(e) for e in eps):
+            private.append((group, mean_std(eps)))
+        elif group.engine == "federated":
+            public.append(group)
+    if not private:
+        return None
+    plt = _pyplot()
+    metric = private[0][0].metric
+    fig, ax = plt.subplots(figsize=(7.2, 5.0))
+    points = []
+    for group, (eps, eps_std) in private:
+        mean, std = mean_std(s.test.get(metric, math.nan) for s in group.seeds)
+        points.append((eps, eps_std, mean, std, group.label))
+    points.sort()
+    ax.plot([p[0] for p in points], [p[2] for p in points], color="C0", alpha=0.5)
+    for i, (eps, eps_std, mean, std, label) in enumerate(points):
+        ax.errorbar(
+            eps,
+            mean,
+            xerr=eps_std,
+            yerr=std,
+            marker="o",
+            capsize=3,
+            color=f"C{i % 10}",
+            label=label,
+        )
+    for j, group in enumerate(public):
+        mean = mean_std(s.test.get(metric, math.nan) for s in group.seeds)[0]
+        ax.axhline(
+            mean,
+            linestyle="--",
+            color="grey",
+            alpha=0.8 - 0.1 * (j % 5),
+            label=f"no DP: {group.label}",
+        )
+    ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.set_xlabel("privacy loss ε after training (log scale; lower is more private)")
+    ax.set_ylabel(f"test {metric} (all devices)")
+    ax.set_title("Privacy–utility: client-level DP")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    return _save(fig, path)
+
+
+# ---------------------------------------------------------------------- the command
+def write_report(folders: list[Path], out: Path) -> list[Path]:
+    """Every plot and table the given runs allow, in ``out``; returns the files written."""
+    groups = load_groups(find_runs(folders))
+    if out.exists() and not out.is_dir():
+        raise ConfigError("is a file, not a folder", path=str(out), hint="--out")
+    out.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    notes: list[str] = []
+    summary = summary_rows(groups)
+    metric = groups[0].metric
+    k = metric.partition("@")[2]
+    columns = ["group", "engine", "tier", "seeds", "budget_bytes"]
+    for name in (metric, f"tail/{metric}", f"recall@{k}"):
+        columns += [name, f"{name}_std"]
+    columns += ["train_seconds", "bytes_down", "bytes_up", "epsilon"]
+    columns = [c for c in columns if any(r.get(c) is not None for r in summary)]
+    written.append(_write(out / "summary.csv", csv_text(summary, columns)))
+    written.append(_write(out / "summary.md", markdown_table(summary, columns)))
+    memory = memory_rows(groups)
+    if memory:
+        mcols = ["series", "point", "bytes", metric, f"{metric}_std"]
+        mcols += [f"tail/{metric}", f"tail/{metric}_std", "seeds"]
+        written.append(_write(out / "quality_vs_memory.csv", csv_text(memory, mcols)))
+        written.append(_write(out / "quality_vs_memory.md", markdown_table(memory, mcols)))
+    plots = {
+        "quality_vs_memory.png": lambda p: plot_memory(memory, metric, p),
+        "tiers.png": lambda p: plot_tiers(groups, p),
+        "curves.png": lambda p: plot_curves(groups, p),
+        "traffic.png": lambda p: plot_traffic(groups, p),
+        "estimator.png": lambda p: plot_estimator(groups, p),
+        "privacy.png": lambda p: plot_privacy(groups, p),
+    }
+    why = {
+        "quality_vs_memory.png": "no federated run and no centralised run with search.budgets",
+        "tiers.png": "no federated run",
+        "curves.png": "no federated run with federated.eval_every",
+        "traffic.png": "no federated run",
+        "estimator.png": "no run saved the estimator's held-out predictions",
+        "privacy.png": "no run with a privacy section (no ε recorded)",
+    }
+    images = []
+    for name, plot in plots.items():
+        path = plot(out / name)
+        if path is None:
+            notes.append(f"- no `{name}`: {why[name]}")
+        else:
+            written.append(path)
+            images.append(name)
+    written.append(_write(out / "report.md", _index(groups, summary, columns, images, notes)))
+    return written
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def _index(
+    groups: list[Group],
+    summary: list[dict],
+    columns: list[str],
+    images: list[str],
+    notes: list[str],
+) -> str:
+    lines = ["# fedrule report", ""]
+    for group in groups:
+        runs = ", ".join(str(r) for r in group.runs)
+        lines.append(f"- **{group.label}** ({group.engine}, {len(group.seeds)} seed(s)): {runs}")
+    lines += [
+        "",
+        "## Test metrics (mean ± spread over seeds)",
+        "",
+        markdown_table(summary, columns),
+    ]
+    for name in images:
+        lines += [f"![{name}]({name})", ""]
+    if notes:
+        lines += ["## Not drawn", "", *notes, ""]
+    return "\n".join(lines)

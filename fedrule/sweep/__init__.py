@@ -1,0 +1,17 @@
+"""Sweeps: the cross product of scenario settings and seeds as independent, resumable runs."""
+
+from fedrule.sweep.plan import GridAxis, SweepPlan, SweepRun, parse_grid, parse_seeds
+from fedrule.sweep.runner import SweepOutcome, open_sweep, run_sweep
+from fedrule.sweep.summary import summarize_sweep
+
+__all__ = [
+    "GridAxis",
+    "SweepOutcome",
+    "SweepPlan",
+    "SweepRun",
+    "open_sweep",
+    "parse_grid",
+    "parse_seeds",
+    "run_sweep",
+    "summarize_sweep",
+]

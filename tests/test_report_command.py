@@ -1,0 +1,66 @@
+"""``fedrule report``: plots and tables from a tiny finished federated run."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import yaml
+
+from fedrule.cli import main
+from fedrule.report.compare import find_runs, load_groups, markdown_table
+from fedrule.report.run import run_scenario
+from fedrule.scenario import scenario_from_dict
+from tests.fleets import fleet_scenario
+
+PLOTS = ("quality_vs_memory", "tiers", "curves", "traffic", "estimator", "privacy")
+
+
+def test_report_writes_every_plot_and_table_from_a_tiny_private_run(tmp_path, capsys):
+    raw = fleet_scenario()
+    raw["engine"]["transport"] = "inprocess"
+    raw["federated"]["eval_every"] = 1
+    raw["privacy"] = {"clip": 1.0, "noise_multiplier": 0.8}
+    run = run_scenario(scenario_from_dict(raw), tmp_path / "runs")
+    estimator = json.loads((run / "metrics.json").read_text())["seeds"]["0"]["estimator"]
+    assert len(estimator["holdout_predicted"]) == len(estimator["holdout_true"]) > 0
+
+    out = tmp_path / "report"
+    assert main(["report", str(run), "--out", str(out)]) == 0
+    for name in PLOTS:
+        png = out / f"{name}.png"
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
+        assert png.stat().st_size > 10_000, name
+    rows = list(csv.DictReader((out / "summary.csv").open()))
+    tiers = list(csv.DictReader((run / "tiers.csv").open()))
+    assert [r["tier"] for r in rows] == [r["tier"] for r in tiers]
+    for mine, theirs in zip(rows, tiers, strict=True):
+        assert float(mine["ndcg@10"]) == float(theirs["ndcg@10"])
+    assert float(rows[-1]["epsilon"]) > 0
+    index = (out / "report.md").read_text()
+    assert all(f"![{name}.png]" in index for name in PLOTS)
+    assert "| group |" in (out / "summary.md").read_text()
+    assert (out / "quality_vs_memory.csv").is_file()
+    # a folder of runs is read like a sweep folder
+    assert [g.runs for g in load_groups(find_runs([tmp_path / "runs"]))] == [[run]]
+
+
+def test_report_of_a_folder_without_runs_is_exit_2(tmp_path, capsys):
+    assert main(["report", str(tmp_path), "--out", str(tmp_path / "r")]) == 2
+    assert "holds no finished run" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
+
+
+def test_groups_are_labelled_by_the_keys_in_which_they_differ(tmp_path):
+    for i, (dim, seed) in enumerate([(8, 0), (8, 1), (16, 0)]):
+        folder = tmp_path / f"run{i}"
+        folder.mkdir()
+        scenario = {"name": f"x-s{seed}", "seeds": [seed], "model": {"dim": dim, "blocks": 4}}
+        (folder / "scenario.yaml").write_text(yaml.safe_dump(scenario))
+        test = {"ndcg@10": {"mean": 0.1 + i, "std": 0.0}}
+        metrics = {"engine": "centralized", "seeds": {str(seed): {"test": {"ndcg@10": 0.1 + i}}}}
+        (folder / "metrics.json").write_text(json.dumps(metrics | {"test": test}))
+    groups = load_groups(find_runs([tmp_path]))
+    assert [(g.label, len(g.seeds)) for g in groups] == [("dim=8", 2), ("dim=16", 1)]
+    table = markdown_table([{"a": 0.5, "a_std": 0.1, "b": "x"}], ["a", "a_std", "b"])
+    assert table.splitlines()[-1] == "| 0.5 ± 0.1 | x |"
