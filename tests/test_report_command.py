@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 
+import pytest
 import yaml
 
 from fedrule.cli import main
@@ -16,6 +17,7 @@ from tests.fleets import fleet_scenario
 PLOTS = ("quality_vs_memory", "tiers", "curves", "traffic", "estimator", "privacy")
 
 
+@pytest.mark.slow
 def test_report_writes_every_plot_and_table_from_a_tiny_private_run(tmp_path, capsys):
     raw = fleet_scenario()
     raw["engine"]["transport"] = "inprocess"
@@ -35,7 +37,7 @@ def test_report_writes_every_plot_and_table_from_a_tiny_private_run(tmp_path, ca
     tiers = list(csv.DictReader((run / "tiers.csv").open()))
     assert [r["tier"] for r in rows] == [r["tier"] for r in tiers]
     for mine, theirs in zip(rows, tiers, strict=True):
-        assert float(mine["ndcg@10"]) == float(theirs["ndcg@10"])
+        assert float(mine["ndcg@10"]) == pytest.approx(float(theirs["ndcg@10"]), rel=1e-4)
     assert float(rows[-1]["epsilon"]) > 0
     index = (out / "report.md").read_text()
     assert all(f"![{name}.png]" in index for name in PLOTS)

@@ -22,7 +22,7 @@ from fedrule.algorithm.aggregation import (
 )
 from fedrule.algorithm.phase import Phase, payload_assignment
 from fedrule.errors import FedruleError
-from fedrule.privacy.accounting import DpPlan, plan_central_dp, sampling_rate
+from fedrule.privacy.accounting import DpPlan, local_epsilon, plan_central_dp, sampling_rate
 from fedrule.protocol import Message, NodeFailure, TrainReply, TrainRequest
 from fedrule.search import customize
 
@@ -155,6 +155,10 @@ class TrainingRound(Phase[dict]):
             ) from None
         plan = central_dp(server)
         privacy = {} if plan is None else {"epsilon": plan.epsilon(self.round)}
+        local = server.scenario.privacy.local_noise_multiplier
+        if local > 0:
+            delta = server.scenario.privacy.delta or 1.0 / server.fleet.num_devices
+            privacy["local_epsilon"] = local_epsilon(local, self.round, delta)
         return {
             "round": self.round,
             "loss": loss_sum / loss_count if loss_count else float("nan"),

@@ -160,6 +160,25 @@ class DenseUpload:
 
 
 @dataclass(frozen=True)
+class LocalNoise:
+    """Local DP: each device adds N(0, std^2) to every value it uploads (the blocks it holds),
+    from its own random stream, after clipping and dense padding."""
+
+    std: float
+
+    def __call__(self, deltas: DeviceDeltas, rngs: list[np.random.Generator]) -> DeviceDeltas:
+        delta = deltas.delta.copy()
+        width = delta.shape[1] // deltas.kept.shape[1]
+        for k, mine in enumerate(_by_device(deltas)):
+            if mine.size == 0:
+                continue
+            noise = rngs[k].normal(0.0, self.std, size=(mine.size, delta.shape[1]))
+            held = np.repeat(deltas.kept[mine] > 0, width, axis=1)
+            delta[mine] += (noise * held).astype(np.float32)
+        return replace(deltas, delta=delta)
+
+
+@dataclass(frozen=True)
 class UpdatePipeline:
     """The device-side steps, in order (empty: the update goes as it is), and the secure
     aggregation the devices run on the dense vectors they report (None: off)."""
@@ -191,6 +210,8 @@ def privacy_pipeline(privacy: PrivacyConfig, n_items: int, mode: str = "full") -
         steps.append(ClipUpdate(privacy.clip))
     if privacy.dense:
         steps.append(DenseUpload(n_items))
+    if privacy.local_noise_multiplier > 0:
+        steps.append(LocalNoise(privacy.local_noise_multiplier * privacy.clip))
     return UpdatePipeline(tuple(steps), secure=params_of(privacy))
 
 

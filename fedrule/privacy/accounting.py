@@ -119,3 +119,19 @@ def plan_central_dp(
             privacy.target_epsilon, delta, q, federated.rounds, privacy.accountant
         )
     return DpPlan(privacy.clip, sigma, q, delta, q * num_devices, privacy.accountant)
+
+
+@lru_cache(maxsize=4096)
+def local_epsilon(noise_multiplier: float, rounds: int, delta: float, kind: str = "rdp") -> float:
+    """A device's own epsilon under local DP after it uploaded in ``rounds`` rounds: each upload
+    is its update clipped to C plus N(0, (sigma C)^2) on every entry; two uploads differ by up to
+    2C, so each is a Gaussian mechanism of noise multiplier sigma / 2, composed (no amplification
+    by sampling: the server knows who uploaded)."""
+    if rounds == 0:
+        return 0.0
+    if noise_multiplier <= 0:
+        return math.inf
+    accountant = _accountant(kind)
+    event = dp_accounting.GaussianDpEvent(noise_multiplier / 2)
+    accountant.compose(dp_accounting.SelfComposedDpEvent(event, rounds))
+    return float(accountant.get_epsilon(delta))

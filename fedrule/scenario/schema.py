@@ -514,6 +514,12 @@ class PrivacyConfig:
         "(bool) a device uploads every row it holds (zero updates where it trained nothing)",
         False,
     )
+    local_noise_multiplier: float = doc(
+        "(float) sigma_L > 0 turns on local DP (the no-trust comparison): each device adds "
+        "N(0, (sigma_L C)^2) to every entry of its clipped, dense upload; needs clip and dense; "
+        "each device's own epsilon (worst case: in every round) is the local_epsilon column",
+        0.0,
+    )
     secure_aggregation: bool = doc(
         "(bool) secure aggregation (SecAgg: X25519 pairwise masks mod 2^64, Shamir dropout "
         "recovery) of the popularity histograms and the label sums: the server receives each "
@@ -548,6 +554,15 @@ class PrivacyConfig:
             path=f"{path}.clip",
         )
         require(self.decoys >= 0, "must be >= 0", path=f"{path}.decoys")
+        require(
+            self.local_noise_multiplier >= 0, "must be >= 0", path=f"{path}.local_noise_multiplier"
+        )
+        require(
+            not self.local_noise_multiplier or (self.clip > 0 and self.dense),
+            "local DP needs privacy.clip and privacy.dense (the set of uploaded rows must not "
+            "reveal anything either)",
+            path=f"{path}.local_noise_multiplier",
+        )
         require(self.min_cohort >= 2, "must be >= 2", path=f"{path}.min_cohort")
         require(self.secagg_neighbors >= 0, "must be >= 0", path=f"{path}.secagg_neighbors")
         require(

@@ -194,4 +194,4 @@ def _cell_names(keys: list[str], combos: list[tuple[str, ...]]) -> list[str]:
 
 def _safe(value: str) -> str:
     text = re.sub(r"[^A-Za-z0-9._-]+", "_", value).strip("._-")
-    return text or "x"
+    return text or "empty"

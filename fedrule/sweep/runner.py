@@ -163,6 +163,8 @@ def run_sweep(
         raise
     progress.stop()
     _write_tables(path, plan, outcome)
+    if not any(work.iterdir()):
+        work.rmdir()  # kept with the logs of failed runs
     return outcome
 
 

@@ -1,0 +1,129 @@
+"""``fedrule sweep``: grid parsing and errors, and a killed sweep resumed to the same summary."""
+
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from fedrule.cli import main
+from fedrule.errors import ConfigError
+from fedrule.sweep import SweepPlan, parse_grid, parse_seeds
+
+GRID = ["--grid", "model.dim=8,16", "--grid", "train.lr=0.01,0.05"]
+
+
+@pytest.fixture
+def scenario_file(tmp_path, tiny_scenario) -> Path:
+    tiny_scenario["train"] |= {"epochs": 1, "eval_every": 1}
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(tiny_scenario))
+    return path
+
+
+def test_grid_values_split_at_top_level_commas_only():
+    axes = parse_grid(["eval.ks=[5,10],[20]", "train.lr=0.1, 1e-2", "a.b='x,y',z"])
+    assert [a.values for a in axes] == [("[5,10]", "[20]"), ("0.1", "1e-2"), ("'x,y'", "z")]
+    assert parse_seeds("0,1,2") == (0, 1, 2) and parse_seeds("3-5") == (3, 4, 5)
+    for bad in ("", "1,1", "a"):
+        with pytest.raises(ConfigError, match="--seeds"):
+            parse_seeds(bad)
+
+
+def test_every_run_has_a_stable_name_from_its_grid_values_and_seed(scenario_file):
+    axes = parse_grid(["model.dim=8,16", "train.lr=0.01,[1]"])
+    plan = SweepPlan(scenario_file, (), axes, (0, 1))
+    names = [r.name for r in plan.runs()]
+    assert names[:3] == ["dim-8_lr-0.01-s0", "dim-8_lr-0.01-s1", "dim-8_lr-1-s0"]
+    assert len(set(names)) == 8
+    assert SweepPlan(scenario_file, (), (), (0,)).runs()[0].name == "base-s0"
+
+
+@pytest.mark.parametrize(
+    ("grid", "named"),
+    [
+        ("model.dimm=8,16", "model.dimm: unknown key"),
+        ("model.dim=8,abc", "model.dim: expected an integer"),
+        ("seeds=1,2", "--grid seeds"),
+        ("model.dim", "--grid"),
+        ("model.dim=8,,16", "model.dim"),
+    ],
+)
+def test_a_bad_grid_is_one_line_naming_the_key_exit_2_before_anything_runs(
+    tmp_path, scenario_file, capsys, grid, named
+):
+    out = tmp_path / "sweeps"
+    assert main(["sweep", str(scenario_file), "--grid", grid, "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and named in err and "\n" not in err
+    assert not out.exists()
+
+
+def _sweep(*args: str) -> subprocess.Popen:
+    env = dict(os.environ, FLWR_TELEMETRY_ENABLED="0", FLWR_DISABLE_UPDATE_CHECK="1")
+    command = [sys.executable, "-m", "fedrule", "sweep", *args]
+    return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+
+def _rows(folder: Path, name: str) -> list[dict]:
+    return list(csv.DictReader((folder / name).open()))
+
+
+@pytest.mark.slow
+def test_a_killed_sweep_resumed_ends_with_the_same_summary(tmp_path, scenario_file):
+    args = [str(scenario_file), *GRID, "--seeds", "0,1", "--parallel", "2"]
+    whole = _sweep(*args, "--out", str(tmp_path / "whole"))
+    assert whole.wait(timeout=600) == 0, whole.stdout.read().decode()
+    (reference,) = (tmp_path / "whole").iterdir()
+
+    killed = _sweep(*args, "--out", str(tmp_path / "killed"))
+    deadline = time.monotonic() + 300
+    while not list((tmp_path / "killed").glob("*/*-s[01]/metrics.json")):
+        assert killed.poll() is None and time.monotonic() < deadline
+        time.sleep(0.1)
+    killed.send_signal(signal.SIGTERM)
+    output = killed.communicate(timeout=120)[0].decode()
+    assert killed.returncode == 143, output
+    (folder,) = (tmp_path / "killed").iterdir()
+    assert "fedrule sweep --resume" in output
+    statuses = [r["status"] for r in _rows(folder, "runs.csv")]
+    assert 1 <= statuses.count("finished") < 8
+
+    resumed = _sweep("--resume", str(folder))
+    output = resumed.communicate(timeout=600)[0].decode()
+    assert resumed.returncode == 0, output
+    assert "already finished: skipped" in output
+    assert (folder / "summary.csv").read_text() == (reference / "summary.csv").read_text()
+    summary = _rows(folder, "summary.csv")
+    assert [(r["model.dim"], r["train.lr"], r["seeds"]) for r in summary] == [
+        ("8", "0.01", "2"),
+        ("8", "0.05", "2"),
+        ("16", "0.01", "2"),
+        ("16", "0.05", "2"),
+    ]
+    assert all(r["status"] == "finished" for r in _rows(folder, "runs.csv"))
+    runs = sorted(p.name for p in folder.iterdir() if (p / "metrics.json").is_file())
+    assert len(runs) == 8 and "dim-16_lr-0.05-s1" in runs
+
+
+@pytest.mark.slow
+def test_a_failed_run_is_reported_and_does_not_stop_the_others(tmp_path, scenario_file):
+    # a budget below the smallest configuration is found only once the data is loaded
+    out = tmp_path / "sweeps"
+    sweep = _sweep(str(scenario_file), "--grid", "search.budgets=[0.01],[]", "--out", str(out))
+    output = sweep.communicate(timeout=600)[0].decode()
+    assert sweep.returncode == 1, output
+    assert "failed: budgets-0.01-s0 (exit 2): search.budgets[0]: budget 0.01" in output
+    (folder,) = out.iterdir()
+    runs = {r["run"]: r for r in _rows(folder, "runs.csv")}
+    assert runs["budgets-0.01-s0"]["status"] == "failed"
+    assert "below the smallest configuration" in runs["budgets-0.01-s0"]["error"]
+    assert runs["budgets-empty-s0"]["status"] == "finished"
+    assert [r["cell"] for r in _rows(folder, "summary.csv")] == ["budgets-empty"]
