@@ -312,6 +312,10 @@ def plot_memory(rows: list[dict], metric: str, path: Path) -> Path | None:
             ax.errorbar(x, y, yerr=err, marker="o", capsize=3, label=label)
         ax.set_xscale("log", base=2)
         ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ticks = sorted({float(r["bytes"]) / 1024 for r in rows})
+        if ticks and ticks[-1] < 4 * ticks[0]:  # under two powers of two: label the points
+            ax.set_xticks(ticks, [f"{t:.3g}" for t in ticks])
+            ax.minorticks_off()
         ax.set_xlabel("item-table memory on the device (KiB, log scale)")
         ax.set_ylabel(f"test {name}")
         ax.set_title(f"Quality against memory: {title}")
