@@ -74,8 +74,21 @@ class RunDir:
             os.rename(self.path, adopted)  # claim it: the killed run's pid is gone
             self.path = adopted
         else:
-            self.path.mkdir(parents=False, exist_ok=False)
+            self._claim()
         return self
+
+    def _claim(self) -> None:
+        """Create the partial folder under a name no other run of this process holds."""
+        base, suffix = self.base, 1
+        while True:
+            try:
+                self.path.mkdir(parents=False, exist_ok=False)
+                return
+            except FileExistsError:
+                suffix += 1
+                self.base = f"{base}-{suffix}"
+                self.final = self.root / self.base
+                self.path = self.root / f".{self.base}.{os.getpid()}.partial"
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         if self.committed:
