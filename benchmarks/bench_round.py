@@ -16,27 +16,14 @@ import numpy as np
 import torch
 
 from fedrule.device.cohort import gather_rows
-from fedrule.device.local_train import LocalSpec, train_cohort
+from fedrule.device.local_train import train_cohort
+from fedrule.engine.federated import local_spec
 from fedrule.engine.prepare import prepare_split
 from fedrule.engine.training import build_layout
 from fedrule.fleet import device_rng
 from fedrule.scenario import load_scenario
 from fedrule.scenario.schema import Scenario
 from fedrule.seeds import STREAM_TRAIN
-
-
-def local_spec(scenario: Scenario) -> LocalSpec:
-    fed, train = scenario.federated, scenario.train
-    return LocalSpec(
-        epochs=fed.local_epochs,
-        batch_size=fed.local_batch_size,
-        lr=fed.local_lr,
-        negatives=train.negatives,
-        l2=train.l2,
-        lambda_div=train.lambda_div,
-        sampling=train.sampling,
-        optimizer=fed.local_optimizer,
-    )
 
 
 def round_seconds(split: object, scenario: Scenario, cohort: int, round_number: int = 1) -> float:
