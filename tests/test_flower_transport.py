@@ -56,25 +56,24 @@ class ScriptedGrid:
                 continue  # silent
             self.pending.pop(message_id)
             reply = Message(answer, reply_to=message)
-            out.append(_with_reply_id(reply, message_id))
+            out.append(ScriptedReply(reply, message_id))
         return out
 
 
-def _with_reply_id(reply, message_id):
-    class Shim:
-        def __init__(self, inner):
-            self.inner = inner
-            self.metadata = type("M", (), {"reply_to_message_id": message_id})()
-            self.content = inner.content if not inner.has_error() else None
+class ScriptedReply:
+    """A Flower reply as the grid hands it back: the message, answering ``message_id``."""
 
-        def has_error(self):
-            return self.inner.has_error()
+    def __init__(self, inner: Message, message_id: str) -> None:
+        self.inner = inner
+        self.metadata = type("Metadata", (), {"reply_to_message_id": message_id})()
+        self.content = None if inner.has_error() else inner.content
 
-        @property
-        def error(self):
-            return self.inner.error
+    def has_error(self) -> bool:
+        return self.inner.has_error()
 
-    return Shim(reply)
+    @property
+    def error(self):
+        return self.inner.error
 
 
 def _echo_count(message):

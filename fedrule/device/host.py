@@ -23,7 +23,7 @@ from fedrule.device.store import DeviceStore, load_device_store
 from fedrule.device.update import UpdatePipeline
 from fedrule.fleet import device_rng
 from fedrule.metrics import metric_keys
-from fedrule.model.elastic import SubEmbedding
+from fedrule.model.elastic import decode
 from fedrule.privacy import secagg
 from fedrule.protocol import (
     CountReply,
@@ -78,11 +78,9 @@ class DeviceHost:
         }
         return handlers[request.kind](request)
 
-    def _survivors(self, devices: np.ndarray, phase: str, stamp: int) -> tuple[np.ndarray, int]:
-        """The devices that neither crash nor miss the deadline in this phase, and how many
-        dropped out."""
-        fate = self.settings.faults.fates(self.settings.seed, devices, phase, stamp)
-        return devices[fate == fault.OK], int((fate != fault.OK).sum())
+    def _survivors(self, devices: np.ndarray, phase: str, stamp: int) -> np.ndarray:
+        """Per device: does it neither crash nor miss the deadline in this phase?"""
+        return self.settings.faults.fates(self.settings.seed, devices, phase, stamp) == fault.OK
 
     def _devices(self, devices: np.ndarray) -> np.ndarray:
         devices = np.asarray(devices, dtype=np.int64)
@@ -126,7 +124,7 @@ class DeviceHost:
         s = self.settings
         devices = self._devices(request.devices)
         status = self._status(devices, request.round)
-        subs = [_decode(p) for p in request.payloads]
+        subs = [decode(p) for p in request.payloads]
         sizes = np.array([len(p) for p in request.payloads], dtype=np.int64)
         payload_of_device = np.asarray(request.payload_of_device, dtype=np.int64)
         downloaded = status != UNAVAILABLE  # failed devices downloaded, then failed
@@ -184,8 +182,9 @@ class DeviceHost:
         stored), rank all items under every candidate configuration, and sum the metrics."""
         s = self.settings
         named = self._devices(request.devices)
-        devices, dropped = self._survivors(named, "label", request.stamp)
-        (sub,) = [_decode(p) for p in request.payloads]
+        kept = self._survivors(named, "label", request.stamp)
+        devices, dropped = named[kept], int((~kept).sum())
+        (sub,) = [decode(p) for p in request.payloads]
         cohort = self.data.cohort(devices)
         fitted = personalize(
             torch.from_numpy(self.state.get(devices)),
@@ -226,10 +225,9 @@ class DeviceHost:
     def test(self, request: TestRequest) -> TestReply:
         s = self.settings
         named = self._devices(request.devices)
-        fate = s.faults.fates(s.seed, named, "test", 0)
-        kept = fate == fault.OK
+        kept = self._survivors(named, "test", 0)
         devices, dropped = named[kept], int((~kept).sum())
-        subs = [_decode(p) for p in request.payloads]
+        subs = [decode(p) for p in request.payloads]
         sizes = np.array([len(p) for p in request.payloads], dtype=np.int64)
         head = np.asarray(request.item_is_head, dtype=bool)
         report = test_dispatched(
@@ -256,9 +254,3 @@ class DeviceHost:
             metrics=np.stack([report.metrics[k] for k in keys], axis=1),
             dropped=dropped,
         )
-
-
-def _decode(payload: bytes) -> SubEmbedding:
-    from fedrule.model.elastic import decode
-
-    return decode(payload)

@@ -94,6 +94,11 @@ def _by_device(deltas: DeviceDeltas) -> list[np.ndarray]:
     return [order[bounds[k] : bounds[k + 1]] for k in range(deltas.num_devices)]
 
 
+def _untouched(deltas: DeviceDeltas, mine: np.ndarray, n_items: int) -> np.ndarray:
+    """The items a device (its entries ``mine``) did not touch, ascending."""
+    return np.setdiff1d(np.arange(n_items), deltas.row_item[mine])
+
+
 def _append(
     deltas: DeviceDeltas, extra: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]]
 ) -> DeviceDeltas:
@@ -126,7 +131,7 @@ class DecoyRows:
         for k, mine in enumerate(_by_device(deltas)):
             if mine.size == 0:
                 continue
-            free = np.setdiff1d(np.arange(self.n_items), deltas.row_item[mine])
+            free = _untouched(deltas, mine, self.n_items)
             count = min(round(self.ratio * mine.size), free.size)
             if count == 0:
                 continue
@@ -150,7 +155,7 @@ class DenseUpload:
         for k, mine in enumerate(_by_device(deltas)):
             if mine.size == 0:
                 continue
-            items = np.setdiff1d(np.arange(self.n_items), deltas.row_item[mine])
+            items = _untouched(deltas, mine, self.n_items)
             kept = np.broadcast_to(
                 deltas.kept[mine].max(axis=0), (items.size, deltas.kept.shape[1])
             )

@@ -30,6 +30,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from fedrule.errors import ConfigError
+from fedrule.pids import alive
 from fedrule.scenario import load_scenario
 from fedrule.sweep.plan import SweepPlan, SweepRun, parse_grid, parse_seeds
 from fedrule.sweep.summary import read_seconds, summarize_sweep
@@ -209,19 +210,9 @@ def _resumable(folder: Path) -> Path | None:
         return None
     for partial in sorted(folder.glob(".*.partial")):
         pid = partial.name.rsplit(".", 2)[-2]
-        if (partial / "checkpoint").is_dir() and not (pid.isdigit() and _alive(int(pid))):
+        if (partial / "checkpoint").is_dir() and not (pid.isdigit() and alive(int(pid))):
             return partial
     return None
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _start(path: Path, plan: SweepPlan, run: SweepRun, cwd: str | None) -> subprocess.Popen:
