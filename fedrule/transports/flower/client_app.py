@@ -9,7 +9,9 @@ node can simulate any device.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
+import numpy as np
 import torch
 from flwr.app import Context, Error, Message
 from flwr.clientapp import ClientApp
@@ -33,6 +35,20 @@ def _host(settings: HostSettings) -> DeviceHost:
     return host
 
 
+def _die_once(settings: HostSettings, devices: np.ndarray, phase: str, stamp: int) -> None:
+    """An injected fault: the worker process handling this message dies. Ray restarts it and the
+    server resends the message; the resent copy finds the crash marker and fails the message
+    (the devices' work died with the process) instead of killing the new worker too."""
+    folder = Path(settings.store_dir) / "worker-crashes"
+    folder.mkdir(exist_ok=True)
+    marker = folder / f"{settings.seed}-{phase}-{stamp}-{int(devices[0])}"
+    try:
+        marker.touch(exist_ok=False)
+    except FileExistsError:
+        raise RuntimeError("the worker process died while handling this message") from None
+    os._exit(WORKER_CRASH_CODE)
+
+
 def handle(settings: HostSettings, msg: Message) -> Message:
     """Decode the request, let the devices compute, encode the reply; a failure becomes a
     one-line error reply (the round goes on)."""
@@ -40,7 +56,7 @@ def handle(settings: HostSettings, msg: Message) -> Message:
         request = REQUESTS[Kind(msg.metadata.message_type)].from_wire(from_records(msg.content))
         phase, stamp = phase_of(request)
         if settings.faults.worker_dies(settings.seed, request.devices, phase, stamp):
-            os._exit(WORKER_CRASH_CODE)  # an injected fault: this Ray worker process dies
+            _die_once(settings, request.devices, phase, stamp)
         reply = _host(settings).handle(request)
         return Message(to_records(reply.to_wire()), reply_to=msg)
     except Exception as exc:
