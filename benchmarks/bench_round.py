@@ -5,12 +5,14 @@ Calls ``fedrule.device.local_train.train_cohort`` directly on cohorts of ``--coh
 (``scenarios/ml1m-fleet.yaml``: 4 negatives, sandwich sampling, lambda_div 0.01, batch 32, Adam).
 Prints figures measured in one run (it is not a timed test). Usage:
     python benchmarks/bench_round.py [--scenario scenarios/ml1m-fleet.yaml] [--cohort 128]
+        [--compile]  (``train.compile: true``; the second round is timed)
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -47,13 +49,18 @@ def main() -> None:
     parser.add_argument("--scenario", default="scenarios/ml1m-fleet.yaml")
     parser.add_argument("--cohort", type=int, nargs="*", default=None)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--compile", action="store_true", help="train.compile: true (2 rounds)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     scenario = load_scenario(args.scenario)
     split = prepare_split(scenario.data, 0)
     print(f"{scenario.data.source}: {split.n_users} devices, {split.train.nnz} train interactions")
+    if args.compile:
+        scenario = replace(scenario, train=replace(scenario.train, compile=True))
     for cohort in args.cohort or [scenario.engine.devices_per_node]:
         seconds = round_seconds(split, scenario, cohort)
+        if args.compile:  # the first round includes compilation
+            seconds = round_seconds(split, scenario, cohort, round_number=2)
         print(f"round of all {split.n_users} devices, cohorts of {cohort:5d}: {seconds:6.2f} s")
 
 

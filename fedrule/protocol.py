@@ -181,6 +181,14 @@ class TrainRequest(Message):
     payload_of_device: np.ndarray = _field(
         metadata=_reveals("nothing about devices (derived from registered budgets)")
     )
+    clip: float = _field(
+        default=0.0,
+        metadata=_reveals(
+            "nothing about devices beyond earlier noised replies (the round's clipping norm C; "
+            "under adaptive clipping it follows the noised clip_below of earlier rounds); "
+            "0: the scenario's privacy.clip"
+        ),
+    )
 
 
 @dataclass(frozen=True)
@@ -226,6 +234,14 @@ class TrainReply(Message):
         metadata=_reveals("the cohort's summed training loss (fit of the model to its data)")
     )
     loss_count: float = _field(metadata=_reveals("the cohort's number of local steps (activity)"))
+    clip_below: int = _field(
+        default=0,
+        metadata=_reveals(
+            "how many of the cohort's trained devices had an update norm <= the round's clip "
+            "before clipping (adaptive clipping; 0 otherwise): one device's bit when the cohort "
+            "is one device; the server noises the round's total with sigma_b before using it"
+        ),
+    )
 
 
 # ---------------------------------------------------------------------- labelling
@@ -247,6 +263,10 @@ class LabelRequest(Message):
     )
     configs: np.ndarray = _field(  # C x G x B candidate configurations
         metadata=_reveals("nothing about devices (the server's candidates)")
+    )
+    item_is_head: np.ndarray = _field(  # empty: no head/tail metrics (search.tail_weight 0)
+        default_factory=lambda: np.zeros(0, bool),
+        metadata=_reveals("nothing about devices (from the aggregated count)"),
     )
 
 

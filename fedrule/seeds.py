@@ -19,7 +19,11 @@ TABLE_INIT = 0x7AB1E  # the initial item table
 ROUND_SAMPLE = 0x5A  # the devices sampled in a round (with the round number)
 LABEL_DEVICES = 0x1ABE1  # the labelling devices (users) and candidate configurations
 SEARCH = 0x5EA  # a searcher's stream (with the budget)
+HASH_ITEMS = 0x4A54  # the hashing baseline's hash function (with the budget)
 DP_NOISE = 0xD9015E  # the server's DP noise (with the round)
+CLIP_NOISE = 0xC11B  # adaptive clipping: noise on the summed "norm <= C" bits (with the round)
+COUNT_NOISE = 0xC0057  # DP noise on the popularity count
+LABEL_NOISE = 0x1AB05E  # DP noise on label and validation sums (with the labelling stamp)
 USER_INIT = 0x05E2  # every device's initial user vector (drawn by the engine, kept on devices)
 
 # Device side (with the scenario seed and the device number).
@@ -27,6 +31,7 @@ STREAM_AVAILABILITY = 2
 STREAM_TRAIN = 3
 STREAM_PERSONALIZE = 4
 STREAM_FAULTS = 5  # a device's crash and straggling in a phase (with the phase and round)
+STREAM_COUNT = 6  # which of its items a device reports under the count's DP noise
 MESSAGE_LOSS = 0x1055  # server side: which messages are lost (with the phase and stamp)
 
 

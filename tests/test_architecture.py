@@ -114,4 +114,5 @@ def test_requests_carry_no_device_data():
         "stamp",
         "configs",
         "item_is_head",
+        "clip",  # the server's clipping norm of the round (adaptive clipping)
     }

@@ -180,3 +180,28 @@ def test_centralised_and_device_trainers_have_the_same_gradients(sampling):
     np.add.at(grad_items, d.row_item, -d.delta)
     assert np.allclose(grad_items, res.grad_items.numpy(), atol=1e-6)
     assert set(d.row_item) == set(pos) | set(neg.ravel())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sub_configs", [0, 2])
+def test_compiled_kernels_give_the_eager_objective(sub_configs):
+    """``train.compile``: the torch.compile'd kernels compute the same loss and gradients as
+    eager PyTorch (to float rounding), for batches of two sizes (dynamic shapes)."""
+    num_blocks, groups = 4, 3
+    for seed, pairs in ((0, 7), (1, 11)):
+        users, items, u, i, j = _batch(seed=seed, pairs=pairs)
+        gen = torch.Generator().manual_seed(3)
+        group = torch.randint(0, groups, (items.shape[0],), generator=gen)
+        configs = (torch.rand(sub_configs, groups, num_blocks, generator=gen) > 0.5).float()
+        cw = None
+        if sub_configs:
+            cw = ConfigWeights(configs.transpose(0, 1).contiguous(), group[i], group[j])
+        eager, compiled = (
+            objective_step(
+                Objective(num_blocks, 0.01, 0.3, compiled=flag), users, items, u, i, j, configs=cw
+            )
+            for flag in (False, True)
+        )
+        assert compiled.loss.item() == pytest.approx(eager.loss.item(), rel=1e-5)
+        assert torch.allclose(compiled.grad_users, eager.grad_users, atol=1e-5)
+        assert torch.allclose(compiled.grad_items, eager.grad_items, atol=1e-5)

@@ -1,6 +1,7 @@
 """Popularity count: devices report their training item counts; the server adds them up and
 forms item groups from the total (the server never reads device data). Under secure aggregation
-each device's histogram arrives masked and the server unmasks only each request's sum."""
+each device's histogram arrives masked and the server unmasks only each request's sum. Under
+``privacy.count_noise_multiplier`` the server noises the total (``fedrule.algorithm.dp_state``)."""
 
 from __future__ import annotations
 
@@ -43,4 +44,4 @@ class PopularityCount(Phase[np.ndarray]):
             else:
                 upload = secagg.MaskedUpload.from_reply(out)
                 total += secagg.decode_ints(secagg.unmask_sum(upload, n_items, secure))
-        return total
+        return server.dp.count(total)  # noised under privacy.count_noise_multiplier

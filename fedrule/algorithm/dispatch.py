@@ -19,17 +19,15 @@ if TYPE_CHECKING:
 
 
 def search_budgets(server: FleetServer) -> dict[int, SearchResult]:
-    """The searched configuration of every distinct budget of the fleet (retrain-free)."""
-    found = {}
-    for budget in np.unique(server.fleet.budget_bytes):
-        found[int(budget)] = customize.search(
-            server.codec,
-            int(budget),
-            server.results.estimator,
-            server.scenario.search,
-            server.seed,
-        )
-    return found
+    """The searched configuration of every distinct budget of the fleet (retrain-free; budgets
+    in increasing order, each warm-started with the smaller ones' results)."""
+    return customize.search_all(
+        server.codec,
+        server.fleet.budget_bytes,
+        server.results.estimator,
+        server.scenario.search,
+        server.seed,
+    )
 
 
 class DispatchAndTest(Phase[dict[str, np.ndarray]]):

@@ -1,5 +1,7 @@
 """Estimator labelling: sampled devices rank all items under a batch of candidate configurations
-on their own validation item and return metric sums; the server averages them into labels.
+on their own validation item and return metric sums; the server averages them into labels (with
+``search.tail_weight`` > 0 the request carries the head items, the sums hold head/tail metrics
+too, and the labels mix overall and tail quality).
 
 The same phase with the full configuration alone measures validation quality during training.
 Under secure aggregation each device's sums arrive masked (fixed point) and the server unmasks
@@ -35,14 +37,28 @@ def label_devices(seed: int, num_devices: int, wanted: int) -> np.ndarray:
 class Labelling(Phase[tuple[ConfigSums, int]]):
     """Metric sums of ``configs`` over ``devices``' validation items, and the failed nodes."""
 
-    def __init__(self, configs: np.ndarray, devices: np.ndarray, stamp: int, what: str) -> None:
+    def __init__(
+        self,
+        configs: np.ndarray,
+        devices: np.ndarray,
+        stamp: int,
+        what: str,
+        item_is_head: np.ndarray | None = None,
+    ) -> None:
         self.configs, self.devices, self.stamp, self.what = configs, devices, stamp, what
+        self.heads = np.zeros(0, bool) if item_is_head is None else item_is_head  # tail metrics
 
     def configure(self, server: FleetServer) -> tuple[list[Message], list[np.ndarray]]:
         payload = server.codec.encode(server.table, server.codec.full_config())
         cohorts = server.transport.pack(self.devices)
         requests: list[Message] = [
-            LabelRequest(stamp=self.stamp, devices=c, payloads=(payload,), configs=self.configs)
+            LabelRequest(
+                stamp=self.stamp,
+                devices=c,
+                payloads=(payload,),
+                configs=self.configs,
+                item_is_head=self.heads,
+            )
             for c in cohorts
         ]
         return requests, cohorts
@@ -68,7 +84,7 @@ class Labelling(Phase[tuple[ConfigSums, int]]):
             if secure is not None:
                 sums, counts = _unmask(out, len(self.configs), secure)
             total = total + ConfigSums.from_arrays(list(out.keys), sums, counts)
-        return total, failed
+        return server.dp.labels(total, self.stamp), failed  # noised: label_noise_multiplier
 
 
 def _unmask(

@@ -21,6 +21,7 @@ import numpy as np
 from fedrule import seeds
 from fedrule.algorithm.count import PopularityCount
 from fedrule.algorithm.dispatch import DispatchAndTest, search_budgets
+from fedrule.algorithm.dp_state import ServerPrivacy
 from fedrule.algorithm.hooks import RoundHook, RoundState
 from fedrule.algorithm.labelling import Labelling, candidate_configs, label_devices
 from fedrule.algorithm.server_step import ServerStep, make_server_step
@@ -28,13 +29,14 @@ from fedrule.algorithm.training import TrainingRound, training_configs
 from fedrule.algorithm.transport import Transport
 from fedrule.errors import FedruleError
 from fedrule.events import Events
-from fedrule.metrics import ConfigSums
+from fedrule.metrics import ConfigSums, head_items
 from fedrule.model.codec import elastic_codec
 from fedrule.model.elastic import ElasticLayout
 from fedrule.protocol import Message, NodeFailure
 from fedrule.scenario.schema import Scenario
 from fedrule.search import customize
 from fedrule.search.estimator import PerformanceEstimator
+from fedrule.search.labels import objective_labels
 
 
 @dataclass(frozen=True, eq=False)
@@ -113,6 +115,7 @@ class FleetServer:
         self.results = ServerResults()
         self.label_stamp = 0
         self.resume = resume
+        self.dp = ServerPrivacy.of(scenario, seed, fleet.num_devices)
 
     # ------------------------------------------------------------------ messaging
     def exchange(self, requests: list[Message], what: str) -> list[Message | NodeFailure]:
@@ -172,6 +175,7 @@ class FleetServer:
             every = fed.eval_every
             if every and (round_number % every == 0 or round_number == fed.rounds):
                 record[metric] = self.validate(round_number)
+                record.update(self.dp.spent(round_number, self.label_stamp))  # and its labels
             record["seconds"] = time.perf_counter() - started
             self.results.rounds.append(record)
             info = {"loss": record["loss"], "trained": record["trained"], "s": record["seconds"]}
@@ -216,14 +220,21 @@ class FleetServer:
         self.table = np.array(state.table, dtype=np.float32)
         self.server_step.load_state_dict(state.server_state)
         self.label_stamp = state.label_stamp
+        self.dp.restore(state.history)
         self.results.rounds = list(state.history)
         if state.estimator is not None:
             self.results.estimator = PerformanceEstimator.from_state(state.estimator)
         return _Best(state.best_round, state.best_value, state.best_table, state.best_stale)
 
-    def _label(self, configs: np.ndarray, devices: np.ndarray, what: str) -> tuple[ConfigSums, int]:
+    def _label(
+        self,
+        configs: np.ndarray,
+        devices: np.ndarray,
+        what: str,
+        item_is_head: np.ndarray | None = None,
+    ) -> tuple[ConfigSums, int]:
         self.label_stamp += 1  # a fresh random stream per labelling
-        phase = Labelling(configs, devices, self.label_stamp, what)
+        phase = Labelling(configs, devices, self.label_stamp, what, item_is_head)
         sums, failed = phase.run(self)
         self.label_dropped = phase.dropped
         return sums, failed
@@ -242,16 +253,19 @@ class FleetServer:
         self.events.message(
             f"labelling {len(configs)} configurations on {devices.size} devices' validation items"
         )
-        total, failed = self._label(configs, devices, "labelling")
+        tail_weight = self.scenario.search.tail_weight
+        heads = head_items(self.popularity, self.scenario.eval.head_share) if tail_weight else None
+        total, failed = self._label(configs, devices, "labelling", heads)
         if not total.sums:
             raise FedruleError("no device returned configuration labels")
-        labels = total.means()[self.scenario.eval.metric]
+        labels = objective_labels(total, self.scenario.eval.metric, tail_weight)
         estimator, report = customize.fit(
             self.codec, configs, labels, self.popularity, est, self.seed
         )
         report["devices"] = int(devices.size)
         report["failed_nodes"] = failed
         report["dropped_devices"] = self.label_dropped
+        report.update(self.dp.spent(len(self.results.rounds), self.label_stamp))  # so far
         self.results.estimator = estimator
         self.results.label_report = report
         self.events.message(

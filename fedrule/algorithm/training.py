@@ -22,7 +22,7 @@ from fedrule.algorithm.aggregation import (
 )
 from fedrule.algorithm.phase import Phase, payload_assignment
 from fedrule.errors import FedruleError
-from fedrule.privacy.accounting import DpPlan, local_epsilon, plan_central_dp, sampling_rate
+from fedrule.privacy.accounting import DpPlan, local_epsilon, sampling_rate
 from fedrule.protocol import Message, NodeFailure, TrainReply, TrainRequest
 from fedrule.search import customize
 
@@ -45,8 +45,7 @@ def sample_round(
 
 def central_dp(server: FleetServer) -> DpPlan | None:
     """The run's central-DP plan (None: no central DP)."""
-    scenario = server.scenario
-    return plan_central_dp(scenario.privacy, scenario.federated, server.fleet.num_devices)
+    return server.dp.plan
 
 
 def make_aggregator(
@@ -64,7 +63,7 @@ def make_aggregator(
     return PrivateAggregator(
         *shape,
         denominator=plan.expected_devices,
-        noise_std=plan.noise_std,
+        noise_std=server.dp.update_noise_std(),
         offered=offered,
         rng=seeds.server_rng(server.seed, seeds.DP_NOISE, round_number),
     )
@@ -76,15 +75,13 @@ def training_configs(server: FleetServer) -> tuple[list[np.ndarray], np.ndarray]
     if server.scenario.federated.mode == "full":
         return [codec.full_config()], np.zeros(fleet.num_devices, dtype=np.int64)
     budgets, index = np.unique(fleet.budget_bytes, return_inverse=True)
-    configs = []
-    for budget in budgets:
-        if server.results.estimator is None:
-            configs.append(customize.uniform_fit(codec, int(budget)))
-        else:
-            found = customize.search(
-                codec, int(budget), server.results.estimator, server.scenario.search, server.seed
-            )
-            configs.append(found.config)
+    if server.results.estimator is None:
+        configs = [customize.uniform_fit(codec, int(budget)) for budget in budgets]
+    else:  # increasing budgets, each warm-started with the smaller ones' results
+        found = customize.search_all(
+            codec, budgets, server.results.estimator, server.scenario.search, server.seed
+        )
+        configs = [found[int(budget)].config for budget in budgets]
     return configs, index.astype(np.int64)
 
 
@@ -116,6 +113,7 @@ class TrainingRound(Phase[dict]):
                     devices=cohort,
                     payloads=tuple(payloads[i] for i in used),
                     payload_of_device=local,
+                    clip=server.dp.request_clip(),
                 )
             )
         return requests, cohorts
@@ -128,7 +126,7 @@ class TrainingRound(Phase[dict]):
     ) -> dict:
         aggregator = make_aggregator(server, self.configs, self.round)
         counts = {"trained": 0, "unavailable": 0, "failed": 0, "late": 0, "lost_messages": 0}
-        bytes_down = bytes_up = 0
+        bytes_down = bytes_up = below = 0
         loss_sum = loss_count = 0.0
         for cohort, reply in zip(cohorts, replies, strict=True):
             if isinstance(reply, NodeFailure):
@@ -145,6 +143,7 @@ class TrainingRound(Phase[dict]):
             bytes_up += out.bytes_up
             loss_sum += out.loss_sum
             loss_count += out.loss_count
+            below += out.clip_below
         try:
             server.table = server.server_step.apply(server.table, aggregator)
         except DivergedError:
@@ -153,8 +152,8 @@ class TrainingRound(Phase[dict]):
                 path="federated.local_lr",
                 hint="lower the learning rate",
             ) from None
-        plan = central_dp(server)
-        privacy = {} if plan is None else {"epsilon": plan.epsilon(self.round)}
+        privacy = {**server.dp.after_round(self.round, below)}
+        privacy.update(server.dp.spent(self.round, server.label_stamp))
         local = server.scenario.privacy.local_noise_multiplier
         if local > 0:
             delta = server.scenario.privacy.delta or 1.0 / server.fleet.num_devices

@@ -40,13 +40,22 @@ def label_on_devices(
     configs: np.ndarray,
     data: CohortData,
     ks: list[int],
+    item_is_head: np.ndarray | None = None,
 ) -> ConfigSums:
     """Summed validation metrics of every configuration over the cohort's devices.
 
-    Each device ranks all items except its training items and scores its own validation item.
+    Each device ranks all items except its training items and scores its own validation item
+    (also per head/tail bucket when ``item_is_head`` is given).
     """
     return label_configs(
-        user_vecs, table, layout, configs, data.train.pairs(), data.valid.pairs(), ks
+        user_vecs,
+        table,
+        layout,
+        configs,
+        data.train.pairs(),
+        data.valid.pairs(),
+        ks,
+        item_is_head=item_is_head,
     )
 
 

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from fedrule.device import faults as fault
+from fedrule.device.cohort import Rows
 from fedrule.device.evaluate import label_on_devices, personalize, test_dispatched
 from fedrule.device.faults import DeviceFaults
 from fedrule.device.local_train import LocalSpec, train_cohort
@@ -25,6 +26,7 @@ from fedrule.fleet import device_rng
 from fedrule.metrics import metric_keys
 from fedrule.model.elastic import decode
 from fedrule.privacy import secagg
+from fedrule.privacy.mechanisms import bounded_items
 from fedrule.protocol import (
     CountReply,
     CountRequest,
@@ -37,7 +39,7 @@ from fedrule.protocol import (
     TrainReply,
     TrainRequest,
 )
-from fedrule.seeds import STREAM_AVAILABILITY, STREAM_PERSONALIZE, STREAM_TRAIN
+from fedrule.seeds import STREAM_AVAILABILITY, STREAM_COUNT, STREAM_PERSONALIZE, STREAM_TRAIN
 
 TRAINED, UNAVAILABLE, FAILED, LATE = 0, 1, 2, 3  # a device's status in a round
 
@@ -93,16 +95,32 @@ class DeviceHost:
     # ------------------------------------------------------------------ popularity
     def count(self, request: CountRequest) -> CountReply:
         store = self.data
-        cohort = store.cohort(self._devices(request.devices))
+        devices = self._devices(request.devices)
+        cohort = store.cohort(devices)
         secure = self.settings.pipeline.secure
+        owner, items = self._reported_items(devices, cohort.train)
         if secure is None:
-            counts = np.bincount(cohort.train.items, minlength=store.n_items).astype(np.int64)
+            counts = np.bincount(items, minlength=store.n_items).astype(np.int64)
             return CountReply(counts=counts)
         # secure aggregation: each device masks its own histogram; only the sum is revealed
         own = np.zeros((cohort.size, store.n_items), dtype=np.int64)
-        np.add.at(own, cohort.train.pairs(), 1)
+        np.add.at(own, (owner, items), 1)
         upload = secagg.mask_cohort(secagg.encode_ints(own), np.ones(cohort.size, bool), secure)
         return CountReply(counts=np.zeros(0, np.int64), **upload.reply_fields())
+
+    def _reported_items(self, devices: np.ndarray, train: Rows) -> tuple[np.ndarray, np.ndarray]:
+        """(cohort position, item) of what each device reports: its training items, or under
+        the count's DP noise at most ``count_items`` distinct ones (its own stream)."""
+        limit = self.settings.pipeline.count_items
+        if limit <= 0:
+            return train.pairs()
+        parts = [
+            bounded_items(train.of(k), limit, device_rng(self.settings.seed, int(d), STREAM_COUNT))
+            for k, d in enumerate(devices)
+        ]
+        owner = np.repeat(np.arange(len(parts)), [p.size for p in parts])
+        items = np.concatenate(parts) if parts else np.zeros(0, np.int64)
+        return owner, items.astype(np.int64)
 
     # ------------------------------------------------------------------ training
     def _status(self, devices: np.ndarray, round_number: int) -> np.ndarray:
@@ -160,7 +178,7 @@ class DeviceHost:
             s.local,
             rngs,
             table_of_device=payload_of_device[active],
-            pipeline=s.pipeline,
+            pipeline=s.pipeline.with_clip(request.clip),
         )
         self.state.put(trained, users.numpy())
         return TrainReply(
@@ -170,6 +188,7 @@ class DeviceHost:
             bytes_up=update.bytes_up,
             loss_sum=update.loss_sum,
             loss_count=update.loss_count,
+            clip_below=update.clip_below,
             **reply,
         )
 
@@ -195,21 +214,24 @@ class DeviceHost:
             self._personal_rngs(devices, request.stamp),
         )
         configs = np.asarray(request.configs, dtype=bool)
+        heads = np.asarray(request.item_is_head, dtype=bool) if request.item_is_head.size else None
         secure = s.pipeline.secure
         if secure is None:
-            sums = label_on_devices(fitted, sub.table, sub.layout, configs, cohort, list(s.ks))
+            sums = label_on_devices(
+                fitted, sub.table, sub.layout, configs, cohort, list(s.ks), heads
+            )
             keys = sorted(sums.sums)
             matrix, counts = sums.to_arrays(keys)
             return LabelReply(keys=tuple(keys), sums=matrix, counts=counts, dropped=dropped)
         # secure aggregation: every named device took part in the key rounds; the crashed or
         # late ones drop out before sending their masked vector (the server recovers the sum)
-        keys = sorted(metric_keys(s.ks, buckets=False))
+        keys = sorted(metric_keys(s.ks, buckets=heads is not None))
         own = np.zeros((named.size, configs.shape[0] * len(keys) + len(keys)))
         alive = np.isin(named, devices)
         for k, row in enumerate(np.flatnonzero(alive)):
             part = cohort.take(np.array([k]))
             user = fitted[k : k + 1]
-            one = label_on_devices(user, sub.table, sub.layout, configs, part, list(s.ks))
+            one = label_on_devices(user, sub.table, sub.layout, configs, part, list(s.ks), heads)
             matrix, counts = one.to_arrays(keys)
             own[row] = np.concatenate([matrix.ravel(), counts])
         upload = secagg.mask_cohort(secagg.encode_fixed(own), alive, secure)

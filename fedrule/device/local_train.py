@@ -46,6 +46,7 @@ class LocalSpec:
     lambda_div: float
     sampling: str
     optimizer: str = "adam"
+    compiled: bool = False  # torch.compile the objective's kernels
 
     def __post_init__(self) -> None:
         if self.sampling not in SAMPLINGS:
@@ -402,7 +403,7 @@ def local_train(
     initial = local.clone()
     users = user_vecs.clone()
     optimizer = _LocalOptimizer(spec, local, users, torch.from_numpy(row_dev), row_mask)
-    objective = Objective(nb, spec.l2, spec.lambda_div)
+    objective = Objective(nb, spec.l2, spec.lambda_div, spec.compiled)
     weights, full = _config_weights(plan, allowed, layout)
     known = _known_diversity(plan, allowed, tables, table_of_device, nb, spec, train_items)
     loss_sum = torch.zeros(())

@@ -30,6 +30,8 @@ class DeviceDeltas:
     ``row_device[r]`` is the cohort position of the device that owns entry r, ``row_item[r]`` the
     item, ``delta[r]`` its change (d values) and ``kept[r]`` its held blocks (1/0 per block).
     ``weight[k]`` is device k's aggregation weight (its number of training examples).
+    ``below_clip[k]`` (set by ``ClipUpdate``) is device k's bit "my update norm <= C" before
+    clipping, for adaptive clipping.
     """
 
     row_device: np.ndarray
@@ -37,6 +39,7 @@ class DeviceDeltas:
     delta: np.ndarray
     kept: np.ndarray
     weight: np.ndarray
+    below_clip: np.ndarray | None = None
 
     @staticmethod
     def empty(weight: np.ndarray, dim: int, num_blocks: int) -> DeviceDeltas:
@@ -75,7 +78,7 @@ class ClipUpdate:
         norms = deltas.norms()
         scale = np.minimum(1.0, self.max_norm / np.maximum(norms, 1e-30))
         delta = deltas.delta * scale[deltas.row_device, None].astype(np.float32)
-        return replace(deltas, delta=delta)
+        return replace(deltas, delta=delta, below_clip=norms <= self.max_norm)
 
 
 @dataclass(frozen=True)
@@ -185,16 +188,25 @@ class LocalNoise:
 
 @dataclass(frozen=True)
 class UpdatePipeline:
-    """The device-side steps, in order (empty: the update goes as it is), and the secure
-    aggregation the devices run on the dense vectors they report (None: off)."""
+    """The device-side steps, in order (empty: the update goes as it is), the secure
+    aggregation the devices run on the dense vectors they report (None: off), and under the
+    count's DP noise the most distinct items a device reports (0: its whole histogram)."""
 
     steps: tuple[UpdateStep, ...] = ()
     secure: SecAggParams | None = None
+    count_items: int = 0
 
     def apply(self, deltas: DeviceDeltas, rngs: list[np.random.Generator]) -> DeviceDeltas:
         for step in self.steps:
             deltas = step(deltas, rngs)
         return deltas
+
+    def with_clip(self, clip: float) -> UpdatePipeline:
+        """The pipeline clipping at ``clip`` (a train request's adaptive C; 0: as it is)."""
+        if clip <= 0:
+            return self
+        steps = tuple(ClipUpdate(clip) if isinstance(s, ClipUpdate) else s for s in self.steps)
+        return replace(self, steps=steps)
 
 
 def privacy_pipeline(privacy: PrivacyConfig, n_items: int, mode: str = "full") -> UpdatePipeline:
@@ -217,7 +229,8 @@ def privacy_pipeline(privacy: PrivacyConfig, n_items: int, mode: str = "full") -
         steps.append(DenseUpload(n_items))
     if privacy.local_noise_multiplier > 0:
         steps.append(LocalNoise(privacy.local_noise_multiplier * privacy.clip))
-    return UpdatePipeline(tuple(steps), secure=params_of(privacy))
+    count_items = privacy.count_max_items if privacy.count_noise_multiplier > 0 else 0
+    return UpdatePipeline(tuple(steps), secure=params_of(privacy), count_items=count_items)
 
 
 @dataclass
@@ -235,6 +248,7 @@ class CohortUpdate:
     bytes_up: int
     loss_sum: float = 0.0
     loss_count: float = 0.0
+    clip_below: int = 0  # devices whose update norm was <= C before clipping
 
 
 def sum_cohort(deltas: DeviceDeltas, bytes_per_block: int) -> CohortUpdate:
@@ -249,4 +263,5 @@ def sum_cohort(deltas: DeviceDeltas, bytes_per_block: int) -> CohortUpdate:
     sum_wdelta.index_add_(0, index, delta)
     sum_w.index_add_(0, index, kept)
     bytes_up = int(deltas.kept.sum() * bytes_per_block + 4 * deltas.row_item.size)
-    return CohortUpdate(items, sum_wdelta.numpy(), sum_w.numpy(), bytes_up)
+    below = 0 if deltas.below_clip is None else int(deltas.below_clip.sum())
+    return CohortUpdate(items, sum_wdelta.numpy(), sum_w.numpy(), bytes_up, clip_below=below)

@@ -103,12 +103,13 @@ def customize_run(
 
         split = prepare_split(scenario.data, scenario.seeds[0])
         is_head = item_heads(split, scenario.eval.head_share)
+    resolved = [budget.resolve(layout.full_table_bytes) for budget in budgets]
+    found = customize.search_all(  # increasing budgets, warm-started: monotone predictions
+        layout, resolved, estimator, scenario.search, checkpoint["seed"], searcher
+    )
     out = []
-    for budget in budgets:
-        budget_bytes = budget.resolve(layout.full_table_bytes)
-        result = customize.search(
-            layout, budget_bytes, estimator, scenario.search, checkpoint["seed"], searcher
-        )
+    for budget, budget_bytes in zip(budgets, resolved, strict=True):
+        result = found[budget_bytes]
         verified = {}
         if verify:
             verified = _verify(checkpoint, layout, result.config, split, scenario, is_head)

@@ -109,6 +109,7 @@ def local_spec(scenario: Scenario, *, personal: bool = False) -> LocalSpec | Non
         lambda_div=0.0 if personal else train.lambda_div,
         sampling="none" if personal else train.sampling,
         optimizer=fed.local_optimizer,
+        compiled=train.compile,
     )
 
 

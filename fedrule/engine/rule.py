@@ -4,7 +4,8 @@ After the supernet is trained: label sampled configurations by real validation q
 estimator, and for every budget and searcher pick a configuration and measure it on test. The
 references are trained in the same run: plain BPR-MF with its configuration searched the same
 way (what supernet training buys), and BPR-MF trained directly at the dimension of equal memory
-(what retraining per budget buys, and what it costs in time).
+(what retraining per budget buys, and what it costs in time); ``references.baselines`` adds other
+item-table formats at equal bytes (``fedrule.engine.baselines``).
 """
 
 from __future__ import annotations
@@ -16,15 +17,17 @@ import numpy as np
 import torch
 
 from fedrule import seeds
+from fedrule.engine.baselines import PlainModel, baseline_rows
 from fedrule.engine.training import train_model
 from fedrule.events import Events
+from fedrule.metrics import head_items
 from fedrule.model.elastic import HEADER, ElasticLayout
 from fedrule.model.mf import ElasticMF
 from fedrule.model.train import evaluate_full
 from fedrule.scenario.schema import Scenario
 from fedrule.search import customize
 from fedrule.search.estimator import PerformanceEstimator
-from fedrule.search.labels import label_configs
+from fedrule.search.labels import label_configs, objective_labels
 
 
 def reported_keys(scenario: Scenario) -> tuple[str, ...]:
@@ -50,6 +53,8 @@ def label_and_fit(
     started = time.perf_counter()
     train_rows = _pairs(split.train, users)
     valid_rows = _pairs(split.valid, users)
+    tail_weight = scenario.search.tail_weight
+    heads = head_items(split.item_popularity(), scenario.eval.head_share) if tail_weight else None
     with torch.no_grad():
         sums = label_configs(
             model.user.detach()[torch.from_numpy(users)],
@@ -59,9 +64,10 @@ def label_and_fit(
             train_rows,
             valid_rows,
             scenario.eval.ks,
+            item_is_head=heads,
         )
     label_seconds = time.perf_counter() - started
-    labels = sums.means()[scenario.eval.metric]
+    labels = objective_labels(sums, scenario.eval.metric, tail_weight)
     estimator, report = customize.fit(layout, configs, labels, split.item_popularity(), est, seed)
     report.update(label_seconds=label_seconds, label_users=int(users.size))
     return estimator, report
@@ -87,13 +93,15 @@ def searched_rows(
     is_head: torch.Tensor,
 ) -> list[dict]:
     """One row per (budget, searcher): the configuration's bytes and its test quality."""
+    resolved = [b.resolve(layout.full_table_bytes) for b in scenario.search.budgets]
+    found = {  # per searcher, increasing budgets warm-started: monotone predictions
+        name: customize.search_all(layout, resolved, estimator, scenario.search, seed, name)
+        for name in searchers
+    }
     rows = []
-    for budget in scenario.search.budgets:
-        budget_bytes = budget.resolve(layout.full_table_bytes)
+    for budget, budget_bytes in zip(scenario.search.budgets, resolved, strict=True):
         for name in searchers:
-            result = customize.search(
-                layout, budget_bytes, estimator, scenario.search, seed, searcher=name
-            )
+            result = found[name][budget_bytes]
             weights = layout.item_weights(result.config)
             test = evaluate_full(model, split, "test", scenario.eval, is_head, item_weights=weights)
             rows.append(
@@ -154,11 +162,14 @@ def run_rule_experiment(
         "rule", supernet, split, layout, estimator, scenario, seed, searchers, is_head
     )
     full_bytes = layout.full_table_bytes
-    if scenario.references.plain:
-        plain_cfg = plain_scenario(scenario)
+    plain_cfg = plain_scenario(scenario)
+    reference = None
+    if scenario.references.plain or "full" in scenario.references.baselines:
         plain, plain_layout, seconds = train_reference(
             plain_cfg, split, seed, is_head, events, "plain BPR-MF"
         )
+        reference = PlainModel(plain, plain_layout, seconds)
+    if scenario.references.plain:
         plain_estimator, _ = label_and_fit(plain, split, plain_layout, plain_cfg, seed)
         rows += searched_rows(
             "plain+search",
@@ -190,6 +201,9 @@ def run_rule_experiment(
             rows.append(
                 _reference_row("retrained", budget.text, budget_bytes, used, seconds, metrics)
             )
+    rows += baseline_rows(
+        scenario, split, seed, is_head, events, reported_keys(scenario), reference
+    )
     return {
         "rows": rows,
         "estimator": report,

@@ -6,8 +6,9 @@ server-side table becomes a payload (``encode``) and how a device rebuilds a sco
 (``decode``, returning a ``ReceivedTable``). The federated algorithm and the devices use only this
 interface for messages, budgets and dispatch.
 
-The elastic (RULE) table, ``fedrule.model.elastic.ElasticLayout``, is the first codec; hashing,
-quotient-remainder and nested slicing plug in here. ``elastic_codec`` is the one place that
+The elastic (RULE) table, ``fedrule.model.elastic.ElasticLayout``, is the first codec; the
+baselines (hashing, quotient-remainder, popularity) are in ``fedrule.model.codecs``; nested
+slicing plugs in here too. ``elastic_codec`` is the one place that
 builds it from a scenario.
 """
 

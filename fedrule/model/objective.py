@@ -24,7 +24,10 @@ each device computes alone.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch.nn import functional as F
@@ -39,6 +42,7 @@ class Objective:
     num_blocks: int
     l2: float = 0.0
     lambda_div: float = 0.0
+    compiled: bool = False  # run the per-pair and per-row kernels through ``torch.compile``
 
 
 @dataclass(frozen=True)
@@ -107,12 +111,12 @@ def objective_step(
     u = F.embedding(pair_user, users)  # (F.embedding: the fastest row gather on CPU)
     x = F.embedding(touched, items)
     if configs is None:
-        bpr, coef = _bpr_full(u, x, pair_weight)
-        grad_x = coef[..., None] * u[:, None, :]
-        gu = _weighted_sum(coef, x)
+        kernel = _compiled("bpr_plain") if objective.compiled else _bpr_plain
+        bpr, grad_x, gu = kernel(u, x, pair_weight)
     else:
         keys = torch.cat([configs.pos_key[:, None], configs.neg_key], 1)
-        bpr, grad_x, gu = _bpr_configs(u, x, pair_weight, configs, keys, objective.num_blocks)
+        kernel = _compiled("bpr_configs") if objective.compiled else _bpr_configs
+        bpr, grad_x, gu = kernel(u, x, pair_weight, configs, keys, objective.num_blocks)
     grad_users = torch.zeros_like(users).index_add_(0, pair_user, gu)
     grad_items = torch.zeros_like(items).index_add_(
         0, touched.reshape(-1), grad_x.reshape(-1, items.shape[1])
@@ -127,29 +131,45 @@ def objective_step(
         loss = loss + _l2(items, occurs, objective.l2, grad_items)
     if objective.lambda_div:
         weight = occurs * (objective.lambda_div / (1 + k))
+        rows = _compiled("diversity_rows") if objective.compiled else diversity_rows
         if known is None:
-            value, grad = diversity_with_grad(items, objective.num_blocks, weight)
+            per_item, grad = rows(items, objective.num_blocks, weight)
+            value = (weight * per_item).sum()
             grad_items += grad
         else:
-            value = _add_known_diversity(items, objective.num_blocks, weight, known, grad_items)
+            value = _add_known_diversity(items, weight, known, grad_items, objective, rows)
         loss = loss + value
     return StepResult(loss, bpr, grad_users, grad_items)
 
 
 def _add_known_diversity(
     items: torch.Tensor,
-    num_blocks: int,
     weight: torch.Tensor,
     known: KnownDiversity,
     grad_items: torch.Tensor,
+    objective: Objective,
+    rows: Callable[..., tuple[torch.Tensor, torch.Tensor]],
 ) -> torch.Tensor:
     """Weighted diversity of ``items`` from the known rows and the rest; adds the gradient."""
     known_weight = weight.index_select(0, known.rows)
     grad_items.index_add_(0, known.rows, known.grad * known_weight[:, None])
     rest_weight = weight.index_select(0, known.rest)
-    value, grad = diversity_with_grad(items.index_select(0, known.rest), num_blocks, rest_weight)
+    per_item, grad = rows(items.index_select(0, known.rest), objective.num_blocks, rest_weight)
     grad_items.index_add_(0, known.rest, grad)
-    return value + (known_weight * known.value).sum()
+    return (rest_weight * per_item).sum() + (known_weight * known.value).sum()
+
+
+@functools.cache
+def _compiled(name: str) -> Callable[..., Any]:
+    """A kernel of this module compiled by ``torch.compile`` (once per process; shapes vary
+    from step to step, so dynamic). Fused kernels round differently from eager PyTorch: a
+    compiled run is reproducible from its seed but not bit-identical to an eager one."""
+    kernels = {
+        "bpr_plain": _bpr_plain,
+        "bpr_configs": _bpr_configs,
+        "diversity_rows": diversity_rows,
+    }
+    return torch.compile(kernels[name], dynamic=None)
 
 
 def _l2(rows: torch.Tensor, occurs: torch.Tensor, l2: float, grad: torch.Tensor) -> torch.Tensor:
@@ -167,6 +187,14 @@ def _bpr_full(
     scores = (x * u[:, None, :]).sum(-1)
     loss, z = _bpr_terms(scores[:, :1] - scores[:, 1:], a)
     return loss, torch.cat([-z.sum(1, keepdim=True), z], 1)
+
+
+def _bpr_plain(
+    u: torch.Tensor, x: torch.Tensor, a: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Weighted BPR of the full configuration and its gradients with respect to ``x``, ``u``."""
+    bpr, coef = _bpr_full(u, x, a)
+    return bpr, coef[..., None] * u[:, None, :], _weighted_sum(coef, x)
 
 
 def _bpr_configs(

@@ -68,7 +68,7 @@ def train_centralized(
     users = np.repeat(np.arange(split.n_users), np.diff(split.train.indptr)).astype(np.int64)
     items = np.asarray(split.train.items, dtype=np.int64)
     sampler = NegativeSampler(users, items, split.n_items)
-    objective = Objective(model.num_blocks, train.l2, train.lambda_div)
+    objective = Objective(model.num_blocks, train.l2, train.lambda_div, train.compile)
     optimizer = make_optimizer(train.optimizer, [model.user, model.item], train.lr)
     result = TrainResult(model=model)
     best_state = copy.deepcopy(model.state_dict())

@@ -218,6 +218,8 @@ def summary_rows(groups: list[Group]) -> list[dict]:
 
 
 def _final_epsilon(seed: Seed) -> float:
+    if seed.estimator.get("epsilon") is not None:  # after the final (possibly noised) labels
+        return float(seed.estimator["epsilon"])
     values = [float(r["epsilon"]) for r in seed.rounds if "epsilon" in r]
     values = [v for v in values if not math.isnan(v)]
     return values[-1] if values else math.nan

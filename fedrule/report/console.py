@@ -97,6 +97,9 @@ def tier_table(tiers: list[Mapping[str, object]], k: str) -> Table:
         table.add_column(column, justify="left" if column == "tier" else "right")
     for name in (f"recall@{k}", f"ndcg@{k}"):
         table.add_column(name, justify="right")
+    predicted = bool(tiers) and all("predicted" in row for row in tiers)
+    if predicted:  # the estimator's prediction of the objective, next to the measured quality
+        table.add_column("predicted", justify="right")
     for row in tiers:
         budget = row["budget_bytes"]
         budget_text = format_bytes(float(budget)) if isinstance(budget, int | float) else "mixed"
@@ -111,5 +114,7 @@ def tier_table(tiers: list[Mapping[str, object]], k: str) -> Table:
         for name in (f"recall@{k}", f"ndcg@{k}"):
             spread = f" ± {row[name + '_std']:.4f}" if row.get("seeds", 1) > 1 else ""
             cells.append(f"{row[name]:.4f}{spread}")
+        if predicted:
+            cells.append(f"{row['predicted']:.4f}")
         table.add_row(*cells)
     return table

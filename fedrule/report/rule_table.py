@@ -57,7 +57,7 @@ def plot_quality_vs_memory(rows: list[dict], metric: str, path: Path) -> None:
             x = [p["memory_share"] for p in points]
             y = [p[name] for p in points]
             err = [p.get(f"{name}_std", 0.0) for p in points]
-            if len(points) == 1:
+            if len({p["memory_share"] for p in points}) == 1:  # one size: plain-full, popularity
                 ax.axhline(y[0], linestyle="--", color="grey", label=label)
             else:
                 ax.errorbar(x, y, yerr=err, marker="o", capsize=3, label=label)

@@ -265,7 +265,8 @@ def _run_federated(
         run.write_text(f"{CHECKPOINTS}/seed{seed}.json", kept)
         clear_checkpoint(run.checkpoint_dir)
         _write_log(run, events)
-    summary = tier_summary(device_tables, tier_names, keys)
+    predicted = ["predicted"] if all("predicted" in r for t in device_tables for r in t) else []
+    summary = tier_summary(device_tables, tier_names, [*keys, *predicted])
     run.write_text("tiers.csv", csv_text(summary))
     rounds = {int(seed): data["rounds"] for seed, data in per_seed.items()}
     plot_convergence(rounds, scenario.eval.metric, run.file("convergence.png"))
@@ -295,6 +296,8 @@ def _device_rows(outcome: object, split: object) -> list[dict]:
             "accepted": bool(table["accepted"][d]),
             "answered": bool(table["answered"][d]),
             "evaluated": bool(table["evaluated"][d]),
+            # the estimator's prediction for the device's configuration, next to its test metrics
+            "predicted": float(res.searches[int(fleet.budget_bytes[d])].predicted),
         }
         for j, key in enumerate(res.metric_keys):
             row[key] = float(table["metrics"][d, j])

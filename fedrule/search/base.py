@@ -62,6 +62,28 @@ def uniform_blocks(layout: ElasticLayout, budget_bytes: int) -> int:
     return int(min(layout.num_blocks, max(layout.min_blocks, k)))
 
 
+def start_candidates(
+    layout: ElasticLayout, budget_bytes: int, starts: np.ndarray | None = None
+) -> np.ndarray:
+    """Where a search may start: every uniform configuration that fits, the largest first, then
+    ``starts`` (configurations found for smaller budgets). K x G x B."""
+    top = uniform_blocks(layout, budget_bytes)
+    uniform = [layout.uniform_config(k) for k in range(top, layout.min_blocks - 1, -1)]
+    if starts is None or len(starts) == 0:
+        return np.stack(uniform)
+    return np.concatenate([np.stack(uniform), np.asarray(starts, dtype=bool)])
+
+
+def best_start(
+    layout: ElasticLayout, budget_bytes: int, predict: Predict, starts: np.ndarray | None = None
+) -> tuple[np.ndarray, float]:
+    """The best predicted of ``start_candidates`` (the first of equals) and its score."""
+    candidates = start_candidates(layout, budget_bytes, starts)
+    scores = predict(candidates)
+    best = int(np.argmax(scores))
+    return candidates[best], float(scores[best])
+
+
 def block_values(layout: ElasticLayout, base: np.ndarray, predict: Predict) -> np.ndarray:
     """Estimated value of each (group, block) around ``base``: the predicted score with the
     block minus without it (one batched call of G*B single-block flips). G x B."""

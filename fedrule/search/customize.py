@@ -1,11 +1,14 @@
 """Retrain-free customisation: from labelled configurations to one configuration per budget.
 
 The glue that the centralised RULE run and the federated server share: fit the estimator on
-labels, search each budget with the scenario's searcher, and the uniform configuration a
-budgeted device trains before any estimator exists.
+labels, search each budget with the scenario's searcher (all budgets of a run in increasing
+order, each warm-started with the smaller budgets' results: ``search_all``), and the uniform
+configuration a budgeted device trains before any estimator exists.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 
@@ -19,7 +22,7 @@ from fedrule.search.sampling import sample_configs
 from fedrule.search.searchers import SearchResult
 from fedrule.search.searchers import search as search_budget
 
-__all__ = ["fit", "sample_configs", "search", "uniform_fit"]
+__all__ = ["fit", "sample_configs", "search", "search_all", "uniform_fit"]
 
 
 def fit(
@@ -53,8 +56,10 @@ def search(
     cfg: SearchConfig,
     seed: int,
     searcher: str | None = None,
+    starts: Sequence[SearchResult] = (),
 ) -> SearchResult:
-    """The best configuration the searcher finds under ``budget_bytes`` (seeded per budget)."""
+    """The best configuration the searcher finds under ``budget_bytes`` (seeded per budget),
+    warm-started with ``starts`` (results at smaller budgets)."""
     name = searcher or cfg.searcher
     rng = np.random.default_rng(np.random.SeedSequence([seed, budget_bytes, seeds.SEARCH]))
     options = {
@@ -65,7 +70,27 @@ def search(
         },
         "random": {"samples": cfg.samples},
     }.get(name, {})
-    return search_budget(name, layout, budget_bytes, estimator.predict, rng, **options)
+    return search_budget(
+        name, layout, budget_bytes, estimator.predict, rng, starts=starts, **options
+    )
+
+
+def search_all(
+    layout: ElasticLayout,
+    budgets: Iterable[int],
+    estimator: PerformanceEstimator,
+    cfg: SearchConfig,
+    seed: int,
+    searcher: str | None = None,
+) -> dict[int, SearchResult]:
+    """``search`` of every distinct budget, in increasing order, each warm-started with the
+    results of all smaller ones: the predicted score never falls as the budget grows."""
+    found: dict[int, SearchResult] = {}
+    for budget in sorted({int(b) for b in budgets}):
+        found[budget] = search(
+            layout, budget, estimator, cfg, seed, searcher, starts=list(found.values())
+        )
+    return found
 
 
 def uniform_fit(layout: ElasticLayout, budget_bytes: int) -> np.ndarray:

@@ -1,17 +1,18 @@
 """Regularised (aging) evolution (Real et al., 2019) over configurations under a budget.
 
-The population starts from the feasible uniform configuration and mutations of it (growing a
-configuration block by block from the smallest one stalls in local optima). Each cycle draws a
-tournament of ``sample`` members, mutates the fittest, repairs it to fit the budget, and the
-child replaces the oldest member. ``cycles`` children are made in batches of ``batch``: the
-children of a batch share one population state and one prediction call. Mutations: add one
-block to a group, drop one block from a group, or move a block from one group to another.
-Repair drops the blocks the estimator values least per byte (values measured once around the
-uniform start, one batched call), never below ``min_blocks``, keeping the mutated block if it
-can; the space left is then filled with the blocks valued most per byte (not the ones the
-mutation dropped). Fitness is the prediction; the best configuration ever evaluated is returned
-(every evaluated one fits).
-"""
+The population starts from the best predicted start (the uniform configurations that fit and
+the warm starts: configurations found for smaller budgets), the warm starts themselves and
+filled up to the budget, and mutations of the start (growing a configuration block by block
+from the smallest one stalls in local optima). Each cycle draws a tournament of ``sample``
+members, mutates the fittest, and the child replaces the oldest member. ``cycles`` children are
+made in batches of ``batch``: the children of a batch share one population state and one
+prediction call. Mutations: add one block to a group, drop one block from a group, or move a
+block from one group to another. A child that fits is kept as it is (so configurations below
+the budget compete too); one that does not is repaired: the blocks the estimator values least
+per byte (values measured once around the start, one batched call) are dropped, never below
+``min_blocks``, keeping the mutated block if it can, and the space left is filled with the
+blocks valued most per byte (not the ones the mutation or the repair dropped). Fitness is the
+prediction; the best configuration ever evaluated is returned (every evaluated one fits)."""
 
 from __future__ import annotations
 
@@ -20,11 +21,11 @@ import numpy as np
 from fedrule.model.elastic import ElasticLayout
 from fedrule.search.base import (
     CountingPredict,
+    best_start,
     block_values,
     cell_choice,
     fill,
     repair,
-    uniform_blocks,
 )
 
 MUTATIONS = ("add", "drop", "swap")
@@ -41,14 +42,18 @@ def evolution(
     cycles: int = 300,
     batch: int = 10,
     mutations: int = 1,
+    starts: np.ndarray | None = None,
 ) -> np.ndarray:
     if min(population, sample, batch) < 1 or cycles < 0:
         raise ValueError("evolution needs population, sample and batch >= 1 and cycles >= 0")
-    start = layout.uniform_config(uniform_blocks(layout, budget_bytes))
+    start, _ = best_start(layout, budget_bytes, predict, starts)
     value_per_byte = block_values(layout, start, predict) / layout.bytes_per_block[:, None]
     mutate = _Mutator(layout, budget_bytes, value_per_byte, rng, mutations)
 
-    members = [start] + [mutate(start) for _ in range(population - 1)]
+    warm = [] if starts is None else list(starts)
+    warm = [fill(layout, c, budget_bytes, value_per_byte) for c in warm] + warm
+    members = [start, *warm][:population]
+    members += [mutate(start) for _ in range(population - len(members))]
     fitness = list(predict(np.stack(members)))
     best = int(np.argmax(fitness))
     best_config, best_score = members[best], fitness[best]
@@ -91,9 +96,11 @@ class _Mutator:
         added = np.zeros_like(child)
         for _ in range(int(self.rng.integers(1, self.mutations + 1))):
             self._move(child, added)
-        child = repair(self.layout, child, self.budget, self.value_per_byte, protect=added)
-        dropped = config & ~child
-        return fill(self.layout, child, self.budget, self.value_per_byte, forbid=dropped)
+        if self.layout.memory_bytes(child) <= self.budget:
+            return child  # below the budget: kept as it is
+        repaired = repair(self.layout, child, self.budget, self.value_per_byte, protect=added)
+        dropped = config & ~repaired  # by the mutation or the repair: not added back
+        return fill(self.layout, repaired, self.budget, self.value_per_byte, forbid=dropped)
 
     def _move(self, child: np.ndarray, added: np.ndarray) -> None:
         """One random move in place: add a block, drop a block, or move one between groups."""

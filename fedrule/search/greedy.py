@@ -1,4 +1,7 @@
-"""Greedy search by estimated gain per byte, from the feasible uniform configuration.
+"""Greedy search by estimated gain per byte, from the best predicted start.
+
+The start is the best predicted of the uniform configurations that fit and the warm starts
+(configurations found for smaller budgets); ties keep the largest uniform one.
 
 Each step scores single-block additions that still fit in one batched call and takes the one
 with the largest predicted gain per byte; it stops when nothing fits or nothing gains.
@@ -14,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from fedrule.model.elastic import ElasticLayout
-from fedrule.search.base import CountingPredict, block_values, uniform_blocks
+from fedrule.search.base import CountingPredict, best_start, block_values
 
 CANDIDATES = ("group", "all")
 
@@ -28,12 +31,12 @@ def greedy(
     candidates: str = "group",
     swaps: int = 0,
     max_steps: int | None = None,
+    starts: np.ndarray | None = None,
 ) -> np.ndarray:
     del rng  # deterministic
     if candidates not in CANDIDATES:
         raise ValueError(f"unknown candidates {candidates!r}; expected one of {CANDIDATES}")
-    config = layout.uniform_config(uniform_blocks(layout, budget_bytes))
-    score = float(predict(config)[0])
+    config, score = best_start(layout, budget_bytes, predict, starts)
     cost = layout.bytes_per_block
     rank = None
     if candidates == "group":  # blocks of a group in order of value around the start

@@ -34,6 +34,19 @@ Pairs = tuple[torch.Tensor | np.ndarray, torch.Tensor | np.ndarray]
 SCORE_BUDGET = 2**28  # bytes of one chunk of scores (configs x items x users, float32)
 
 
+def objective_labels(sums: ConfigSums, metric: str, tail_weight: float = 0.0) -> np.ndarray:
+    """Labels of the configurations: the mean of ``metric``, or with ``tail_weight`` w > 0
+    ``(1 - w) * metric + w * tail/metric`` (the sums must then hold the head/tail buckets; a
+    tail without any relevant item counts as 0)."""
+    means = sums.means()
+    if tail_weight == 0:
+        return means[metric]
+    tail = means.get(f"tail/{metric}")
+    if tail is None:
+        raise ValueError(f"labels lack tail/{metric}: label with item_is_head")
+    return (1.0 - tail_weight) * means[metric] + tail_weight * np.nan_to_num(tail)
+
+
 def label_configs(
     user_vecs: torch.Tensor,
     item_table: torch.Tensor,
