@@ -73,6 +73,7 @@ def test_count_and_labels_compose_like_one_gaussian_of_the_combined_multiplier()
 def test_the_planned_labellings_count_validations_refits_and_the_final_one():
     fed = scenario_from_dict(fleet_scenario(federated__rounds=5, federated__eval_every=2)).federated
     assert accounting.planned_labellings(fed) == 1 + 3  # validations after rounds 2, 4, 5
+    assert accounting.planned_labellings(fed, verify=True) == 1 + 3 + 1  # search.verify
     budgeted = scenario_from_dict(
         fleet_scenario(federated__rounds=5, federated__mode="budgeted", federated__refit_every=2)
     ).federated
@@ -160,8 +161,8 @@ def test_a_noised_dp_run_is_reproducible_and_its_epsilon_covers_count_and_labels
     scenario = scenario_from_dict(fleet_scenario(**DP, **noisy))
     plan = accounting.plan_central_dp(scenario.privacy, scenario.federated, 48)
     assert eps == pytest.approx([plan.epsilon(1, 1), plan.epsilon(2, 2)])  # a validation a round
-    final = first.results.label_report["epsilon"]
-    assert final == pytest.approx(plan.epsilon(2, 3)) and final > eps[-1]
+    final = first.results.label_report["epsilon"]  # + the final labelling and the verification
+    assert final == pytest.approx(plan.epsilon(2, 4)) and final > eps[-1]
     plain = _run(**DP, federated__eval_every=1)
     assert plain.results.rounds[-1]["epsilon"] < eps[-1]
     assert not np.array_equal(plain.results.popularity, first.results.popularity)

@@ -35,7 +35,9 @@ class ServerPrivacy:
     @staticmethod
     def of(scenario: Scenario, seed: int, num_devices: int) -> ServerPrivacy:
         privacy = scenario.privacy
-        plan = plan_central_dp(privacy, scenario.federated, num_devices)
+        plan = plan_central_dp(
+            privacy, scenario.federated, num_devices, verify=scenario.search.verify
+        )
         expected = sampling_rate(scenario.federated.devices_per_round, num_devices) * num_devices
         adaptive = plan_adaptive_clip(privacy, expected)
         return ServerPrivacy(seed, plan, adaptive, privacy.clip, privacy.count_max_items)

@@ -34,7 +34,8 @@ from fedrule.model.codec import elastic_codec
 from fedrule.model.elastic import ElasticLayout
 from fedrule.protocol import Message, NodeFailure
 from fedrule.scenario.schema import Scenario
-from fedrule.search import customize
+from fedrule.search import customize, verify
+from fedrule.search.base import SearchResult
 from fedrule.search.estimator import PerformanceEstimator
 from fedrule.search.labels import objective_labels
 
@@ -273,6 +274,28 @@ class FleetServer:
             f"on {len(configs)} configurations labelled by {devices.size} devices"
         )
 
+    def _verified(self, found: dict[int, SearchResult]) -> dict[int, SearchResult]:
+        """Each budget's best candidate by real validation quality (``search.verify``)."""
+        configs = verify.candidates(self.codec, found)
+        devices = label_devices(
+            self.seed, self.fleet.num_devices, self.scenario.estimator.label_users
+        )
+        self.events.message(
+            f"verifying {len(configs)} searched and uniform configurations on {devices.size} "
+            "devices' validation items"
+        )
+        tail_weight = self.scenario.search.tail_weight
+        heads = head_items(self.popularity, self.scenario.eval.head_share) if tail_weight else None
+        sums, _ = self._label(configs, devices, "verification", heads)
+        if not sums.sums:
+            return found
+        measured = objective_labels(sums, self.scenario.eval.metric, tail_weight)
+        report = self.results.label_report
+        report.update(self.dp.spent(len(self.results.rounds), self.label_stamp))
+        return verify.choose(self.codec, found, configs, measured, self.results.estimator)
+
     def search_and_dispatch(self) -> None:
         self.results.searches = search_budgets(self)
+        if self.scenario.search.verify:
+            self.results.searches = self._verified(self.results.searches)
         self.results.devices = DispatchAndTest(self.results.searches).run(self)

@@ -207,7 +207,7 @@ def sampling_rate(devices_per_round: float, num_devices: int) -> float:
 
 
 def plan_central_dp(
-    privacy: PrivacyConfig, federated: FederatedConfig, num_devices: int
+    privacy: PrivacyConfig, federated: FederatedConfig, num_devices: int, *, verify: bool = False
 ) -> DpPlan | None:
     """The run's central-DP plan from the ``privacy`` and ``federated`` scenario sections (None:
     no central DP). ``privacy.target_epsilon`` solves sigma for ``federated.rounds`` rounds."""
@@ -226,7 +226,7 @@ def plan_central_dp(
             q,
             federated.rounds,
             privacy.accountant,
-            labellings=planned_labellings(federated),
+            labellings=planned_labellings(federated, verify=verify),
             **others,
         )
     adaptive = plan_adaptive_clip(privacy, q * num_devices)
@@ -246,16 +246,17 @@ def plan_central_dp(
     return plan
 
 
-def planned_labellings(federated: FederatedConfig) -> int:
+def planned_labellings(federated: FederatedConfig, *, verify: bool = False) -> int:
     """How many labellings a run of ``federated.rounds`` rounds runs at most: one validation
     every ``eval_every`` rounds and after the last, a labelling before every budgeted refit,
-    and the final labelling (early stopping only lowers it)."""
+    the final labelling and (``verify``: ``search.verify``) the verification of the searched
+    configurations (early stopping only lowers it)."""
     rounds = range(1, federated.rounds + 1)
     every = federated.eval_every
     validations = sum(1 for r in rounds if every and (r % every == 0 or r == federated.rounds))
     refit = federated.mode == "budgeted" and federated.refit_every
     refits = sum(1 for r in rounds if refit and r > 1 and (r - 1) % federated.refit_every == 0)
-    return 1 + validations + refits
+    return 1 + validations + refits + int(verify)
 
 
 @lru_cache(maxsize=4096)

@@ -251,6 +251,7 @@ def _run_federated(
                 str(b): {
                     "bytes": int(r.bytes),
                     "predicted": float(r.predicted),
+                    "measured": float(r.measured),
                     "blocks_per_group": r.config.sum(axis=1).tolist(),
                     "seconds": float(r.seconds),
                 }

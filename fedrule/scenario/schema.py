@@ -242,6 +242,13 @@ class SearchConfig:
         0.0,
     )
 
+    verify: bool = doc(
+        "(bool) measure each budget's searched configuration and its largest uniform one on "
+        "the labelling devices' validation items (one more labelling) and dispatch the best "
+        "measured candidate that fits: guards against the estimator's over-predictions",
+        True,
+    )
+
     def check(self, path: str) -> None:
         require(self.population >= 2, "must be >= 2", path=f"{path}.population")
         require(0 <= self.tail_weight <= 1, "must lie in [0, 1]", path=f"{path}.tail_weight")

@@ -27,6 +27,7 @@ class SearchResult:
     evaluations: int
     seconds: float
     searcher: str = ""
+    measured: float = float("nan")  # real validation quality, when verified (search.verify)
 
 
 class CountingPredict:

@@ -7,8 +7,9 @@ from the smallest one stalls in local optima). Each cycle draws a tournament of 
 members, mutates the fittest, and the child replaces the oldest member. ``cycles`` children are
 made in batches of ``batch``: the children of a batch share one population state and one
 prediction call. Mutations: add one block to a group, drop one block from a group, or move a
-block from one group to another. A child that fits is kept as it is (so configurations below
-the budget compete too); one that does not is repaired: the blocks the estimator values least
+block from one group to another. A quarter of the children that fit are kept as they are (so
+configurations below the budget compete too); the others, and any that does not fit, are
+repaired: the blocks the estimator values least
 per byte (values measured once around the start, one batched call) are dropped, never below
 ``min_blocks``, keeping the mutated block if it can, and the space left is filled with the
 blocks valued most per byte (not the ones the mutation or the repair dropped). Fitness is the
@@ -29,6 +30,9 @@ from fedrule.search.base import (
 )
 
 MUTATIONS = ("add", "drop", "swap")
+KEEP_BELOW = 0.25  # the share of children that fit which are kept unfilled (always filling
+# misses smaller configurations the estimator rates higher; never filling let the population
+# drift to small configurations: at 1/16 on ML-100K the prediction halved, 0.0615 -> 0.0318)
 
 
 def evolution(
@@ -96,7 +100,7 @@ class _Mutator:
         added = np.zeros_like(child)
         for _ in range(int(self.rng.integers(1, self.mutations + 1))):
             self._move(child, added)
-        if self.layout.memory_bytes(child) <= self.budget:
+        if self.layout.memory_bytes(child) <= self.budget and self.rng.random() < KEEP_BELOW:
             return child  # below the budget: kept as it is
         repaired = repair(self.layout, child, self.budget, self.value_per_byte, protect=added)
         dropped = config & ~repaired  # by the mutation or the repair: not added back

@@ -1,0 +1,55 @@
+"""search.verify: candidates are each budget's searched and largest uniform configuration; each
+budget takes the best measured candidate that fits, so measured quality never falls with the
+budget."""
+
+import numpy as np
+
+from fedrule.model.elastic import ElasticLayout
+from fedrule.search import verify
+from fedrule.search.base import SearchResult
+
+
+def _layout() -> ElasticLayout:
+    return ElasticLayout(dim=4, num_blocks=2, group_of_item=np.array([0, 0, 1, 1]), min_blocks=1)
+
+
+def _found(layout, configs):
+    arrays = [np.array(c, bool) for c in configs]
+    return {
+        int(layout.memory_bytes(c)): SearchResult(c, 0, 0.0, 0, 0.0, "evolution") for c in arrays
+    }
+
+
+def test_candidates_are_searched_and_uniform_without_repeats():
+    layout = _layout()
+    small, large = [[1, 0], [1, 1]], [[1, 1], [1, 1]]
+    found = _found(layout, [small, large])
+    got = verify.candidates(layout, found)
+    uniform_small = layout.uniform_config(1)
+    expected = [np.array(small, bool), uniform_small, np.array(large, bool)]
+    assert len(got) == 3  # the large budget's uniform configuration is the searched one
+    for config, want in zip(got, expected, strict=True):
+        np.testing.assert_array_equal(config, want)
+
+
+def test_each_budget_takes_the_best_measured_candidate_that_fits():
+    layout = _layout()
+    small, large = [[1, 0], [1, 1]], [[1, 1], [1, 1]]
+    found = _found(layout, [small, large])
+    configs = verify.candidates(layout, found)  # small searched, small uniform, large
+
+    def predict(c):
+        return np.arange(len(c), dtype=float)
+
+    # the large searched configuration measures worse than the small searched one
+    chosen = verify.choose(layout, found, configs, np.array([0.3, 0.2, 0.1]), predict)
+    budgets = sorted(chosen)
+    np.testing.assert_array_equal(chosen[budgets[0]].config, configs[0])
+    np.testing.assert_array_equal(chosen[budgets[1]].config, configs[0])  # smaller, measured best
+    assert chosen[budgets[1]].measured == 0.3 and chosen[budgets[1]].predicted == 0.0
+    assert chosen[budgets[1]].bytes == layout.memory_bytes(configs[0])
+    # a tie goes to the larger configuration; an unmeasured one never wins
+    chosen = verify.choose(layout, found, configs, np.array([0.3, np.nan, 0.3]), predict)
+    np.testing.assert_array_equal(chosen[budgets[1]].config, configs[2])
+    measured = [chosen[b].measured for b in budgets]
+    assert measured == sorted(measured)
