@@ -94,18 +94,21 @@ def test_over_budget_payload_is_refused_and_counted(tmp_path, monkeypatch):
     from fedrule.search import customize
     from fedrule.search.base import SearchResult
 
-    def oversized(layout, budget_bytes, estimator, cfg, seed, searcher=None):
+    def oversized(layout, budget_bytes, estimator, cfg, seed, searcher=None, starts=None):
         config = layout.full_config()  # a server bug: ignores the budget
         return SearchResult(config, layout.memory_bytes(config), 0.0, 1, 0.0, "bug")
 
     monkeypatch.setattr(customize, "search", oversized)
-    folder = run_scenario(scenario_from_dict(fleet_scenario()), tmp_path)
+    raw = fleet_scenario(search__verify=False)  # verification would mend the bug
+    folder = run_scenario(scenario_from_dict(raw), tmp_path)
     rows = _devices(folder)
     refused = [r for r in rows if r["accepted"] == "False"]
     assert refused and all(int(r["bytes_received"]) > int(r["budget_bytes"]) for r in refused)
     assert all(np.isnan(float(r["ndcg@10"] or "nan")) for r in refused)
     tiers = {r["tier"]: r for r in _metrics(folder)["tiers"]}
     assert tiers["small"]["refused"] == 24 and tiers["large"]["refused"] == 24
+    verified = run_scenario(scenario_from_dict(fleet_scenario()), tmp_path / "verified")
+    assert all(r["accepted"] == "True" for r in _devices(verified))  # search.verify: fits only
 
 
 def test_sigterm_under_ray_exits_143_and_leaves_no_process(tmp_path):
