@@ -25,7 +25,7 @@ from fedrule.model.elastic import HEADER, ElasticLayout
 from fedrule.model.mf import ElasticMF
 from fedrule.model.train import evaluate_full
 from fedrule.scenario.schema import Scenario
-from fedrule.search import customize
+from fedrule.search import customize, verify
 from fedrule.search.estimator import PerformanceEstimator
 from fedrule.search.labels import label_configs, objective_labels
 
@@ -51,8 +51,22 @@ def label_and_fit(
     if est.label_users and est.label_users < users.size:
         users = np.sort(rng.choice(users, size=est.label_users, replace=False))
     started = time.perf_counter()
-    train_rows = _pairs(split.train, users)
-    valid_rows = _pairs(split.valid, users)
+    labels = measure(model, split, layout, scenario, configs, users)
+    label_seconds = time.perf_counter() - started
+    estimator, report = customize.fit(layout, configs, labels, split.item_popularity(), est, seed)
+    report.update(label_seconds=label_seconds, label_users=int(users.size))
+    return estimator, report
+
+
+def measure(
+    model: ElasticMF,
+    split: object,
+    layout: ElasticLayout,
+    scenario: Scenario,
+    configs: np.ndarray,
+    users: np.ndarray,
+) -> np.ndarray:
+    """The search objective of each configuration on ``users``' validation items (batched)."""
     tail_weight = scenario.search.tail_weight
     heads = head_items(split.item_popularity(), scenario.eval.head_share) if tail_weight else None
     with torch.no_grad():
@@ -61,16 +75,12 @@ def label_and_fit(
             model.item.detach(),
             layout,
             configs,
-            train_rows,
-            valid_rows,
+            _pairs(split.train, users),
+            _pairs(split.valid, users),
             scenario.eval.ks,
             item_is_head=heads,
         )
-    label_seconds = time.perf_counter() - started
-    labels = objective_labels(sums, scenario.eval.metric, tail_weight)
-    estimator, report = customize.fit(layout, configs, labels, split.item_popularity(), est, seed)
-    report.update(label_seconds=label_seconds, label_users=int(users.size))
-    return estimator, report
+    return objective_labels(sums, scenario.eval.metric, tail_weight)
 
 
 def _pairs(part: object, users: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -98,6 +108,12 @@ def searched_rows(
         name: customize.search_all(layout, resolved, estimator, scenario.search, seed, name)
         for name in searchers
     }
+    if scenario.search.verify:  # each budget's best measured candidate, on every valid user
+        users = np.flatnonzero(np.diff(split.valid.indptr) > 0)
+        for name, results in found.items():
+            configs = verify.candidates(layout, results)
+            measured = measure(model, split, layout, scenario, configs, users)
+            found[name] = verify.choose(layout, results, configs, measured, estimator)
     rows = []
     for budget, budget_bytes in zip(scenario.search.budgets, resolved, strict=True):
         for name in searchers:
@@ -112,6 +128,7 @@ def searched_rows(
                     "budget_bytes": budget_bytes,
                     "bytes": result.bytes,
                     "predicted": result.predicted,
+                    "measured": result.measured,
                     "search_seconds": result.seconds,
                     **{k: v for k, v in test.means().items() if k in reported_keys(scenario)},
                 }

@@ -244,8 +244,9 @@ class SearchConfig:
 
     verify: bool = doc(
         "(bool) measure each budget's searched configuration and its largest uniform one on "
-        "the labelling devices' validation items (one more labelling) and dispatch the best "
-        "measured candidate that fits: guards against the estimator's over-predictions",
+        "validation items (federated: the labelling devices', one more labelling; centralised: "
+        "every user's) and use the best measured candidate that fits: guards against the "
+        "estimator's over-predictions",
         True,
     )
 
