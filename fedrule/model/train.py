@@ -92,12 +92,7 @@ def train_centralized(
             model.user.grad, model.item.grad = res.grad_users, res.grad_items
             optimizer.step()
             losses.append(float(res.loss))
-            if not np.isfinite(losses[-1]):
-                raise FedruleError(
-                    f"training diverged in epoch {epoch} (loss is not finite)",
-                    path="train.lr",
-                    hint="lower the learning rate",
-                )
+            check_finite(losses[-1], epoch)
         record = {
             "epoch": epoch,
             "loss": float(np.mean(losses)) if losses else float("nan"),
@@ -121,6 +116,16 @@ def train_centralized(
     model.load_state_dict(best_state)
     result.seconds = time.perf_counter() - started
     return result
+
+
+def check_finite(loss: float, epoch: int) -> None:
+    """A step's loss that is not finite ends training with a one-line error."""
+    if not np.isfinite(loss):
+        raise FedruleError(
+            f"training diverged in epoch {epoch} (loss is not finite)",
+            path="train.lr",
+            hint="lower the learning rate",
+        )
 
 
 def batch_gradients(

@@ -17,6 +17,24 @@ def check_single_config(config: np.ndarray) -> None:
         raise ValueError("this codec has one configuration, full_config() (shape (1, 1))")
 
 
+class SingleConfigCodec:
+    """The configuration side of the ``ItemCodec`` protocol for a fixed-size codec: one
+    configuration, the whole payload. Subclasses give ``memory_bytes``, ``encode``, ``decode``."""
+
+    def memory_bytes(self, config: np.ndarray) -> int:
+        raise NotImplementedError
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return SINGLE_CONFIG.shape
+
+    def full_config(self) -> np.ndarray:
+        return SINGLE_CONFIG.copy()
+
+    def min_bytes(self) -> int:
+        return self.memory_bytes(SINGLE_CONFIG)
+
+
 @dataclass(frozen=True, eq=False)
 class DenseTable:
     """A decoded payload: the n x d item table each item scores with (``ReceivedTable``)."""

@@ -19,7 +19,12 @@ import numpy as np
 import torch
 
 from fedrule.errors import BudgetError
-from fedrule.model.codecs.dense import SINGLE_CONFIG, DenseTable, check_single_config
+from fedrule.model.codecs.dense import (
+    SINGLE_CONFIG,
+    DenseTable,
+    SingleConfigCodec,
+    check_single_config,
+)
 
 PRIME = 2**31 - 1
 HEADER = struct.Struct("<IIHBxII")  # n_items, rows, dim, bytes per value, a, b
@@ -37,7 +42,7 @@ def hash_params(rng: np.random.Generator) -> tuple[int, int]:
 
 
 @dataclass(frozen=True, eq=False)
-class HashingCodec:
+class HashingCodec(SingleConfigCodec):
     """``n_items`` items hashed onto ``rows`` rows of ``dim`` values."""
 
     n_items: int
@@ -69,19 +74,9 @@ class HashingCodec:
         return cls(n_items, rows, dim, a, b, bytes_per_value)
 
     # ---------------------------------------------------------------- ItemCodec
-    @property
-    def shape(self) -> tuple[int, int]:
-        return SINGLE_CONFIG.shape
-
-    def full_config(self) -> np.ndarray:
-        return SINGLE_CONFIG.copy()
-
     def memory_bytes(self, config: np.ndarray) -> int:
         check_single_config(config)
         return HEADER.size + self.rows * self.dim * self.bytes_per_value
-
-    def min_bytes(self) -> int:
-        return self.memory_bytes(SINGLE_CONFIG)
 
     def encode(self, table: torch.Tensor | np.ndarray, config: np.ndarray) -> bytes:
         """The payload of the hashed table (rows x dim)."""

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from fedrule.model.codecs.dense import SINGLE_CONFIG, check_single_config
+from fedrule.model.codecs.dense import SINGLE_CONFIG, SingleConfigCodec, check_single_config
 
 HEADER = struct.Struct("<IB3x")  # n_items, bytes per item id
 _ID_TYPES = {1: np.uint8, 2: np.uint16, 4: np.uint32}
@@ -43,24 +43,14 @@ class RankedItems:
 
 
 @dataclass(frozen=True, eq=False)
-class PopularityCodec:
+class PopularityCodec(SingleConfigCodec):
     """The popularity ranking of ``n_items`` items."""
 
     n_items: int
 
-    @property
-    def shape(self) -> tuple[int, int]:
-        return SINGLE_CONFIG.shape
-
-    def full_config(self) -> np.ndarray:
-        return SINGLE_CONFIG.copy()
-
     def memory_bytes(self, config: np.ndarray) -> int:
         check_single_config(config)
         return HEADER.size + self.n_items * id_width(self.n_items)
-
-    def min_bytes(self) -> int:
-        return self.memory_bytes(SINGLE_CONFIG)
 
     def encode(self, table: torch.Tensor | np.ndarray, config: np.ndarray) -> bytes:
         """The ranking of ``table``: training interaction counts per item (n)."""

@@ -21,7 +21,12 @@ import numpy as np
 import torch
 
 from fedrule.errors import BudgetError
-from fedrule.model.codecs.dense import SINGLE_CONFIG, DenseTable, check_single_config
+from fedrule.model.codecs.dense import (
+    SINGLE_CONFIG,
+    DenseTable,
+    SingleConfigCodec,
+    check_single_config,
+)
 
 HEADER = struct.Struct("<IIHBx")  # n_items, m (remainder rows), dim, bytes per value
 _DTYPES = {4: np.float32, 2: np.float16}
@@ -33,7 +38,7 @@ def qr_rows(n_items: int, m: int) -> int:
 
 
 @dataclass(frozen=True, eq=False)
-class QRCodec:
+class QRCodec(SingleConfigCodec):
     """``n_items`` items composed from a quotient and a remainder table (``m`` rows)."""
 
     n_items: int
@@ -69,19 +74,9 @@ class QRCodec:
         return -(-self.n_items // self.m)
 
     # ---------------------------------------------------------------- ItemCodec
-    @property
-    def shape(self) -> tuple[int, int]:
-        return SINGLE_CONFIG.shape
-
-    def full_config(self) -> np.ndarray:
-        return SINGLE_CONFIG.copy()
-
     def memory_bytes(self, config: np.ndarray) -> int:
         check_single_config(config)
         return HEADER.size + qr_rows(self.n_items, self.m) * self.dim * self.bytes_per_value
-
-    def min_bytes(self) -> int:
-        return self.memory_bytes(SINGLE_CONFIG)
 
     def encode(self, table: torch.Tensor | np.ndarray, config: np.ndarray) -> bytes:
         """The payload of the stacked tables (``T_q`` over ``T_r``)."""

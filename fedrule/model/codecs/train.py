@@ -19,11 +19,10 @@ from typing import Protocol
 import numpy as np
 import torch
 
-from fedrule.errors import FedruleError
 from fedrule.model.evaluate import evaluate_ranking
 from fedrule.model.negatives import NegativeSampler
 from fedrule.model.objective import Objective, objective_step
-from fedrule.model.train import make_optimizer
+from fedrule.model.train import check_finite, make_optimizer
 from fedrule.scenario.schema import EvalConfig, TrainConfig
 
 
@@ -93,12 +92,7 @@ def train_codec(
             loss = _step(codec, objective, user, table, u_all[batch], i_all[batch], j_all[batch])
             optimizer.step()
             losses.append(loss)
-            if not np.isfinite(loss):
-                raise FedruleError(
-                    f"training diverged in epoch {epoch} (loss is not finite)",
-                    path="train.lr",
-                    hint="lower the learning rate",
-                )
+            check_finite(loss, epoch)
         record = {
             "epoch": epoch,
             "loss": float(np.mean(losses)) if losses else float("nan"),
