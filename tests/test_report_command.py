@@ -14,7 +14,7 @@ from fedrule.report.run import run_scenario
 from fedrule.scenario import scenario_from_dict
 from tests.fleets import fleet_scenario
 
-PLOTS = ("quality_vs_memory", "tiers", "curves", "traffic", "estimator", "privacy")
+PLOTS = ("quality_vs_memory", "tiers", "curves", "traffic", "estimator", "privacy", "audit")
 
 
 @pytest.mark.slow
@@ -22,7 +22,8 @@ def test_report_writes_every_plot_and_table_from_a_tiny_private_run(tmp_path, ca
     raw = fleet_scenario()
     raw["engine"]["transport"] = "inprocess"
     raw["federated"]["eval_every"] = 1
-    raw["privacy"] = {"clip": 1.0, "noise_multiplier": 0.8}
+    raw["privacy"] = {"clip": 1.0, "noise_multiplier": 0.8, "audit": True}
+    raw["engine"]["devices_per_node"] = 1  # the audit's per-device figures
     run = run_scenario(scenario_from_dict(raw), tmp_path / "runs")
     estimator = json.loads((run / "metrics.json").read_text())["seeds"]["0"]["estimator"]
     assert len(estimator["holdout_predicted"]) == len(estimator["holdout_true"]) > 0
@@ -42,6 +43,9 @@ def test_report_writes_every_plot_and_table_from_a_tiny_private_run(tmp_path, ca
     index = (out / "report.md").read_text()
     assert all(f"![{name}.png]" in index for name in PLOTS)
     assert "| group |" in (out / "summary.md").read_text()
+    (audit,) = csv.DictReader((out / "audit.csv").open())
+    assert float(audit["strongest_auc"]) > 0.8  # DP noise is added after the server's view
+    assert 0 < float(audit["test_rank_exact"]) <= 1 and float(audit["test_bucket"]) == 1
     assert (out / "quality_vs_memory.csv").is_file()
     # a folder of runs is read like a sweep folder
     assert [g.runs for g in load_groups(find_runs([tmp_path / "runs"]))] == [[run]]

@@ -160,6 +160,7 @@ def run_federated_seed(
     store_root = _store_root(scenario)
     remove_stale_device_stores(store_root)
     prefix = f"{_store_owner()}{os.getpid()}-"
+    audits: list[LeakageAudit] = []  # the audit of the server that ran, if audited
     with tempfile.TemporaryDirectory(prefix=prefix, dir=store_root) as tmp:
         write_device_store(tmp, split, fleet.user, fleet)
         users = resumed[1] if resumed else initial_user_vectors(seed, fleet.size, model)
@@ -187,7 +188,10 @@ def run_federated_seed(
             if faults.message_loss:
                 transport = LossyTransport(transport, faults.message_loss, seed, faults.phases)
             audited = scenario.privacy.audit  # the leakage audit observes what the server gets
-            audit = LeakageAudit(training_items(split.train, fleet.user), split.n_items)
+            audit = LeakageAudit(
+                training_items(split.train, fleet.user), split.n_items, scenario.train.negatives
+            )
+            audits.append(audit)
             return FleetServer(
                 scenario,
                 seed,
@@ -208,9 +212,11 @@ def run_federated_seed(
             results = _run_guarded(lambda: make_server(transport).run(), stop)
         else:
             results = _run_on_flower(scenario, settings, packer, make_server, stop, events, verbose)
-    extra = {}
+    extra: dict = {}
     if checkpoint_dir is not None and engine.checkpoint_every:
         extra = {"checkpoints": checkpointer.saves, "checkpoint_seconds": checkpointer.seconds}
+    if audits and scenario.privacy.audit:
+        extra["audit_test"] = audits[-1].test_leakage()
     if resumed:
         extra["resumed_after_round"] = resumed[0].round
     return FederatedSeedResult(seed, fleet, results, time.perf_counter() - started, extra)

@@ -144,13 +144,19 @@ def noise_for_epsilon(
             path="privacy.target_epsilon",
             hint="raise it, or raise privacy.count_noise_multiplier / label_noise_multiplier",
         )
+    # PLD is tighter than RDP (its sigma is smaller) but discretises the privacy loss, which
+    # takes memory without bound as sigma -> 0: search it near RDP's answer, never from 1e-3.
+    low, high = 1e-3, 1e3
+    if kind != "rdp":
+        high = noise_for_epsilon(target_epsilon, delta, sampling_rate, rounds, "rdp", **others)
+        low = high / 4
     return float(
         dp_accounting.calibrate_dp_mechanism(
             lambda: _accountant(kind),
             lambda sigma: run_event(sampling_rate, sigma, rounds, **others),
             target_epsilon,
             delta,
-            bracket_interval=dp_accounting.ExplicitBracketInterval(1e-3, 1e3),
+            bracket_interval=dp_accounting.ExplicitBracketInterval(low, high),
             tol=1e-4,
         )
     )

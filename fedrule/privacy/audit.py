@@ -19,9 +19,17 @@ from typing import Any
 import numpy as np
 
 from fedrule.data.split import UserItems
+from fedrule.model.elastic import decode
 from fedrule.privacy import attacks
-from fedrule.privacy.scorer import score_guess
-from fedrule.protocol import CountReply, Message, NodeFailure, TrainReply
+from fedrule.privacy.scorer import score_guess, score_ranks
+from fedrule.protocol import (
+    CountReply,
+    Message,
+    NodeFailure,
+    TestReply,
+    TrainReply,
+    TrainRequest,
+)
 
 Truth = Callable[[np.ndarray], np.ndarray]  # devices -> the union of their training items
 
@@ -37,24 +45,35 @@ class _Observing:
 
     def exchange(self, requests: Sequence[Message], what: str) -> list[Message | NodeFailure]:
         replies = self.inner.exchange(requests, what)
+        decoded: dict[int, np.ndarray] = {}  # payload -> the table it carries, once per exchange
         for request, reply in zip(requests, replies, strict=True):
-            if isinstance(reply, CountReply | TrainReply):
-                self.audit.seen.append((np.asarray(request.devices), reply))  # type: ignore[attr-defined]
+            if isinstance(reply, CountReply):
+                self.audit.seen.append((np.asarray(request.devices), reply, None))  # type: ignore[attr-defined]
+            elif isinstance(reply, TrainReply) and isinstance(request, TrainRequest):
+                payload = request.payloads[int(np.asarray(request.payload_of_device)[0])]
+                if id(payload) not in decoded:
+                    decoded[id(payload)] = decode(payload).table.numpy()
+                self.audit.seen.append((np.asarray(request.devices), reply, decoded[id(payload)]))
+            elif isinstance(reply, TestReply):
+                self.audit.tests.append(reply)
         return replies
 
 
 class LeakageAudit:
-    def __init__(self, truth: Truth, n_items: int) -> None:
+    def __init__(self, truth: Truth, n_items: int, negatives: int = 1) -> None:
         self.truth = truth
         self.n_items = n_items
-        self.seen: list[tuple[np.ndarray, Message]] = []
+        self.negatives = negatives  # the protocol's train.negatives: the server knows it
+        self.seen: list[tuple[np.ndarray, Message, np.ndarray | None]] = []
+        self.tests: list[TestReply] = []
         self.popularity = np.zeros(n_items)  # what the server aggregates from the count
 
     def observe(self, transport: Any) -> _Observing:
         return _Observing(transport, self)
 
-    def attack(self, reply: Message) -> dict[str, attacks.Guess]:
-        """Every attack on one reply: attacker code, no ground truth."""
+    def attack(self, reply: Message, sent: np.ndarray | None = None) -> dict[str, attacks.Guess]:
+        """Every attack on one reply (``sent``: the table the server sent with the request):
+        attacker code, no ground truth."""
         if isinstance(reply, CountReply):
             counts = np.asarray(reply.counts)
             if counts.size == 0 and np.asarray(reply.masked).size:  # secure aggregation
@@ -66,24 +85,45 @@ class LeakageAudit:
             "touched": attacks.touched_rows(rows, self.n_items),
             "norm": attacks.update_norms(rows, update, self.n_items),
             "svd": attacks.singular_vector(rows, update, self.popularity, self.n_items),
+            "imia": attacks.shadow_replay(
+                rows, update, np.asarray(sent)[rows], self.negatives, self.n_items
+            ),
         }
 
     def __call__(self, state: Any) -> None:
         """Round hook: attack this round's replies, score them, add the means to the record."""
         seen, self.seen = self.seen, []
-        for _, reply in seen:
+        for _, reply, _ in seen:
             if isinstance(reply, CountReply) and np.asarray(reply.counts).size:
                 self.popularity = self.popularity + reply.counts
         scores: dict[str, list[float]] = {}
-        for devices, reply in seen:
+        for devices, reply, sent in seen:
             if isinstance(reply, TrainReply) and reply.trained == 0:
                 continue
             truth = self.truth(devices)
-            for name, guess in self.attack(reply).items():
+            for name, guess in self.attack(reply, sent).items():
                 for metric, value in score_guess(guess, truth).items():
                     scores.setdefault(f"audit_{name}_{metric}", []).append(value)
         for key, values in scores.items():
             state.record[key] = float(np.nanmean(values)) if values else float("nan")
+
+    def test_leakage(self) -> dict[str, float]:
+        """The test-rank attack on every test report the server received (after dispatch):
+        what share of devices' test-item ranks it pins exactly, the mean bits it learns about
+        each rank, and the share whose test item it places in the head or the tail."""
+        if not self.tests:
+            return {}
+        n_items = self.n_items
+        guesses = [attacks.test_rank(r.keys, r.metrics, n_items) for r in self.tests]
+        return score_ranks(
+            attacks.RankGuess(
+                np.concatenate([g.low for g in guesses]),
+                np.concatenate([g.high for g in guesses]),
+                np.concatenate([g.bucket for g in guesses]),
+            ),
+            np.concatenate([np.asarray(r.evaluated, dtype=bool) for r in self.tests]),
+            n_items,
+        )
 
 
 def training_items(train: UserItems, user_of_device: np.ndarray) -> Truth:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.stats import rankdata
 
-from fedrule.privacy.attacks import Guess
+from fedrule.privacy.attacks import Guess, RankGuess
 
 
 def score_guess(guess: Guess, truth: np.ndarray) -> dict[str, float]:
@@ -27,3 +27,20 @@ def score_guess(guess: Guess, truth: np.ndarray) -> dict[str, float]:
     named = int(guess.named.sum())
     f1 = 2 * hits / (named + k) if named + k else 0.0
     return {"auc": float(auc), "prec": float(precision), "f1": float(f1)}
+
+
+def score_ranks(guess: RankGuess, evaluated: np.ndarray, n_items: int) -> dict[str, float]:
+    """The test-rank attack over the evaluated devices: the share whose rank it pins exactly,
+    the mean information about the rank (log2 of the n_items candidate ranks over the width of
+    the interval it pins), and the share whose test item it puts in the head or the tail. (The
+    interval always holds the true rank: the metrics are functions of it, see
+    ``tests/test_privacy_audit.py``.)"""
+    mask = np.asarray(evaluated, dtype=bool)
+    if not mask.any():
+        return {}
+    width = (guess.high - guess.low + 1)[mask].astype(np.float64)
+    return {
+        "test_rank_exact": float((width == 1).mean()),
+        "test_rank_bits": float(np.mean(np.log2(n_items / width))),
+        "test_bucket": float((guess.bucket[mask] >= 0).mean()),
+    }

@@ -40,6 +40,7 @@ class Seed:
     rows: list[dict] = field(default_factory=list)  # centralised RULE rows
     estimator: dict = field(default_factory=dict)
     seconds: float = float("nan")
+    audit_test: dict[str, float] = field(default_factory=dict)  # the test-rank attack
 
 
 @dataclass
@@ -143,6 +144,7 @@ def _read_seeds(run: Path) -> list[Seed]:
     for name, data in metrics.get("seeds", {}).items():
         seed = Seed(int(name), engine)
         seed.estimator = data.get("estimator") or {}
+        seed.audit_test = {k: float(v) for k, v in (data.get("audit_test") or {}).items()}
         seed.seconds = float(data.get("seconds", data.get("train_seconds", float("nan"))) or 0)
         if engine == "federated":
             seed.rounds = _read_csv(run / f"rounds-seed{name}.csv")
@@ -463,6 +465,8 @@ def plot_estimator(groups: list[Group], path: Path) -> Path | None:
 
 
 def plot_privacy(groups: list[Group], path: Path) -> Path | None:
+    """Test quality against the final ε, overall and per tier (federated), non-private runs as
+    dashed lines of the same colour."""
     private, public = [], []
     for group in groups:
         eps = [_final_epsilon(s) for s in group.seeds]
@@ -474,39 +478,108 @@ def plot_privacy(groups: list[Group], path: Path) -> Path | None:
         return None
     plt = _pyplot()
     metric = private[0][0].metric
+    tiers = list(private[0][0].seeds[0].tiers) or ["all"]
     fig, ax = plt.subplots(figsize=(7.2, 5.0))
-    points = []
-    for group, (eps, eps_std) in private:
-        mean, std = mean_std(s.test.get(metric, math.nan) for s in group.seeds)
-        points.append((eps, eps_std, mean, std, group.label))
-    points.sort()
-    ax.plot([p[0] for p in points], [p[2] for p in points], color="C0", alpha=0.5)
-    for i, (eps, eps_std, mean, std, label) in enumerate(points):
+    for i, tier in enumerate(tiers):
+        color = f"C{i % 10}"
+        points = []
+        for group, (eps, eps_std) in private:
+            values = [(s.tiers.get(tier) or s.test).get(metric, math.nan) for s in group.seeds]
+            points.append((eps, eps_std, *mean_std(values)))
+        points.sort()
         ax.errorbar(
-            eps,
-            mean,
-            xerr=eps_std,
-            yerr=std,
+            [p[0] for p in points],
+            [p[2] for p in points],
+            xerr=[p[1] for p in points],
+            yerr=[p[3] for p in points],
             marker="o",
             capsize=3,
-            color=f"C{i % 10}",
-            label=label,
+            color=color,
+            linewidth=2.0 if tier == "all" else 1.0,
+            label=f"{tier} (DP)",
         )
-    for j, group in enumerate(public):
-        mean = mean_std(s.test.get(metric, math.nan) for s in group.seeds)[0]
-        ax.axhline(
-            mean,
-            linestyle="--",
-            color="grey",
-            alpha=0.8 - 0.1 * (j % 5),
-            label=f"no DP: {group.label}",
-        )
+        for j, group in enumerate(public):
+            values = [(s.tiers.get(tier) or s.test).get(metric, math.nan) for s in group.seeds]
+            label = f"{tier}, no DP" + (f": {group.label}" if len(public) > 1 else "")
+            ax.axhline(
+                mean_std(values)[0],
+                linestyle=("--", ":", "-.")[j % 3],
+                color=color,
+                alpha=0.7,
+                label=label,
+            )
     ax.set_xscale("log")
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     ax.set_xlabel("privacy loss ε after training (log scale; lower is more private)")
-    ax.set_ylabel(f"test {metric} (all devices)")
-    ax.set_title("Privacy–utility: client-level DP")
+    ax.set_ylabel(f"test {metric} (mean over the tier's devices)")
+    ax.set_title("Privacy–utility: client-level DP, per device tier")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
+    return _save(fig, path)
+
+
+UPLOAD_ATTACKS = ("touched", "norm", "svd", "imia")
+
+
+def audit_rows(groups: list[Group]) -> list[dict]:
+    """Per group with a leakage audit: each attack's AUC (mean over rounds, then seeds), the
+    strongest upload attack, the test-rank attack, test quality and ε."""
+    rows = []
+    for group in groups:
+        if not any(k.startswith("audit_") for s in group.seeds for r in s.rounds for k in r):
+            continue
+        row: dict[str, object] = {"group": group.label, "seeds": len(group.seeds)}
+        for attack in ("count", *UPLOAD_ATTACKS):
+            per_seed = [_round_mean(s, f"audit_{attack}_auc") for s in group.seeds]
+            row[f"{attack}_auc"] = mean_std(per_seed)[0]
+        uploads = [row[f"{a}_auc"] for a in UPLOAD_ATTACKS]
+        row["strongest_auc"] = max((v for v in uploads if not math.isnan(v)), default=math.nan)
+        for key in ("test_rank_exact", "test_rank_bits", "test_bucket"):
+            row[key] = mean_std(s.audit_test.get(key, math.nan) for s in group.seeds)[0]
+        metric = group.metric
+        row[metric], row[f"{metric}_std"] = mean_std(
+            s.test.get(metric, math.nan) for s in group.seeds
+        )
+        eps = [_final_epsilon(s) for s in group.seeds]
+        row["epsilon"] = mean_std(eps)[0] if any(not math.isnan(e) for e in eps) else None
+        row["upload_bytes_per_round"] = mean_std(
+            np.mean([r.get("bytes_up", math.nan) for r in s.rounds]) for s in group.seeds
+        )[0]
+        rows.append(row)
+    return rows
+
+
+def _round_mean(seed: Seed, key: str) -> float:
+    values = [float(r[key]) for r in seed.rounds if r.get(key) not in (None, "")]
+    values = [v for v in values if not math.isnan(v)]
+    return float(np.mean(values)) if values else math.nan
+
+
+def plot_audit(rows: list[dict], metric: str, path: Path) -> Path | None:
+    """The strongest upload attack's AUC against test quality, one point per group."""
+    if not rows:
+        return None
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7.2, 5.0))
+    for i, row in enumerate(rows):
+        ax.errorbar(
+            row[metric],
+            row["strongest_auc"],
+            xerr=row[f"{metric}_std"] or 0.0,
+            marker="os^Dv<>p*h"[i % 10],
+            markersize=8,
+            capsize=3,
+            color=f"C{i % 10}",
+            linestyle="none",
+            label=str(row["group"]),
+        )
+    ax.axhline(0.5, linestyle="--", color="grey", label="chance (AUC 0.5)")
+    ax.axhline(0.6, linestyle=":", color="grey", label="target (AUC 0.6)")
+    ax.set_xlabel(f"test {metric} (all devices; higher is better)")
+    ax.set_ylabel("strongest upload attack's AUC (positives vs other items)")
+    ax.set_title("Leakage audit: what the server infers vs recommendation quality")
+    ax.set_ylim(0.4, 1.02)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     return _save(fig, path)
@@ -537,6 +610,14 @@ def write_report(folders: list[Path], out: Path) -> list[Path]:
         mcols += [f"tail/{metric}", f"tail/{metric}_std", "seeds"]
         written.append(_write(out / "quality_vs_memory.csv", csv_text(memory, mcols)))
         written.append(_write(out / "quality_vs_memory.md", markdown_table(memory, mcols)))
+    audit = audit_rows(groups)
+    if audit:
+        acols = ["group", "seeds", *[f"{a}_auc" for a in ("count", *UPLOAD_ATTACKS)]]
+        acols += ["strongest_auc", "test_rank_exact", "test_rank_bits", "test_bucket"]
+        acols += [metric, f"{metric}_std", "epsilon", "upload_bytes_per_round"]
+        acols = [c for c in acols if any(r.get(c) is not None for r in audit)]
+        written.append(_write(out / "audit.csv", csv_text(audit, acols)))
+        written.append(_write(out / "audit.md", markdown_table(audit, acols)))
     plots = {
         "quality_vs_memory.png": lambda p: plot_memory(memory, metric, p),
         "tiers.png": lambda p: plot_tiers(groups, p),
@@ -544,6 +625,7 @@ def write_report(folders: list[Path], out: Path) -> list[Path]:
         "traffic.png": lambda p: plot_traffic(groups, p),
         "estimator.png": lambda p: plot_estimator(groups, p),
         "privacy.png": lambda p: plot_privacy(groups, p),
+        "audit.png": lambda p: plot_audit(audit, metric, p),
     }
     why = {
         "quality_vs_memory.png": "no federated run and no centralised run with search.budgets",
@@ -552,6 +634,7 @@ def write_report(folders: list[Path], out: Path) -> list[Path]:
         "traffic.png": "no federated run",
         "estimator.png": "no run saved the estimator's held-out predictions",
         "privacy.png": "no run with a privacy section (no ε recorded)",
+        "audit.png": "no run with privacy.audit",
     }
     images = []
     for name, plot in plots.items():
