@@ -70,7 +70,8 @@ def run(
     folder = run_scenario(loaded, out_dir, events, verbose=verbose, resume=resume)
     metrics = json.loads((folder / "metrics.json").read_text())
     if loaded.engine.kind == "federated":
-        out.print(tier_table(metrics["tiers"], loaded.eval.metric.partition("@")[2]))
+        k = loaded.eval.metric.partition("@")[2]
+        out.print(tier_table(metrics["tiers"], k, loaded.federated.method))
     else:
         keys = [f"{m}@{k}" for k in loaded.eval.ks for m in ("recall", "ndcg")]
         keys += [f"tail/ndcg@{k}" for k in loaded.eval.ks]

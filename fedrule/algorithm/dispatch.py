@@ -1,5 +1,6 @@
 """Search and dispatch: one search per distinct budget, then every device receives its encoded
-sub-embedding, refuses it if it exceeds its budget, tests it and reports."""
+sub-embedding, refuses it if it exceeds its budget, tests it and reports. (``nested`` and
+``per-tier`` dispatch the uniform prefixes their devices trained: no search.)"""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import TYPE_CHECKING, cast
 
 import numpy as np
 
+from fedrule.algorithm.assignment import Assignment
 from fedrule.algorithm.phase import Phase, payload_assignment
 from fedrule.metrics import head_items
 from fedrule.protocol import Message, NodeFailure, TestReply, TestRequest
@@ -16,6 +18,13 @@ from fedrule.search.searchers import SearchResult
 
 if TYPE_CHECKING:
     from fedrule.algorithm.server import FleetServer
+
+
+def searched_assignment(found: dict[int, SearchResult], budget_bytes: np.ndarray) -> Assignment:
+    """Every device receives its budget's searched configuration, cut from the one table."""
+    budgets = sorted(found)
+    config_of_device = np.searchsorted(budgets, budget_bytes)
+    return Assignment.one_table([found[b].config for b in budgets], config_of_device)
 
 
 def search_budgets(server: FleetServer) -> dict[int, SearchResult]:
@@ -33,18 +42,17 @@ def search_budgets(server: FleetServer) -> dict[int, SearchResult]:
 class DispatchAndTest(Phase[dict[str, np.ndarray]]):
     what = "dispatch"
 
-    def __init__(self, found: dict[int, SearchResult]) -> None:
-        self.found = found
+    def __init__(self, assignment: Assignment) -> None:
+        self.assignment = assignment
 
     def configure(self, server: FleetServer) -> tuple[list[Message], list[np.ndarray]]:
-        budgets = sorted(self.found)
-        payloads = [server.codec.encode(server.table, self.found[b].config) for b in budgets]
-        config_of_device = np.searchsorted(budgets, server.fleet.budget_bytes)
+        assignment = self.assignment
+        payloads = assignment.payloads(server.codec, server.table, server.fleet.n_items)
         head = head_items(server.popularity, server.scenario.eval.head_share)
         cohorts = server.transport.pack(np.arange(server.fleet.num_devices))
         requests: list[Message] = []
         for cohort in cohorts:
-            used, local = payload_assignment(cohort, config_of_device)
+            used, local = payload_assignment(cohort, assignment.config_of_device)
             requests.append(
                 TestRequest(
                     devices=cohort,

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, cast
 import numpy as np
 
 from fedrule import seeds
+from fedrule.algorithm.assignment import table_rows
 from fedrule.algorithm.phase import Phase
 from fedrule.metrics import ConfigSums
 from fedrule.privacy import secagg
@@ -44,12 +45,15 @@ class Labelling(Phase[tuple[ConfigSums, int]]):
         stamp: int,
         what: str,
         item_is_head: np.ndarray | None = None,
+        table: int = 0,
     ) -> None:
         self.configs, self.devices, self.stamp, self.what = configs, devices, stamp, what
         self.heads = np.zeros(0, bool) if item_is_head is None else item_is_head  # tail metrics
+        self.table = table  # which of the server's tables (per-tier: the devices' tier's)
 
     def configure(self, server: FleetServer) -> tuple[list[Message], list[np.ndarray]]:
-        payload = server.codec.encode(server.table, server.codec.full_config())
+        table = table_rows(server.table, self.table, server.fleet.n_items)
+        payload = server.codec.encode(table, server.codec.full_config())
         cohorts = server.transport.pack(self.devices)
         requests: list[Message] = [
             LabelRequest(

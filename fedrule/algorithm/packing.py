@@ -41,16 +41,40 @@ def pack(devices: np.ndarray, cost: np.ndarray, cohorts: int) -> list[np.ndarray
 class Packer:
     """Packs devices into cohorts for a transport: about ``per_worker`` cohorts per worker, at
     most ``max_devices`` devices each, balanced by ``cost`` (a device's simulated work: its
-    number of training interactions — simulator bookkeeping, never sent to the server)."""
+    number of training interactions — simulator bookkeeping, never sent to the server).
 
-    def __init__(self, cost: np.ndarray, workers: int, per_worker: int, max_devices: int) -> None:
+    ``partition`` (per device a key, e.g. its tier under ``federated.method: per-tier``, whose
+    tiers train separate tables): no cohort mixes two keys; each key's devices get their share
+    of the cohorts (at least one), so an exchange uses at most one cohort more per key."""
+
+    def __init__(
+        self,
+        cost: np.ndarray,
+        workers: int,
+        per_worker: int,
+        max_devices: int,
+        partition: np.ndarray | None = None,
+    ) -> None:
         self.cost = np.asarray(cost, dtype=np.float64)
         self.workers, self.per_worker, self.max_devices = workers, per_worker, max_devices
+        self.partition = None if partition is None else np.asarray(partition)
 
     def max_cohorts(self) -> int:
         """The most cohorts any exchange uses (the number of nodes a transport needs)."""
-        return num_cohorts(self.cost.size, self.workers, self.per_worker, self.max_devices)
+        count = num_cohorts(self.cost.size, self.workers, self.per_worker, self.max_devices)
+        if self.partition is None:
+            return count
+        return min(self.cost.size, count + np.unique(self.partition).size)
 
     def __call__(self, devices: np.ndarray) -> list[np.ndarray]:
+        devices = np.asarray(devices, dtype=np.int64)
         count = num_cohorts(len(devices), self.workers, self.per_worker, self.max_devices)
-        return pack(devices, self.cost, count)
+        if self.partition is None:
+            return pack(devices, self.cost, count)
+        cohorts: list[np.ndarray] = []
+        keys = self.partition[devices]
+        for key in np.unique(keys):
+            mine = devices[keys == key]
+            share = max(1, round(count * mine.size / devices.size))
+            cohorts += pack(mine, self.cost, max(share, math.ceil(mine.size / self.max_devices)))
+        return cohorts

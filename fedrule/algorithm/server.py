@@ -4,6 +4,10 @@
 each) -> label configurations on devices and fit the estimator -> search per distinct budget and
 dispatch -> collect per-device test results.
 
+``federated.method`` nested and per-tier (the baselines) skip labelling and search: their
+devices train and receive uniform prefixes (``fedrule.algorithm.assignment``), of one table
+(nested) or of their tier's table (per-tier; the server's tables are stacked row-wise).
+
 The server holds the item table, the fleet's registration data (budget and tier per device) and
 what devices send back; it never reads device data. It knows nothing of Flower: it talks to a
 ``Transport``.
@@ -19,8 +23,9 @@ from typing import Any
 import numpy as np
 
 from fedrule import seeds
+from fedrule.algorithm.assignment import Assignment
 from fedrule.algorithm.count import PopularityCount
-from fedrule.algorithm.dispatch import DispatchAndTest, search_budgets
+from fedrule.algorithm.dispatch import DispatchAndTest, search_budgets, searched_assignment
 from fedrule.algorithm.dp_state import ServerPrivacy
 from fedrule.algorithm.hooks import RoundHook, RoundState
 from fedrule.algorithm.labelling import Labelling, candidate_configs, label_devices
@@ -137,14 +142,25 @@ class FleetServer:
         self.results.layout = self.codec
         rng = seeds.server_rng(self.seed, seeds.TABLE_INIT)
         shape = (self.fleet.n_items, self.scenario.model.dim)
-        self.table = (rng.standard_normal(shape) * self.scenario.model.init_std).astype(np.float32)
+        table = (rng.standard_normal(shape) * self.scenario.model.init_std).astype(np.float32)
+        self.table = np.tile(table, (self.num_tables, 1))  # per-tier: each tier's from the same
         self._timed("train", self.train)
-        self._timed("label", self.label_and_fit)
+        if self.method == "rule":  # the baselines need no estimator
+            self._timed("label", self.label_and_fit)
         self._timed("dispatch", self.search_and_dispatch)
         self.results.table = self.table
         times = ", ".join(f"{k} {v:.1f} s" for k, v in self.results.phase_seconds.items())
         self.events.message(f"phase times: {times}")
         return self.results
+
+    @property
+    def method(self) -> str:
+        return self.scenario.federated.method
+
+    @property
+    def num_tables(self) -> int:
+        """Item tables the server trains: one per tier (per-tier), else one."""
+        return len(self.fleet.tier_names) if self.method == "per-tier" else 1
 
     def _timed(self, name: str, fn: Callable[..., Any], *args: Any) -> Any:
         started = time.perf_counter()
@@ -155,22 +171,22 @@ class FleetServer:
     # ------------------------------------------------------------------ phases
     def train(self) -> None:
         fed = self.scenario.federated
-        configs, config_of_device = training_configs(self)
+        assignment = training_configs(self)
         self.events.phase("federated training", fed.rounds)
         best, first = _Best(), 1
         if self.resume is not None:
             best, first = self._restore(self.resume), self.resume.round + 1
-            configs, config_of_device = training_configs(self)
+            assignment = training_configs(self)
             self.events.message(f"resumed after round {self.resume.round}")
             for _ in range(self.resume.round):
                 self.events.advance()
         for round_number in range(first, fed.rounds + 1):
             started = time.perf_counter()
-            refit = fed.mode == "budgeted" and fed.refit_every
+            refit = self.method == "rule" and fed.mode == "budgeted" and fed.refit_every
             if refit and round_number > 1 and (round_number - 1) % fed.refit_every == 0:
                 self.label_and_fit()  # budgeted devices then train what they will receive
-                configs, config_of_device = training_configs(self)
-            record = TrainingRound(round_number, configs, config_of_device).run(self)
+                assignment = training_configs(self)
+            record = TrainingRound(round_number, assignment).run(self)
             metric = f"valid_{self.scenario.eval.metric}"
             record[metric] = float("nan")
             every = fed.eval_every
@@ -233,19 +249,33 @@ class FleetServer:
         devices: np.ndarray,
         what: str,
         item_is_head: np.ndarray | None = None,
+        table: int = 0,
     ) -> tuple[ConfigSums, int]:
         self.label_stamp += 1  # a fresh random stream per labelling
-        phase = Labelling(configs, devices, self.label_stamp, what, item_is_head)
+        phase = Labelling(configs, devices, self.label_stamp, what, item_is_head, table)
         sums, failed = phase.run(self)
         self.label_dropped = phase.dropped
         return sums, failed
 
     def validate(self, round_number: int) -> float:
-        """Validation quality of the full configuration, measured by the labelling devices."""
+        """Validation quality measured by the labelling devices: of the full configuration
+        (rule), or of what each device would receive (nested, per-tier: one labelling per
+        payload, over the labelling devices that receive it)."""
         devices = label_devices(
             self.seed, self.fleet.num_devices, self.scenario.estimator.label_users
         )
-        sums, _ = self._label(self.codec.full_config()[None], devices, f"validation {round_number}")
+        what = f"validation {round_number}"
+        if self.method == "rule":
+            sums, _ = self._label(self.codec.full_config()[None], devices, what)
+        else:
+            assignment = training_configs(self)
+            sums = ConfigSums({}, {})
+            for index, config in enumerate(assignment.configs):
+                mine = devices[assignment.config_of_device[devices] == index]
+                if mine.size:
+                    table = int(assignment.table_of_config[index])
+                    part, _ = self._label(config[None], mine, what, table=table)
+                    sums = sums + part
         return float(sums.means()[self.scenario.eval.metric][0]) if sums.sums else float("nan")
 
     def label_and_fit(self) -> None:
@@ -295,7 +325,27 @@ class FleetServer:
         return verify.choose(self.codec, found, configs, measured, self.results.estimator)
 
     def search_and_dispatch(self) -> None:
+        if self.method != "rule":  # devices receive the prefixes they trained: no search
+            assignment = training_configs(self)
+            self.results.searches = _prefixes(self.codec, assignment, self.fleet.budget_bytes)
+            self.results.devices = DispatchAndTest(assignment).run(self)
+            return
         self.results.searches = search_budgets(self)
         if self.scenario.search.verify:
             self.results.searches = self._verified(self.results.searches)
-        self.results.devices = DispatchAndTest(self.results.searches).run(self)
+        assignment = searched_assignment(self.results.searches, self.fleet.budget_bytes)
+        self.results.devices = DispatchAndTest(assignment).run(self)
+
+
+def _prefixes(
+    codec: ElasticLayout, assignment: Assignment, budget_bytes: np.ndarray
+) -> dict[int, SearchResult]:
+    """Per distinct budget, the prefix its devices receive (no search, no prediction)."""
+    out: dict[int, SearchResult] = {}
+    for budget in np.unique(budget_bytes):
+        first = int(np.flatnonzero(budget_bytes == budget)[0])
+        config = assignment.configs[int(assignment.config_of_device[first])]
+        out[int(budget)] = SearchResult(
+            config, codec.memory_bytes(config), float("nan"), 0, 0.0, searcher="uniform-prefix"
+        )
+    return out

@@ -3,6 +3,8 @@ aggregate their update sums row- and block-wise, take the server step.
 
 Full mode: every device receives the full table. Budgeted mode: the estimator's choice for the
 device's budget once an estimator exists, else the largest uniform configuration that fits.
+``federated.method`` nested and per-tier: the device's largest uniform prefix, of its table
+(``fedrule.algorithm.assignment``).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from fedrule.algorithm.aggregation import (
     PrivateAggregator,
     RowBlockAggregator,
 )
+from fedrule.algorithm.assignment import Assignment, uniform_prefixes
 from fedrule.algorithm.phase import Phase, payload_assignment
 from fedrule.errors import FedruleError
 from fedrule.privacy.accounting import DpPlan, local_epsilon, sampling_rate
@@ -49,7 +52,7 @@ def central_dp(server: FleetServer) -> DpPlan | None:
 
 
 def make_aggregator(
-    server: FleetServer, configs: list[np.ndarray], round_number: int
+    server: FleetServer, assignment: Assignment, round_number: int
 ) -> RowBlockAggregator:
     """Row/block FedAvg, or with central DP the noised sum over a fixed denominator, noised on
     every entry that the round's configurations offer to some device."""
@@ -58,8 +61,10 @@ def make_aggregator(
     if plan is None:
         return RowBlockAggregator(*shape)
     offered = np.zeros((shape[0], shape[2]), dtype=bool)
-    for config in configs:
-        offered |= server.codec.item_weights(config).numpy() > 0
+    n_items = server.fleet.n_items
+    for config, table in zip(assignment.configs, assignment.table_of_config, strict=True):
+        rows = slice(int(table) * n_items, (int(table) + 1) * n_items)
+        offered[rows] |= server.codec.item_weights(config).numpy() > 0
     return PrivateAggregator(
         *shape,
         denominator=plan.expected_devices,
@@ -69,11 +74,15 @@ def make_aggregator(
     )
 
 
-def training_configs(server: FleetServer) -> tuple[list[np.ndarray], np.ndarray]:
-    """Distinct configurations devices receive and train, and per device which."""
+def training_configs(server: FleetServer) -> Assignment:
+    """Distinct configurations devices receive and train (and their tables), and per device
+    which."""
     fleet, codec = server.fleet, server.codec
+    method = server.scenario.federated.method
+    if method != "rule":
+        return uniform_prefixes(codec, fleet.budget_bytes, fleet.tier, method == "per-tier")
     if server.scenario.federated.mode == "full":
-        return [codec.full_config()], np.zeros(fleet.num_devices, dtype=np.int64)
+        return Assignment.one_table([codec.full_config()], np.zeros(fleet.num_devices, np.int64))
     budgets, index = np.unique(fleet.budget_bytes, return_inverse=True)
     if server.results.estimator is None:
         configs = [customize.uniform_fit(codec, int(budget)) for budget in budgets]
@@ -82,14 +91,13 @@ def training_configs(server: FleetServer) -> tuple[list[np.ndarray], np.ndarray]
             codec, budgets, server.results.estimator, server.scenario.search, server.seed
         )
         configs = [found[int(budget)].config for budget in budgets]
-    return configs, index.astype(np.int64)
+    return Assignment.one_table(configs, index.astype(np.int64))
 
 
 class TrainingRound(Phase[dict]):
-    def __init__(self, round_number: int, configs: list[np.ndarray], config_of_device: np.ndarray):
+    def __init__(self, round_number: int, assignment: Assignment):
         self.round = round_number
-        self.configs = configs
-        self.config_of_device = config_of_device
+        self.assignment = assignment
         self.what = f"training round {round_number}"
         self.started = time.perf_counter()
 
@@ -102,11 +110,14 @@ class TrainingRound(Phase[dict]):
             fed.devices_per_round,
             poisson=server.scenario.privacy.central_dp,
         )
-        payloads = [server.codec.encode(server.table, c) for c in self.configs]
+        assignment = self.assignment
+        payloads = assignment.payloads(server.codec, server.table, server.fleet.n_items)
         cohorts = server.transport.pack(self.chosen)
+        # a cohort's reply sums its devices' updates per item: one table per cohort
+        cohorts, self.cohort_table = assignment.split(cohorts)
         requests: list[Message] = []
         for cohort in cohorts:
-            used, local = payload_assignment(cohort, self.config_of_device)
+            used, local = payload_assignment(cohort, assignment.config_of_device)
             requests.append(
                 TrainRequest(
                     round=self.round,
@@ -124,17 +135,18 @@ class TrainingRound(Phase[dict]):
         cohorts: list[np.ndarray],
         replies: Sequence[Message | NodeFailure],
     ) -> dict:
-        aggregator = make_aggregator(server, self.configs, self.round)
+        aggregator = make_aggregator(server, self.assignment, self.round)
         counts = {"trained": 0, "unavailable": 0, "failed": 0, "late": 0, "lost_messages": 0}
         bytes_down = bytes_up = below = 0
         loss_sum = loss_count = 0.0
-        for cohort, reply in zip(cohorts, replies, strict=True):
+        offsets = self.cohort_table * server.fleet.n_items  # the rows of each cohort's table
+        for cohort, reply, offset in zip(cohorts, replies, offsets, strict=True):
             if isinstance(reply, NodeFailure):
                 counts["failed"] += int(cohort.size)  # the node raised, never answered, was lost
                 counts["lost_messages"] += int(reply.lost)
                 continue
             out = cast(TrainReply, reply)
-            aggregator.add(out.rows, out.sum_wdelta, out.sum_w)
+            aggregator.add(out.rows + offset, out.sum_wdelta, out.sum_w)
             counts["trained"] += out.trained
             counts["unavailable"] += out.unavailable
             counts["failed"] += out.failed

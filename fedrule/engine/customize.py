@@ -50,6 +50,13 @@ def load_run(run_dir: Path, seed: int | None) -> tuple[Scenario, dict]:
         ) from None
     if not isinstance(checkpoint, dict) or "item" not in checkpoint:
         raise FedruleError("not a fedrule model file", path=str(path))
+    method = checkpoint.get("method", "rule")
+    if method != "rule":
+        raise ConfigError(
+            f"a federated.method: {method} run has no supernet or estimator to search",
+            path=str(run_dir),
+            hint="fedrule search needs a RULE run (federated.method: rule)",
+        )
     _check_shape(scenario, checkpoint, path)
     if "estimator" not in checkpoint:
         raise FedruleError(

@@ -96,18 +96,20 @@ def check_budgets(scenario: Scenario, fleet: Fleet, n_items: int) -> None:
 
 def local_spec(scenario: Scenario, *, personal: bool = False) -> LocalSpec | None:
     """How a device trains in a round, or (``personal``) how it fits its user vector to a
-    received table before evaluating: items fixed, no sub-configurations (None: never)."""
+    received table before evaluating: items fixed, no sub-configurations (None: never). The
+    baselines (``federated.method`` nested, per-tier) train plain BPR on what they hold."""
     fed, train = scenario.federated, scenario.train
     if personal and fed.personalize_epochs == 0:
         return None
+    plain = personal or fed.method != "rule"
     return LocalSpec(
         epochs=fed.personalize_epochs if personal else fed.local_epochs,
         batch_size=fed.local_batch_size,
         lr=fed.local_lr,
         negatives=train.negatives,
         l2=train.l2,
-        lambda_div=0.0 if personal else train.lambda_div,
-        sampling="none" if personal else train.sampling,
+        lambda_div=0.0 if plain else train.lambda_div,
+        sampling="none" if plain else train.sampling,
         optimizer=fed.local_optimizer,
         compiled=train.compile,
     )
@@ -150,7 +152,8 @@ def run_federated_seed(
         )
     workers = max(1, local_cpus // engine.cpus_per_node)
     cost = np.diff(split.train.indptr)[fleet.user]  # simulated work per device (simulator only)
-    packer = Packer(cost, workers, engine.messages_per_worker, engine.devices_per_node)
+    per_tier = fleet.tier if scenario.federated.method == "per-tier" else None  # own tables
+    packer = Packer(cost, workers, engine.messages_per_worker, engine.devices_per_node, per_tier)
     registry = FleetRegistry(split.n_items, fleet.budget_bytes, fleet.tier, fleet.tier_names)
     stop = threading.Event()
     started = time.perf_counter()

@@ -8,8 +8,8 @@ interface for messages, budgets and dispatch.
 
 The elastic (RULE) table, ``fedrule.model.elastic.ElasticLayout``, is the first codec; the
 baselines (hashing, quotient-remainder, popularity) are in ``fedrule.model.codecs``; nested
-slicing plugs in here too. ``elastic_codec`` is the one place that
-builds it from a scenario.
+slicing (``federated.method: nested``) is the elastic codec with uniform prefixes of blocks.
+``elastic_codec`` is the one place that builds it from a scenario.
 """
 
 from __future__ import annotations

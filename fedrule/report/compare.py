@@ -61,13 +61,16 @@ class Group:
     @property
     def method(self) -> str:
         """The method a federated group stands for (centralised rows name their own)."""
-        mode = self.scenario.get("federated", {}).get("mode", "full")
-        return f"rule-federated-{mode}"
+        federated = self.scenario.get("federated", {})
+        method = federated.get("method", "rule")
+        if method != "rule":  # the baselines: nested, per-tier
+            return f"{method}-federated"
+        return f"rule-federated-{federated.get('mode', 'full')}"
 
 
 def find_runs(folders: list[Path]) -> list[Path]:
-    """Run folders (with ``metrics.json``) given directly or one level below a given folder (a
-    sweep folder, a ``runs/`` folder)."""
+    """Run folders (with ``metrics.json``) given directly, one level below a given folder (a
+    sweep folder, a ``runs/`` folder), or in the sweep folders of a given folder."""
     runs: list[Path] = []
     for folder in folders:
         if (folder / "metrics.json").is_file():
@@ -75,15 +78,21 @@ def find_runs(folders: list[Path]) -> list[Path]:
             continue
         if not folder.is_dir():
             raise ConfigError("no such folder", path=str(folder))
-        found = sorted(
-            p
-            for p in folder.iterdir()
-            if p.is_dir() and not p.name.startswith(".") and (p / "metrics.json").is_file()
-        )
+        found = sorted(_runs_in(folder))
+        for sweep in sorted(p for p in folder.iterdir() if (p / "sweep.json").is_file()):
+            found += sorted(_runs_in(sweep))
         if not found:
             raise ConfigError("holds no finished run (no metrics.json)", path=str(folder))
         runs.extend(found)
     return list(dict.fromkeys(runs))
+
+
+def _runs_in(folder: Path) -> list[Path]:
+    return [
+        p
+        for p in folder.iterdir()
+        if p.is_dir() and not p.name.startswith(".") and (p / "metrics.json").is_file()
+    ]
 
 
 def load_groups(runs: list[Path]) -> list[Group]:

@@ -86,13 +86,14 @@ def metrics_table(title: str, summary: Mapping[str, Mapping[str, float]], keys: 
     return table
 
 
-def tier_table(tiers: list[Mapping[str, object]], k: str) -> Table:
+def tier_table(tiers: list[Mapping[str, object]], k: str, method: str = "rule") -> Table:
     """Per-tier test quality of a fleet run: devices, and how many of them were evaluated (a
     device with too few interactions has no test item); the mean over the evaluated devices (±
-    the spread over seeds when there are several)."""
+    the spread over seeds when there are several). ``method``: the run's federated.method."""
     from fedrule.units import format_bytes
 
-    table = Table(title="test metrics per device tier", title_justify="left")
+    title = "test metrics per device tier" + ("" if method == "rule" else f" ({method})")
+    table = Table(title=title, title_justify="left")
     for column in ("tier", "devices", "evaluated", "budget", "received", "refused"):
         table.add_column(column, justify="left" if column == "tier" else "right")
     for name in (f"recall@{k}", f"ndcg@{k}"):

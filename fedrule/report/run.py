@@ -230,16 +230,22 @@ def _run_federated(
         device_tables.append(rows)
         run.write_text(f"rounds-seed{seed}.csv", csv_text(res.rounds))
         run.write_text(f"devices-seed{seed}.csv", csv_text(rows))
+        method = scenario.federated.method
+        item = res.table  # per-tier: one table per tier (tiers x items x d)
+        if method == "per-tier":
+            item = item.reshape(len(tier_names), split.n_items, -1)
+        estimator = {} if res.estimator is None else {"estimator": res.estimator.state_dict()}
         torch.save(
             {
                 "kind": "federated",
+                "method": method,
                 "scenario": to_plain(scenario),
                 "seed": seed,
-                "item": torch.from_numpy(res.table),
+                "item": torch.from_numpy(item),
                 **_id_maps(split),
                 "group_of_item": torch.from_numpy(res.layout.group_of_item),
                 "popularity": torch.from_numpy(np.asarray(res.popularity)),
-                "estimator": res.estimator.state_dict(),
+                **estimator,
             },
             run.file(f"model-seed{seed}.pt"),
         )
@@ -280,7 +286,7 @@ def _run_federated(
             ["metric", "mean", "std"],
         ),
     )
-    return {"seeds": per_seed, "tiers": summary, "test": test}
+    return {"method": scenario.federated.method, "seeds": per_seed, "tiers": summary, "test": test}
 
 
 def _device_rows(outcome: object, split: object) -> list[dict]:
@@ -297,9 +303,9 @@ def _device_rows(outcome: object, split: object) -> list[dict]:
             "accepted": bool(table["accepted"][d]),
             "answered": bool(table["answered"][d]),
             "evaluated": bool(table["evaluated"][d]),
-            # the estimator's prediction for the device's configuration, next to its test metrics
-            "predicted": float(res.searches[int(fleet.budget_bytes[d])].predicted),
         }
+        if res.estimator is not None:  # RULE: the estimator's prediction for the device's
+            row["predicted"] = float(res.searches[int(fleet.budget_bytes[d])].predicted)
         for j, key in enumerate(res.metric_keys):
             row[key] = float(table["metrics"][d, j])
         rows.append(row)

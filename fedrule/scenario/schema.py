@@ -384,8 +384,24 @@ class EngineConfig:
         require(self.connect_timeout > 0, "must be > 0", path=f"{path}.connect_timeout")
 
 
+FederatedMethod = Literal["rule", "nested", "per-tier"]
+FEDERATED_METHODS: tuple[str, ...] = get_args(FederatedMethod)
+
+
 @dataclass(frozen=True)
 class FederatedConfig:
+    method: FederatedMethod = doc(
+        "(rule|nested|per-tier) rule: the elastic supernet, the estimator and a search per "
+        "budget (RULE). The baselines, in the same rounds, protocol and byte accounting: nested "
+        "(HeteroFL-style nested slicing): one table, every device trains and receives the "
+        "largest uniform prefix of blocks (the first d_t columns) that fits its budget, each "
+        "block averaged over the devices that hold it; per-tier: one table per tier, trained "
+        "from scratch by that tier's devices only at the largest uniform prefix that fits the "
+        "tier's smallest budget, dispatched to them. Both train plain BPR (no sub-configurations, "
+        "no diversity term) and skip labelling and search, so mode, refit_every, estimator.* "
+        "(but label_users: validation devices) and search.* are RULE's alone",
+        "rule",
+    )
     mode: Literal["full", "budgeted"] = doc(
         "(full|budgeted) devices train the whole supernet, or only blocks that fit their budget",
         "full",
@@ -695,11 +711,37 @@ class Scenario:
             "(it names the run folder)",
             path="name",
         )
+        self._check_method()
+
+    def _check_method(self) -> None:
+        """Combinations the baselines (federated.method nested, per-tier) cannot run."""
+        method, privacy = self.federated.method, self.privacy
+        if method == "rule":
+            return
+        require(
+            self.engine.kind == "federated",
+            f"{method} is a federated baseline: set engine.kind: federated (centralised "
+            "baselines: references.baselines)",
+            path="federated.method",
+        )
+        require(
+            not (privacy.decoys > 0 or privacy.dense),
+            f"{method} devices hold a prefix of blocks: decoy and dense uploads need "
+            "federated.method: rule with mode: full",
+            path="federated.method",
+        )
+        require(
+            method != "per-tier" or not privacy.central_dp,
+            "per-tier trains one table per tier: central DP (one sampled, noised table) needs "
+            "federated.method rule or nested",
+            path="federated.method",
+        )
 
 
 _SAFE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,99}")
 
 __all__ = [
+    "FEDERATED_METHODS",
     "SEARCHER_NAMES",
     "Budget",
     "CsvColumns",

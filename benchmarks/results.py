@@ -1,0 +1,187 @@
+"""Regenerate README's "Results" section from real runs.
+
+Each study below is one or more ``fedrule`` commands (sweeps and runs) writing into
+``runs/results/<study>/``, then ``fedrule report`` over that folder into ``docs/results/<study>/``
+(tables and PNG plots). The README section between the ``results:begin`` and ``results:end``
+markers is rewritten from those reports: the tables are copied from the reports' markdown, the
+plots linked, and every command listed, so that no number in it is typed by hand.
+
+A study whose folder already holds finished runs is not run again (sweeps resume; delete the
+folder to start over). ``--only`` picks studies; ``--no-run`` only rebuilds reports and README.
+
+    python benchmarks/results.py                 # everything (about 1.5 hours on 2 cores)
+    python benchmarks/results.py --only audit    # one study
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import re
+import shlex
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RUNS = ROOT / "runs" / "results"
+DOCS = ROOT / "docs" / "results"
+README = ROOT / "README.md"
+BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
+
+
+@dataclass(frozen=True)
+class Study:
+    name: str
+    title: str
+    what: str  # one paragraph: what was run and how to read it
+    commands: tuple[str, ...]  # fedrule arguments; {out} is the study's run folder
+    tables: tuple[str, ...]  # report tables (markdown) shown in README
+    plots: tuple[str, ...]  # report plots linked from README
+
+
+DP = "--set privacy.clip=1 --set privacy.clip_quantile=0.5"
+STUDIES = (
+    Study(
+        "methods",
+        "Federated methods at equal bytes (ML-100K, 3 seeds)",
+        "The quickstart fleet (943 devices; watch 1/16, phone 1/4, tv 1 of the full table) "
+        "trained by RULE (one elastic supernet, a searched sub-embedding per budget), `nested` "
+        "(HeteroFL/FjORD-style: each tier trains and receives the first columns that fit) and "
+        "`per-tier` (one model per tier, trained on that tier's devices only); NDCG@20 on each "
+        "device's held-out last interaction, mean ± spread over seeds 0, 1, 2.",
+        (
+            "sweep scenarios/quickstart.yaml --grid federated.method=rule,nested,per-tier "
+            "--seeds 0,1,2 --out {out}",
+        ),
+        ("summary.md",),
+        ("quality_vs_memory.png", "tiers.png"),
+    ),
+    Study(
+        "privacy-utility",
+        "Privacy–utility: client-level DP on 100,000 devices",
+        "`scenarios/synthetic-100k.yaml` (100,000 devices, 50,000 items, 10,000 devices per "
+        "round, Poisson-sampled under DP) for 30 rounds, without DP and with DP-FedAvg at "
+        "target ε 1, 2, 4, 8 (δ = 1e-5 = 1/devices, adaptive clipping to the median norm); ε "
+        "covers training only (the count and labels are not noised in these runs).",
+        (
+            "run scenarios/synthetic-100k.yaml --set federated.rounds=30 "
+            "--set name=s100k-nonprivate -q --out {out}",
+            "sweep scenarios/synthetic-100k.yaml --grid privacy.target_epsilon=1,2,4,8 "
+            f"--set federated.rounds=30 {DP} --out {{out}}",
+        ),
+        ("summary.md",),
+        ("privacy.png",),
+    ),
+    Study(
+        "audit",
+        "Leakage audit: what the server infers, per defence",
+        "`scenarios/privacy-audit.yaml` (400 synthetic devices, one per message, 10 rounds): "
+        "each attack's AUC at telling a device's training items from the rest of the catalogue "
+        "(mean over rounds), the test-rank attack on the per-device test reports, and test "
+        "NDCG@20, for no defence, decoys, dense uploads, central DP and local DP.",
+        (
+            "sweep scenarios/privacy-audit.yaml --grid 'privacy={audit: true},"
+            "{audit: true, decoys: 1},{audit: true, decoys: 4},{audit: true, dense: true},"
+            "{audit: true, clip: 0.5, target_epsilon: 8},"
+            "{audit: true, clip: 0.5, dense: true, local_noise_multiplier: 1},"
+            "{audit: true, clip: 0.5, dense: true, local_noise_multiplier: 4}' --out {out}",
+        ),
+        ("audit.md",),
+        ("audit.png",),
+    ),
+)
+
+
+def run_study(study: Study) -> None:
+    out = RUNS / study.name
+    out.mkdir(parents=True, exist_ok=True)
+    for command in study.commands:
+        args = shlex.split(command.format(out=out))
+        if args[0] == "sweep":
+            existing = sorted(out.glob(f"{Path(args[1]).stem}-sweep-*"))
+            if existing:  # resume: finished runs are kept
+                args = ["sweep", "--resume", str(existing[-1])]
+        elif args[0] == "run" and _finished_run(out, args):
+            continue
+        print("+ fedrule", shlex.join(args), flush=True)
+        subprocess.run([sys.executable, "-m", "fedrule", *args], cwd=ROOT, check=False)
+
+
+def _finished_run(out: Path, args: list[str]) -> bool:
+    names = [a.split("=", 1)[1] for a in args if a.startswith("name=")]
+    return bool(names) and any(out.glob(f"{names[0]}-*/metrics.json"))
+
+
+def report(study: Study) -> Path:
+    target = DOCS / study.name
+    subprocess.run(
+        [sys.executable, "-m", "fedrule", "report", str(RUNS / study.name), "--out", str(target)],
+        cwd=ROOT,
+        check=True,
+    )
+    return target
+
+
+def section() -> str:
+    lines = [
+        BEGIN,
+        "",
+        "Generated by `python benchmarks/results.py` from the runs below (2-core CPU machine); "
+        "the full reports, with every table and plot, are in [docs/results/](docs/results/).",
+        "",
+    ]
+    for study in STUDIES:
+        folder = DOCS / study.name
+        if not (folder / "report.md").is_file():
+            continue
+        lines += [f"### {study.title}", "", study.what, "", "```bash"]
+        lines += [f"fedrule {c.format(out=f'runs/results/{study.name}')}" for c in study.commands]
+        lines += ["```", ""]
+        for table in study.tables:
+            lines += [_compact(folder / table), ""]
+        for plot in study.plots:
+            if (folder / plot).is_file():
+                lines += [f"![{study.name}: {plot}](docs/results/{study.name}/{plot})", ""]
+    lines.append(END)
+    return "\n".join(lines)
+
+
+def _compact(path: Path) -> str:
+    """A report's markdown table, with numbers rounded for reading."""
+    text = path.read_text(encoding="utf-8").strip()
+    return re.sub(r"\d+\.\d{4,}", lambda m: f"{float(m.group()):.4g}", text)
+
+
+def write_readme(text: str) -> None:
+    readme = README.read_text(encoding="utf-8")
+    if BEGIN in readme and END in readme:
+        head, rest = readme.split(BEGIN, 1)
+        tail = rest.split(END, 1)[1]
+        README.write_text(head + text + tail, encoding="utf-8")
+    else:
+        raise SystemExit(f"README.md has no {BEGIN} ... {END} markers")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--only", default="", help="comma-separated study names")
+    parser.add_argument("--no-run", action="store_true", help="reports and README only")
+    args = parser.parse_args()
+    chosen = [s for s in STUDIES if not args.only or s.name in args.only.split(",")]
+    for study in chosen:
+        if not args.no_run:
+            run_study(study)
+        if any(RUNS.joinpath(study.name).rglob("metrics.json")):
+            report(study)
+    write_readme(section())
+    for study in STUDIES:
+        summary = DOCS / study.name / "summary.csv"
+        if summary.is_file():
+            rows = list(csv.DictReader(summary.open(encoding="utf-8")))
+            print(f"{study.name}: {len(rows)} summary rows")
+
+
+if __name__ == "__main__":
+    main()

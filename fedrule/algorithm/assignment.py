@@ -1,0 +1,90 @@
+"""Who holds what: the payloads of a phase, the server table each is cut from, and per device
+which payload it receives.
+
+The server keeps one item table (``federated.method: rule`` and ``nested``) or one per tier
+(``per-tier``), stacked row-wise: table ``t`` is rows ``t * n_items`` to ``(t + 1) * n_items``
+of the server's array, so the server step, its state, the round hooks and checkpoints see one
+array whatever the method. Devices never see the stacking: each receives a payload cut from
+its table and answers with item ids; the server adds its table's row offset when it aggregates.
+
+- ``rule``: one table; the full configuration, or (budgeted mode) one per distinct budget;
+- ``nested`` (HeteroFL-style nested slicing): one table; every device holds and trains the
+  largest uniform prefix of blocks (the first d_t columns of every item) that fits its budget,
+  so each block averages over the devices that hold it;
+- ``per-tier``: one table per tier; a tier's devices hold and train the largest uniform prefix
+  that fits the smallest budget in the tier, of their tier's table only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from fedrule.model.codec import ItemCodec
+from fedrule.model.elastic import ElasticLayout
+from fedrule.search import customize
+
+
+@dataclass(frozen=True, eq=False)
+class Assignment:
+    """Per distinct payload its configuration and the server table it is cut from; per device
+    (fleet order) the payload it receives."""
+
+    configs: list[np.ndarray]
+    config_of_device: np.ndarray
+    table_of_config: np.ndarray
+
+    @staticmethod
+    def one_table(configs: list[np.ndarray], config_of_device: np.ndarray) -> Assignment:
+        return Assignment(
+            configs, np.asarray(config_of_device, np.int64), np.zeros(len(configs), np.int64)
+        )
+
+    @property
+    def per_table(self) -> bool:
+        """Do the payloads come from more than one table (cohorts must not mix them)?"""
+        return np.unique(self.table_of_config).size > 1
+
+    def table_of_device(self, devices: np.ndarray) -> np.ndarray:
+        return self.table_of_config[self.config_of_device[devices]]
+
+    def payloads(self, codec: ItemCodec, table: np.ndarray, n_items: int) -> list[bytes]:
+        """Every payload, encoded from its table (a block of rows of the server's ``table``)."""
+        return [
+            codec.encode(table_rows(table, int(t), n_items), config)
+            for config, t in zip(self.configs, self.table_of_config, strict=True)
+        ]
+
+    def split(self, cohorts: list[np.ndarray]) -> tuple[list[np.ndarray], np.ndarray]:
+        """The cohorts cut so that each holds the devices of one table (kept as they are with
+        one table), and each cohort's table."""
+        if not self.per_table:
+            return list(cohorts), np.full(len(cohorts), self.table_of_config[0], np.int64)
+        out: list[np.ndarray] = []
+        tables: list[int] = []
+        for cohort in cohorts:
+            of = self.table_of_device(cohort)
+            for t in np.unique(of):
+                out.append(cohort[of == t])
+                tables.append(int(t))
+        return out, np.asarray(tables, dtype=np.int64)
+
+
+def table_rows(table: np.ndarray, index: int, n_items: int) -> np.ndarray:
+    """Table ``index`` of the server's stacked tables (a view)."""
+    return table[index * n_items : (index + 1) * n_items]
+
+
+def uniform_prefixes(
+    codec: ElasticLayout, budget_bytes: np.ndarray, tier: np.ndarray, per_tier: bool
+) -> Assignment:
+    """``nested``: every distinct budget's largest uniform prefix, from one table. ``per-tier``:
+    every tier's largest uniform prefix within its smallest budget, from the tier's table."""
+    if not per_tier:
+        budgets, index = np.unique(budget_bytes, return_inverse=True)
+        configs = [customize.uniform_fit(codec, int(b)) for b in budgets]
+        return Assignment.one_table(configs, index.astype(np.int64))
+    tiers, index = np.unique(tier, return_inverse=True)
+    configs = [customize.uniform_fit(codec, int(budget_bytes[tier == t].min())) for t in tiers]
+    return Assignment(configs, index.astype(np.int64), tiers.astype(np.int64))
