@@ -70,3 +70,31 @@ def test_groups_are_labelled_by_the_keys_in_which_they_differ(tmp_path):
     assert [(g.label, len(g.seeds)) for g in groups] == [("dim=8", 2), ("dim=16", 1)]
     table = markdown_table([{"a": 0.5, "a_std": 0.1, "b": "x"}], ["a", "a_std", "b"])
     assert table.splitlines()[-1] == "| 0.5 ± 0.1 | x |"
+
+
+def test_many_differing_keys_label_each_group_by_its_departures(tmp_path):
+    variants = [
+        {},
+        {"decoys": 4},
+        {"dense": True},
+        {"clip": 0.5, "target_epsilon": 8},
+        {"clip": 0.5, "dense": True, "local_noise_multiplier": 4},
+    ]
+    for i, changed in enumerate(variants):
+        folder = tmp_path / "sweep" / f"cell{i}-s0"
+        folder.mkdir(parents=True)
+        privacy = {"decoys": 0, "dense": False, "clip": 0, "target_epsilon": None}
+        privacy |= {"local_noise_multiplier": 0} | changed
+        scenario = {"name": f"cell{i}-s0", "seeds": [0], "privacy": privacy}
+        (folder / "scenario.yaml").write_text(yaml.safe_dump(scenario))
+        metrics = {"engine": "centralized", "seeds": {"0": {"test": {"ndcg@10": 0.1}}}}
+        (folder / "metrics.json").write_text(json.dumps(metrics | {"test": {}}))
+    (tmp_path / "sweep" / "sweep.json").write_text("{}")  # runs inside a sweep folder
+    labels = [g.label for g in load_groups(find_runs([tmp_path]))]
+    assert labels == [
+        "the most common settings",
+        "decoys=4",
+        "dense=True",
+        "clip=0.5, target_epsilon=8",
+        "clip=0.5, dense=True, local_noise_multiplier=4",
+    ]

@@ -16,12 +16,13 @@ import csv
 import json
 import math
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import yaml
-from matplotlib.ticker import FuncFormatter, MaxNLocator
+from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
 
 from fedrule.errors import ConfigError
 from fedrule.report.tables import csv_text, mean_std
@@ -122,10 +123,18 @@ def _label(groups: list[Group]) -> None:
     short = [s if last.count(s) == 1 else k for s, k in zip(last, keys, strict=True)]
     names = [re.sub(r"-s\d+$", "", str(g.scenario.get("name", g.runs[0].name))) for g in groups]
     for group, values, name in zip(groups, flat, names, strict=True):
-        if keys and len(keys) <= 4:
-            group.label = ", ".join(
-                f"{s}={_short(values.get(k))}" for s, k in zip(short, keys, strict=True)
-            )
+        shown = list(zip(short, keys, strict=True))
+        if len(keys) > 4:  # only where this group leaves the most common value
+            common = {k: Counter(json.dumps(f.get(k), default=str) for f in flat) for k in keys}
+            shown = [
+                (s, k)
+                for s, k in shown
+                if json.dumps(values.get(k), default=str) != common[k].most_common(1)[0][0]
+            ]
+        if shown and len(shown) <= 4:
+            group.label = ", ".join(f"{s}={_short(values.get(k))}" for s, k in shown)
+        elif keys and not shown:
+            group.label = "the most common settings"
         elif names.count(name) > 1:
             group.label = f"{name} ({group.runs[0].name})"
         else:
@@ -518,8 +527,11 @@ def plot_privacy(groups: list[Group], path: Path) -> Path | None:
                 label=label,
             )
     ax.set_xscale("log")
+    ticks = sorted({round(eps, 2) for _, (eps, _) in private})
+    ax.set_xticks(ticks)
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-    ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlim(ticks[0] / 1.6, ticks[-1] * 1.6)
     ax.set_xlabel("privacy loss ε after training (log scale; lower is more private)")
     ax.set_ylabel(f"test {metric} (mean over the tier's devices)")
     ax.set_title("Privacy–utility: client-level DP, per device tier")
@@ -552,11 +564,19 @@ def audit_rows(groups: list[Group]) -> list[dict]:
         )
         eps = [_final_epsilon(s) for s in group.seeds]
         row["epsilon"] = mean_std(eps)[0] if any(not math.isnan(e) for e in eps) else None
+        local = [_last(s, "local_epsilon") for s in group.seeds]  # each device's, local DP
+        row["local_epsilon"] = mean_std(local)[0] if any(not math.isnan(e) for e in local) else None
         row["upload_bytes_per_round"] = mean_std(
             np.mean([r.get("bytes_up", math.nan) for r in s.rounds]) for s in group.seeds
         )[0]
         rows.append(row)
     return rows
+
+
+def _last(seed: Seed, key: str) -> float:
+    values = [float(r[key]) for r in seed.rounds if r.get(key) not in (None, "")]
+    values = [v for v in values if not math.isnan(v)]
+    return values[-1] if values else math.nan
 
 
 def _round_mean(seed: Seed, key: str) -> float:
@@ -623,7 +643,7 @@ def write_report(folders: list[Path], out: Path) -> list[Path]:
     if audit:
         acols = ["group", "seeds", *[f"{a}_auc" for a in ("count", *UPLOAD_ATTACKS)]]
         acols += ["strongest_auc", "test_rank_exact", "test_rank_bits", "test_bucket"]
-        acols += [metric, f"{metric}_std", "epsilon", "upload_bytes_per_round"]
+        acols += [metric, f"{metric}_std", "epsilon", "local_epsilon", "upload_bytes_per_round"]
         acols = [c for c in acols if any(r.get(c) is not None for r in audit)]
         written.append(_write(out / "audit.csv", csv_text(audit, acols)))
         written.append(_write(out / "audit.md", markdown_table(audit, acols)))
