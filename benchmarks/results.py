@@ -98,7 +98,7 @@ def run_study(study: Study) -> None:
     out = RUNS / study.name
     out.mkdir(parents=True, exist_ok=True)
     for command in study.commands:
-        args = shlex.split(command.format(out=out))
+        args = shlex.split(command.replace("{out}", str(out)))
         if args[0] == "sweep":
             existing = sorted(out.glob(f"{Path(args[1]).stem}-sweep-*"))
             if existing:  # resume: finished runs are kept
@@ -137,7 +137,8 @@ def section() -> str:
         if not (folder / "report.md").is_file():
             continue
         lines += [f"### {study.title}", "", study.what, "", "```bash"]
-        lines += [f"fedrule {c.format(out=f'runs/results/{study.name}')}" for c in study.commands]
+        here = f"runs/results/{study.name}"
+        lines += ["fedrule " + c.replace("{out}", here) for c in study.commands]
         lines += ["```", ""]
         for table in study.tables:
             lines += [_compact(folder / table), ""]
@@ -148,9 +149,17 @@ def section() -> str:
     return "\n".join(lines)
 
 
+DROPPED = {"engine", "seeds", "count_auc"}  # the same in every row of these studies
+
+
 def _compact(path: Path) -> str:
-    """A report's markdown table, with numbers rounded for reading."""
-    text = path.read_text(encoding="utf-8").strip()
+    """A report's markdown table without the columns that say the same in every row, with
+    numbers rounded for reading."""
+    rows = [line.strip().strip("|").split("|") for line in path.read_text("utf-8").splitlines()]
+    rows = [[cell.strip() for cell in row] for row in rows if row and row[0]]
+    keep = [i for i, name in enumerate(rows[0]) if name not in DROPPED]
+    lines = ["| " + " | ".join(row[i] for i in keep) + " |" for row in rows]
+    text = "\n".join(lines)
     return re.sub(r"\d+\.\d{4,}", lambda m: f"{float(m.group()):.4g}", text)
 
 

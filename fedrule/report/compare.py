@@ -269,10 +269,13 @@ def memory_rows(groups: list[Group]) -> list[dict]:
     """Quality against memory: centralised RULE rows (method, searcher, budget) and federated
     tiers (their budget), mean and spread over seeds of the metric and tail metric."""
     out = []
+    federated = [g.method for g in groups if g.engine == "federated"]
     for group in groups:
         metric = group.metric
         names = (metric, f"tail/{metric}")
         prefix = f"{group.label}: " if len(groups) > 1 else ""
+        if group.engine == "federated" and len(groups) == len(set(federated)):
+            prefix = ""  # every group is a different method: its name says which
         if group.engine == "federated":
             for tier in [t for t in group.seeds[0].tiers if t != "all"]:
                 row: dict[str, object] = {"series": f"{prefix}{group.method}", "point": tier}
