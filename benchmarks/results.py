@@ -59,6 +59,19 @@ STUDIES = (
         ("quality_vs_memory.png", "tiers.png"),
     ),
     Study(
+        "methods-ml1m",
+        "Federated methods at equal bytes (ML-1M, one seed, 20 rounds)",
+        "`scenarios/ml1m-fleet.yaml` (6,040 devices in four tiers: 1/16, 1/8, 1/4 and 1 of the "
+        "full table; 25% of the fleet per round) for 20 rounds instead of its 40, one seed: "
+        "RULE against `nested` and `per-tier`, as above.",
+        (
+            "sweep scenarios/ml1m-fleet.yaml --grid federated.method=rule,nested,per-tier "
+            "--set federated.rounds=20 --seeds 0 --out {out}",
+        ),
+        ("summary.md",),
+        ("tiers.png",),
+    ),
+    Study(
         "privacy-utility",
         "Privacy–utility: client-level DP on 100,000 devices",
         "`scenarios/synthetic-100k.yaml` (100,000 devices, 50,000 items, 10,000 devices per "

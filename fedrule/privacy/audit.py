@@ -2,12 +2,14 @@
 received, measured every round.
 
 ``LeakageAudit.observe`` wraps the run's transport and keeps exactly the replies the server gets
-(popularity counts and training updates) with the devices each request named. After every
-training round (a round hook) the attacks of ``fedrule.privacy.attacks`` run on that round's
-replies, and only then does ``fedrule.privacy.scorer`` compare their guesses with the ground
-truth, which the engine hands the audit as a function (the named devices' training items). The
-mean of each metric over the round's replies goes into the round's record (``audit_*`` columns
-of rounds-seed*.csv). With ``engine.devices_per_node: 1`` every reply is one device's — the
+(popularity counts, training updates with the table the server sent for them, test reports)
+with the devices each request named. After every training round (a round hook) the attacks of
+``fedrule.privacy.attacks`` run on that round's replies, and only then does
+``fedrule.privacy.scorer`` compare their guesses with the ground truth, which the engine hands
+the audit as a function (the named devices' training items). The mean of each metric over the
+round's replies goes into the round's record (``audit_*`` columns of rounds-seed*.csv). After
+dispatch, ``test_leakage`` runs the test-rank attack on the test reports (``audit_test`` in
+metrics.json). With ``engine.devices_per_node: 1`` every reply is one device's — the
 server decides whom a request names, so that is what it can always obtain.
 """
 

@@ -547,8 +547,10 @@ class PrivacyConfig:
     )
     audit: bool = doc(
         "(bool) every round, attack what the server received (positives of each cohort's "
-        "upload, membership from the popularity count) and score it: audit_* columns of "
-        "rounds-seed*.csv; with engine.devices_per_node: 1 the figures are per device",
+        "upload by touched rows, norms, singular vector and IMIA-style shadow replay; "
+        "membership from the popularity count) and score it: audit_* columns of "
+        "rounds-seed*.csv; after dispatch, the test-rank attack on the test reports: "
+        "audit_test in metrics.json; with engine.devices_per_node: 1 the figures are per device",
         False,
     )
     decoys: float = doc(
