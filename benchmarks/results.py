@@ -42,6 +42,20 @@ class Study:
 
 
 DP = "--set privacy.clip=1 --set privacy.clip_quantile=0.5"
+FIVE_TIERS = shlex.quote(
+    "fleet.tiers=["
+    + ", ".join(
+        f"{{name: {name}, share: 0.2, budget: {budget}}}"
+        for name, budget in [
+            ("watch", "1/16"),
+            ("budget-phone", "1/8"),
+            ("phone", "1/4"),
+            ("tablet", "1/2"),
+            ("tv", "1"),
+        ]
+    )
+    + "]"
+)
 STUDIES = (
     Study(
         "methods",
@@ -60,16 +74,16 @@ STUDIES = (
     ),
     Study(
         "methods-ml1m",
-        "Federated methods at equal bytes (ML-1M, one seed, 20 rounds)",
-        "`scenarios/ml1m-fleet.yaml` (6,040 devices in four tiers: 1/16, 1/8, 1/4 and 1 of the "
-        "full table; 25% of the fleet per round) for 20 rounds instead of its 40, one seed: "
-        "RULE against `nested` and `per-tier`, as above.",
+        "Federated methods at equal bytes (ML-1M, 3 seeds)",
+        "`scenarios/ml1m-fleet.yaml` (6,040 devices, 25% per round, 40 rounds) with five tiers of "
+        "equal share at 1/16, 1/8, 1/4, 1/2 and 1 of the full table: RULE (full mode) against "
+        "`nested` and `per-tier`, seeds 0, 1, 2 (each seed draws its own fleet).",
         (
             "sweep scenarios/ml1m-fleet.yaml --grid federated.method=rule,nested,per-tier "
-            "--set federated.rounds=20 --seeds 0 --out {out}",
+            f"--seeds 0,1,2 --set {FIVE_TIERS} --out {{out}}",
         ),
         ("summary.md",),
-        ("tiers.png",),
+        ("quality_vs_memory.png", "tiers.png"),
     ),
     Study(
         "privacy-utility",
