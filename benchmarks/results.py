@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import re
 import shlex
 import subprocess
@@ -39,6 +40,7 @@ class Study:
     commands: tuple[str, ...]  # fedrule arguments; {out} is the study's run folder
     tables: tuple[str, ...]  # report tables (markdown) shown in README
     plots: tuple[str, ...]  # report plots linked from README
+    only_all: bool = False  # show only the fleet's rows (tier "all"); the plots show tiers
 
 
 DP = "--set privacy.clip=1 --set privacy.clip_quantile=0.5"
@@ -76,14 +78,63 @@ STUDIES = (
         "methods-ml1m",
         "Federated methods at equal bytes (ML-1M, 3 seeds)",
         "`scenarios/ml1m-fleet.yaml` (6,040 devices, 25% per round, 40 rounds) with five tiers of "
-        "equal share at 1/16, 1/8, 1/4, 1/2 and 1 of the full table: RULE (full mode) against "
-        "`nested` and `per-tier`, seeds 0, 1, 2 (each seed draws its own fleet).",
+        "equal share at 1/16, 1/8, 1/4, 1/2 and 1 of the full table: RULE (full mode, and "
+        "budgeted mode: devices train only the searched blocks that fit, refitted every 10 "
+        "rounds) against `nested` and `per-tier`, seeds 0, 1, 2 (each seed draws its own fleet).",
         (
             "sweep scenarios/ml1m-fleet.yaml --grid federated.method=rule,nested,per-tier "
+            f"--seeds 0,1,2 --set {FIVE_TIERS} --out {{out}}",
+            "sweep scenarios/ml1m-fleet.yaml --grid federated.mode=budgeted "
             f"--seeds 0,1,2 --set {FIVE_TIERS} --out {{out}}",
         ),
         ("summary.md",),
         ("quality_vs_memory.png", "tiers.png"),
+    ),
+    Study(
+        "optimisers",
+        "Server optimisers on the ML-1M fleet (seed 0)",
+        "`scenarios/ml1m-fleet.yaml` (full mode, 40 rounds, 25% of 6,040 devices per round), "
+        "validated every 2 rounds, with each server optimiser on the row/block-sparse "
+        "aggregate (Reddi et al. 2021): FedAvg (server lr 1), FedAvgM (lr 0.5, momentum 0.9), "
+        "FedAdam and FedYogi (lr 0.05, beta1 0.9, beta2 0.99, tau 1e-3); `curves.png` has "
+        "validation NDCG@20 against round and against seconds.",
+        tuple(
+            f"run scenarios/ml1m-fleet.yaml --set federated.eval_every=2 {sets} "
+            f"--set name=opt-{name} -q --out {{out}}"
+            for name, sets in [
+                ("fedavg", "--set federated.server_optimizer=fedavg"),
+                (
+                    "fedavgm",
+                    "--set federated.server_optimizer=fedavgm --set federated.server_lr=0.5",
+                ),
+                (
+                    "fedadam",
+                    "--set federated.server_optimizer=fedadam --set federated.server_lr=0.05",
+                ),
+                (
+                    "fedyogi",
+                    "--set federated.server_optimizer=fedyogi --set federated.server_lr=0.05",
+                ),
+            ]
+        ),
+        ("summary.md",),
+        ("curves.png",),
+        only_all=True,
+    ),
+    Study(
+        "centralised-ml1m",
+        "Centralised RULE and references at equal bytes (ML-1M, 3 seeds)",
+        "`scenarios/ml1m-rule-centralized.yaml` (seeds 0, 1, 2) with the cheap baselines: the "
+        "supernet searched at 1/16 … 1 of the full table (evolution, verified on validation; "
+        "greedy, uniform and random beside it), plain BPR-MF with the same search, BPR-MF "
+        "retrained at the dimension of equal memory, the plain model truncated to a uniform "
+        "prefix (`full-prefix`) and popularity; test NDCG@20 over all 6,040 users.",
+        (
+            "run scenarios/ml1m-rule-centralized.yaml "
+            "--set 'references.baselines=[full, popularity]' --set name=ml1m-rule -q --out {out}",
+        ),
+        ("quality_vs_memory.md",),
+        ("quality_vs_memory.png",),
     ),
     Study(
         "privacy-utility",
@@ -100,6 +151,7 @@ STUDIES = (
         ),
         ("summary.md",),
         ("privacy.png",),
+        only_all=True,
     ),
     Study(
         "audit",
@@ -127,13 +179,24 @@ def run_study(study: Study) -> None:
     for command in study.commands:
         args = shlex.split(command.replace("{out}", str(out)))
         if args[0] == "sweep":
-            existing = sorted(out.glob(f"{Path(args[1]).stem}-sweep-*"))
+            existing = [p for p in sorted(out.glob("*-sweep-*")) if _same_grid(p, args)]
             if existing:  # resume: finished runs are kept
                 args = ["sweep", "--resume", str(existing[-1])]
         elif args[0] == "run" and _finished_run(out, args):
             continue
         print("+ fedrule", shlex.join(args), flush=True)
         subprocess.run([sys.executable, "-m", "fedrule", *args], cwd=ROOT, check=False)
+
+
+def _same_grid(sweep: Path, args: list[str]) -> bool:
+    """Was the sweep folder made by this command (same grid keys and values)?"""
+    try:
+        plan = json.loads((sweep / "sweep.json").read_text(encoding="utf-8"))["plan"]
+    except (OSError, ValueError, KeyError):
+        return False
+    grid = [f"{axis['key']}={','.join(axis['values'])}" for axis in plan["grid"]]
+    asked = [args[i + 1] for i, a in enumerate(args[:-1]) if a == "--grid"]
+    return grid == asked
 
 
 def _finished_run(out: Path, args: list[str]) -> bool:
@@ -155,7 +218,8 @@ def section() -> str:
     lines = [
         BEGIN,
         "",
-        "Generated by `python benchmarks/results.py` from the runs below (2-core CPU machine); "
+        "Generated by `python benchmarks/results.py` from the runs below, on a 2-core CPU "
+        "machine (`train_seconds` is wall-clock and includes whatever else ran at the time); "
         "the full reports, with every table and plot, are in [docs/results/](docs/results/).",
         "",
     ]
@@ -168,7 +232,7 @@ def section() -> str:
         lines += ["fedrule " + c.replace("{out}", here) for c in study.commands]
         lines += ["```", ""]
         for table in study.tables:
-            lines += [_compact(folder / table), ""]
+            lines += [_compact(folder / table, study.only_all), ""]
         for plot in study.plots:
             if (folder / plot).is_file():
                 lines += [f"![{study.name}: {plot}](docs/results/{study.name}/{plot})", ""]
@@ -179,12 +243,17 @@ def section() -> str:
 DROPPED = {"engine", "seeds", "count_auc"}  # the same in every row of these studies
 
 
-def _compact(path: Path) -> str:
-    """A report's markdown table without the columns that say the same in every row, with
-    numbers rounded for reading."""
+def _compact(path: Path, only_all: bool = False) -> str:
+    """A report's markdown table without the columns that say the same in every row (and with
+    ``only_all`` only the whole fleet's rows, without the per-tier budget), numbers rounded."""
     rows = [line.strip().strip("|").split("|") for line in path.read_text("utf-8").splitlines()]
     rows = [[cell.strip() for cell in row] for row in rows if row and row[0]]
-    keep = [i for i, name in enumerate(rows[0]) if name not in DROPPED]
+    dropped = set(DROPPED)
+    if only_all and "tier" in rows[0]:
+        tier = rows[0].index("tier")
+        rows = rows[:2] + [row for row in rows[2:] if row[tier] == "all"]
+        dropped |= {"tier", "budget_bytes"}
+    keep = [i for i, name in enumerate(rows[0]) if name not in dropped]
     lines = ["| " + " | ".join(row[i] for i in keep) + " |" for row in rows]
     text = "\n".join(lines)
     return re.sub(r"\d+\.\d{4,}", lambda m: f"{float(m.group()):.4g}", text)
