@@ -123,15 +123,17 @@ STUDIES = (
     ),
     Study(
         "centralised-ml1m",
-        "Centralised RULE and references at equal bytes (ML-1M, 3 seeds)",
-        "`scenarios/ml1m-rule-centralized.yaml` (seeds 0, 1, 2) with the cheap baselines: the "
+        "Centralised RULE and every baseline at equal bytes (ML-1M, 3 seeds)",
+        "`scenarios/ml1m-rule-centralized.yaml` (seeds 0, 1, 2) with every baseline codec: the "
         "supernet searched at 1/16 … 1 of the full table (evolution, verified on validation; "
         "greedy, uniform and random beside it), plain BPR-MF with the same search, BPR-MF "
         "retrained at the dimension of equal memory, the plain model truncated to a uniform "
-        "prefix (`full-prefix`) and popularity; test NDCG@20 over all 6,040 users.",
+        "prefix (`full-prefix`), the hashing trick and quotient-remainder embeddings at equal "
+        "bytes, and popularity; test NDCG@20 over all 6,040 users.",
         (
             "run scenarios/ml1m-rule-centralized.yaml "
-            "--set 'references.baselines=[full, popularity]' --set name=ml1m-rule -q --out {out}",
+            "--set 'references.baselines=[full, hashing, qr, popularity]' "
+            "--set name=ml1m-rule -q --out {out}",
         ),
         ("quality_vs_memory.md",),
         ("quality_vs_memory.png",),
