@@ -122,14 +122,15 @@ def _label(groups: list[Group]) -> None:
     last = [k.rsplit(".", 1)[-1] for k in keys]
     short = [s if last.count(s) == 1 else k for s, k in zip(last, keys, strict=True)]
     names = [re.sub(r"-s\d+$", "", str(g.scenario.get("name", g.runs[0].name))) for g in groups]
+    common = {  # per key, its most common value (labels then show only departures from it)
+        k: Counter(json.dumps(f.get(k), default=str) for f in flat).most_common(1)[0][0]
+        for k in keys
+    }
     for group, values, name in zip(groups, flat, names, strict=True):
         shown = list(zip(short, keys, strict=True))
         if len(keys) > 4:  # only where this group leaves the most common value
-            common = {k: Counter(json.dumps(f.get(k), default=str) for f in flat) for k in keys}
             shown = [
-                (s, k)
-                for s, k in shown
-                if json.dumps(values.get(k), default=str) != common[k].most_common(1)[0][0]
+                (s, k) for s, k in shown if json.dumps(values.get(k), default=str) != common[k]
             ]
         if shown and len(shown) <= 4:
             group.label = ", ".join(f"{s}={_short(values.get(k))}" for s, k in shown)
@@ -240,9 +241,7 @@ def summary_rows(groups: list[Group]) -> list[dict]:
 def _final_epsilon(seed: Seed) -> float:
     if seed.estimator.get("epsilon") is not None:  # after the final (possibly noised) labels
         return float(seed.estimator["epsilon"])
-    values = [float(r["epsilon"]) for r in seed.rounds if "epsilon" in r]
-    values = [v for v in values if not math.isnan(v)]
-    return values[-1] if values else math.nan
+    return _last(seed, "epsilon")
 
 
 def markdown_table(rows: list[dict], columns: list[str]) -> str:
@@ -576,15 +575,19 @@ def audit_rows(groups: list[Group]) -> list[dict]:
     return rows
 
 
+def _round_values(seed: Seed, key: str) -> list[float]:
+    """``key``'s recorded values over a seed's rounds (absent and NaN cells left out)."""
+    values = (r.get(key) for r in seed.rounds)
+    return [v for v in values if isinstance(v, float) and not math.isnan(v)]
+
+
 def _last(seed: Seed, key: str) -> float:
-    values = [float(r[key]) for r in seed.rounds if r.get(key) not in (None, "")]
-    values = [v for v in values if not math.isnan(v)]
+    values = _round_values(seed, key)
     return values[-1] if values else math.nan
 
 
 def _round_mean(seed: Seed, key: str) -> float:
-    values = [float(r[key]) for r in seed.rounds if r.get(key) not in (None, "")]
-    values = [v for v in values if not math.isnan(v)]
+    values = _round_values(seed, key)
     return float(np.mean(values)) if values else math.nan
 
 
