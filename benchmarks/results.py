@@ -3,7 +3,7 @@
 Each study below is one or more ``fedrule`` commands (sweeps and runs) writing into
 ``runs/results/<study>/``, then ``fedrule report`` over that folder into ``docs/results/<study>/``
 (tables and PNG plots). The README section between the ``results:begin`` and ``results:end``
-markers is rewritten from those reports: the tables are copied from the reports' markdown, the
+markers is rewritten from those reports: the tables are made from the reports' CSV, the
 plots linked, and every command listed, so that no number in it is typed by hand.
 
 A study whose folder already holds finished runs is not run again (sweeps resume; delete the
@@ -18,12 +18,13 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import re
 import shlex
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+
+from fedrule.report.compare import markdown_table
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNS = ROOT / "runs" / "results"
@@ -38,7 +39,7 @@ class Study:
     title: str
     what: str  # one paragraph: what was run and how to read it
     commands: tuple[str, ...]  # fedrule arguments; {out} is the study's run folder
-    tables: tuple[str, ...]  # report tables (markdown) shown in README
+    tables: tuple[str, ...]  # report tables (CSV) shown in README
     plots: tuple[str, ...]  # report plots linked from README
     only_all: bool = False  # show only the fleet's rows (tier "all"); the plots show tiers
 
@@ -71,7 +72,7 @@ STUDIES = (
             "sweep scenarios/quickstart.yaml --grid federated.method=rule,nested,per-tier "
             "--seeds 0,1,2 --out {out}",
         ),
-        ("summary.md",),
+        ("summary.csv",),
         ("quality_vs_memory.png", "tiers.png"),
     ),
     Study(
@@ -87,7 +88,7 @@ STUDIES = (
             "sweep scenarios/ml1m-fleet.yaml --grid federated.mode=budgeted "
             f"--seeds 0,1,2 --set {FIVE_TIERS} --out {{out}}",
         ),
-        ("summary.md",),
+        ("summary.csv",),
         ("quality_vs_memory.png", "tiers.png"),
     ),
     Study(
@@ -117,7 +118,7 @@ STUDIES = (
                 ),
             ]
         ),
-        ("summary.md",),
+        ("summary.csv",),
         ("curves.png",),
         only_all=True,
     ),
@@ -135,7 +136,7 @@ STUDIES = (
             "--set 'references.baselines=[full, hashing, qr, popularity]' "
             "--set name=ml1m-rule -q --out {out}",
         ),
-        ("quality_vs_memory.md",),
+        ("quality_vs_memory.csv",),
         ("quality_vs_memory.png",),
     ),
     Study(
@@ -151,7 +152,7 @@ STUDIES = (
             "sweep scenarios/synthetic-100k.yaml --grid privacy.target_epsilon=1,2,4,8 "
             f"--set federated.rounds=30 {DP} --out {{out}}",
         ),
-        ("summary.md",),
+        ("summary.csv",),
         ("privacy.png",),
         only_all=True,
     ),
@@ -169,7 +170,7 @@ STUDIES = (
             "{audit: true, clip: 0.5, dense: true, local_noise_multiplier: 1},"
             "{audit: true, clip: 0.5, dense: true, local_noise_multiplier: 4}' --out {out}",
         ),
-        ("audit.md",),
+        ("audit.csv",),
         ("audit.png",),
     ),
 )
@@ -246,19 +247,26 @@ DROPPED = {"engine", "seeds", "count_auc"}  # the same in every row of these stu
 
 
 def _compact(path: Path, only_all: bool = False) -> str:
-    """A report's markdown table without the columns that say the same in every row (and with
-    ``only_all`` only the whole fleet's rows, without the per-tier budget), numbers rounded."""
-    rows = [line.strip().strip("|").split("|") for line in path.read_text("utf-8").splitlines()]
-    rows = [[cell.strip() for cell in row] for row in rows if row and row[0]]
+    """A report's table (its CSV), without the columns that say the same in every row (and
+    with ``only_all`` only the whole fleet's rows, without the per-tier budget)."""
+    with open(path, newline="", encoding="utf-8") as handle:
+        rows = [{k: _value(v) for k, v in row.items()} for row in csv.DictReader(handle)]
+    columns = list(rows[0]) if rows else []
     dropped = set(DROPPED)
-    if only_all and "tier" in rows[0]:
-        tier = rows[0].index("tier")
-        rows = rows[:2] + [row for row in rows[2:] if row[tier] == "all"]
+    if only_all and "tier" in columns:
+        rows = [row for row in rows if row["tier"] == "all"]
         dropped |= {"tier", "budget_bytes"}
-    keep = [i for i, name in enumerate(rows[0]) if name not in dropped]
-    lines = ["| " + " | ".join(row[i] for i in keep) + " |" for row in rows]
-    text = "\n".join(lines)
-    return re.sub(r"\d+\.\d{4,}", lambda m: f"{float(m.group()):.4g}", text)
+    shown = [c for c in columns if c not in dropped and any(r[c] is not None for r in rows)]
+    return markdown_table(rows, shown).strip()
+
+
+def _value(text: str) -> object:
+    if text == "":
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        return text
 
 
 def write_readme(text: str) -> None:
