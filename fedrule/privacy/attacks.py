@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.special import expit
 
 
 @dataclass(frozen=True, eq=False)
@@ -86,9 +87,9 @@ def shadow_replay(
     few norms of u, and keeps the replay nearest the uploads. Unlike ``singular_vector`` it needs
     no popularity: with more than one negative per positive, positives are the smaller side of
     the replay that fits (see the comment below), and the replayed magnitudes from the sent
-    table separate the rows within it. All-zero rows
-    (dense padding) are untouched and rank last. Attacker knowledge: the uploads, the table it
-    sent, and the protocol's ``train.negatives``."""
+    table separate the rows within it. All-zero rows (dense padding) are untouched and rank
+    last. Attacker knowledge: the uploads, the table it sent, and the protocol's
+    ``train.negatives``."""
     score = np.full(n_items, -np.inf)
     named = np.zeros(n_items, dtype=bool)
     delta = np.asarray(sum_wdelta, dtype=np.float64)
@@ -141,8 +142,8 @@ def _replay(
     pos, neg = np.flatnonzero(positive), np.flatnonzero(~positive)
     # read as positive, a row is paired with the guessed negatives; read as negative, with the
     # guessed positives (each negative is sampled |P| negatives / |N| times on average)
-    weight_pos = negatives * _sigmoid(scores[neg][None, :] - scores[:, None]).mean(axis=1)
-    weight_neg = (negatives * pos.size / neg.size) * _sigmoid(
+    weight_pos = negatives * expit(scores[neg][None, :] - scores[:, None]).mean(axis=1)
+    weight_neg = (negatives * pos.size / neg.size) * expit(
         scores[:, None] - scores[pos][None, :]
     ).mean(axis=1)
     along = delta @ u
@@ -154,10 +155,6 @@ def _replay(
     to_neg = sq + 2 * eta * weight_neg * along + (eta * weight_neg) ** 2 * uu
     total = float(np.where(positive, to_pos, to_neg).sum())
     return to_neg - to_pos, total
-
-
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 0.5 * (1.0 + np.tanh(0.5 * x))
 
 
 @dataclass(frozen=True, eq=False)
