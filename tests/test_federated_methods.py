@@ -14,6 +14,7 @@ from fedrule import seeds
 from fedrule.algorithm.aggregation import RowBlockAggregator
 from fedrule.algorithm.assignment import uniform_prefixes
 from fedrule.algorithm.packing import Packer
+from fedrule.algorithm.tables import ServerTables, initial_table
 from fedrule.cli import main
 from fedrule.device.update import DeviceDeltas, sum_cohort
 from fedrule.engine.federated import run_federated_seed
@@ -26,7 +27,7 @@ from fedrule.scenario import scenario_from_dict
 from fedrule.transports.inprocess import InProcessTransport
 from tests.fleets import fleet_scenario
 
-METHODS = ("rule", "nested", "per-tier")
+METHODS = ("rule", "nested", "per-tier", "full-prefix", "hashing", "qr", "popularity")
 
 
 def _run(method: str, **patch):
@@ -154,6 +155,58 @@ def test_per_tier_trains_each_tier_table_only_on_its_own_devices():
         assert record["unavailable"] > 0 and record["trained"] > 0
 
 
+@pytest.mark.parametrize("method", ["hashing", "qr"])
+def test_compressed_tables_fit_each_tier_and_train_only_on_its_devices(method):
+    """One table per tier, the largest of the format that fits the tier's smallest budget;
+    the small tier's table is bit for bit the same whether or not the large tier trains, and
+    the large tier's stays at its initial value when its devices never answer."""
+    tiers = fleet_scenario()["fleet"]["tiers"]
+    silent = [tiers[0], {**tiers[1], "availability": 0.0}]
+    scenario, split, both = _run(method)
+    _, _, alone = _run(method, fleet__tiers=silent)
+    res = both.results
+    offsets = res.table_offsets
+    assert offsets.size == 3 and res.table.shape == (offsets[-1], scenario.model.dim)
+    received = sorted(res.searches.items())
+    for tier, (budget, found) in enumerate(received):  # tier 0 has the smaller budget
+        assert found.bytes <= budget
+        rows = (found.bytes - (20 if method == "hashing" else 12)) // (4 * scenario.model.dim)
+        assert offsets[tier + 1] - offsets[tier] == rows
+    assert offsets[1] < offsets[2] - offsets[1] < split.n_items  # more rows at more bytes
+    small, large = slice(0, offsets[1]), slice(offsets[1], offsets[2])
+    np.testing.assert_array_equal(alone.results.table[small], res.table[small])
+    start = initial_table(ServerTables((), offsets, 1), method, scenario.model, 0)
+    np.testing.assert_array_equal(alone.results.table[large], start[large])
+    assert not np.allclose(res.table[large], start[large])
+    assert not np.allclose(res.table[small], start[small])
+    for record in alone.results.rounds:
+        assert record["unavailable"] > 0 and record["trained"] > 0
+
+
+def test_full_prefix_trains_the_whole_table_and_dispatches_uniform_prefixes():
+    scenario, split, outcome = _run("full-prefix", federated__rounds=2)
+    res = outcome.results
+    changed = ~np.isclose(res.table, _initial_table(scenario, split.n_items))
+    assert changed.any(axis=0).all()  # every column trained, whatever the device's budget
+    _, _, nested = _run("nested", federated__rounds=2)
+    for budget, found in res.searches.items():  # the same prefixes nested devices receive
+        np.testing.assert_array_equal(found.config, nested.results.searches[budget].config)
+        assert found.bytes <= budget
+
+
+def test_popularity_devices_receive_the_counted_ranking_and_nothing_trains():
+    _, split, outcome = _run("popularity")
+    res = outcome.results
+    assert res.rounds == [] and "train" not in res.phase_seconds
+    train = split.train
+    items = [train.items[train.indptr[u] : train.indptr[u + 1]] for u in outcome.fleet.user]
+    counts = np.bincount(np.concatenate(items), minlength=split.n_items)  # the devices' own
+    np.testing.assert_array_equal(res.table[:, 0], counts)
+    assert set(res.devices["bytes_received"].tolist()) == {8 + split.n_items}  # 1-byte ids
+    ndcg = res.devices["metrics"][:, res.metric_keys.index("ndcg@10")]
+    assert np.nanmean(ndcg) > 0
+
+
 # ---------------------------------------------------------------------- whole runs
 @pytest.mark.parametrize("method", METHODS)
 def test_label_requests_only_for_rule(method, monkeypatch):
@@ -166,7 +219,8 @@ def test_label_requests_only_for_rule(method, monkeypatch):
 
     monkeypatch.setattr(InProcessTransport, "exchange", spy)
     _run(method)
-    assert Kind.TRAIN in kinds and Kind.TEST in kinds and Kind.COUNT in kinds
+    assert Kind.TEST in kinds and Kind.COUNT in kinds
+    assert (Kind.TRAIN in kinds) == (method != "popularity")  # no model, no rounds
     assert (Kind.LABEL in kinds) == (method == "rule")
 
 
@@ -236,16 +290,18 @@ def test_each_method_runs_end_to_end_and_the_report_tells_them_apart(tmp_path, c
         estimator = metrics["seeds"]["0"]["estimator"]
         assert bool(estimator) == (method == "rule")
         table_bytes = 60 * 8 * 4
-        for record in metrics["seeds"]["0"]["rounds"]:
-            if method != "rule":  # devices download their prefix, never the whole table
+        rounds = metrics["seeds"]["0"]["rounds"]
+        assert (len(rounds) == 0) == (method == "popularity")
+        for record in rounds:
+            if method not in ("rule", "full-prefix"):  # their prefix or tier's table only
                 assert 0 < record["bytes_down"] < record["trained"] * table_bytes
-    for method in ("nested", "per-tier"):  # no supernet or estimator to search
+    for method in METHODS[1:]:  # no supernet or estimator to search
         assert main(["search", str(folders[method]), "-b", "0.5"]) == 2
         assert f"federated.method: {method} run" in capsys.readouterr().err
     groups = load_groups(list(folders.values()))
-    assert sorted(g.label for g in groups) == ["method=nested", "method=per-tier", "method=rule"]
+    assert sorted(g.label for g in groups) == sorted(f"method={m}" for m in METHODS)
     series = {row["series"].split(": ")[-1] for row in memory_rows(groups)}
-    assert series == {"rule-federated-full", "nested-federated", "per-tier-federated"}
+    assert series == {"rule-federated-full", *(f"{m}-federated" for m in METHODS[1:])}
     assert {row["group"] for row in summary_rows(groups)} == {g.label for g in groups}
 
 
@@ -260,6 +316,10 @@ def test_each_method_runs_end_to_end_and_the_report_tells_them_apart(tmp_path, c
             {"federated__method": "per-tier", "privacy__clip": 1.0, "privacy__noise_multiplier": 1},
             "central DP",
         ),
+        (
+            {"federated__method": "hashing", "privacy__clip": 1.0, "privacy__noise_multiplier": 1},
+            "central DP",
+        ),
     ],
 )
 def test_a_method_that_cannot_run_is_one_line_naming_the_key(patch, message):
@@ -267,6 +327,12 @@ def test_a_method_that_cannot_run_is_one_line_naming_the_key(patch, message):
         scenario_from_dict(fleet_scenario(**patch))
     assert err.value.path == "federated.method"
     assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_an_audit_of_compressed_payloads_is_refused_naming_the_key():
+    with pytest.raises(ConfigError) as err:
+        scenario_from_dict(fleet_scenario(federated__method="qr", privacy__audit=True))
+    assert err.value.path == "privacy.audit"
 
 
 def test_a_bad_method_exits_2_and_a_sweep_over_methods_validates(tmp_path, capsys):
@@ -287,7 +353,7 @@ def test_a_bad_method_exits_2_and_a_sweep_over_methods_validates(tmp_path, capsy
 
 # ---------------------------------------------------------------------- Flower
 @pytest.mark.slow
-@pytest.mark.parametrize("method", ["nested", "per-tier"])
+@pytest.mark.parametrize("method", ["nested", "per-tier", "qr"])
 def test_baselines_give_the_same_numbers_over_flower(method):
     scenario = scenario_from_dict(fleet_scenario(federated__method=method))
     split = prepare_split(scenario.data, 0)

@@ -1,18 +1,20 @@
 """Who holds what: the payloads of a phase, the server table each is cut from, and per device
 which payload it receives.
 
-The server keeps one item table (``federated.method: rule`` and ``nested``) or one per tier
-(``per-tier``), stacked row-wise: table ``t`` is rows ``t * n_items`` to ``(t + 1) * n_items``
-of the server's array, so the server step, its state, the round hooks and checkpoints see one
-array whatever the method. Devices never see the stacking: each receives a payload cut from
-its table and answers with item ids; the server adds its table's row offset when it aggregates.
+The server's tables are stacked row-wise (``fedrule.algorithm.tables``). Devices never see the
+stacking: each receives a payload cut from its table and answers with row ids; the server adds
+its table's row offset when it aggregates.
 
 - ``rule``: one table; the full configuration, or (budgeted mode) one per distinct budget;
 - ``nested`` (HeteroFL-style nested slicing): one table; every device holds and trains the
   largest uniform prefix of blocks (the first d_t columns of every item) that fits its budget,
   so each block averages over the devices that hold it;
+- ``full-prefix``: one table; every device trains the full table, and receives at the end the
+  largest uniform prefix that fits its budget (the naive deployment);
 - ``per-tier``: one table per tier; a tier's devices hold and train the largest uniform prefix
-  that fits the smallest budget in the tier, of their tier's table only.
+  that fits the smallest budget in the tier, of their tier's table only;
+- ``hashing``, ``qr``: one compressed table per tier (``per_tier_tables``), its one
+  configuration (the whole payload).
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fedrule.model.codec import ItemCodec
+from fedrule.algorithm.tables import ServerTables
+from fedrule.model.codecs.dense import SINGLE_CONFIG
 from fedrule.model.elastic import ElasticLayout
 from fedrule.search import customize
 
@@ -49,10 +52,10 @@ class Assignment:
     def table_of_device(self, devices: np.ndarray) -> np.ndarray:
         return self.table_of_config[self.config_of_device[devices]]
 
-    def payloads(self, codec: ItemCodec, table: np.ndarray, n_items: int) -> list[bytes]:
+    def payloads(self, tables: ServerTables, table: np.ndarray) -> list[bytes]:
         """Every payload, encoded from its table (a block of rows of the server's ``table``)."""
         return [
-            codec.encode(table_rows(table, int(t), n_items), config)
+            tables.payload(table, int(t), config)
             for config, t in zip(self.configs, self.table_of_config, strict=True)
         ]
 
@@ -71,11 +74,6 @@ class Assignment:
         return out, np.asarray(tables, dtype=np.int64)
 
 
-def table_rows(table: np.ndarray, index: int, n_items: int) -> np.ndarray:
-    """Table ``index`` of the server's stacked tables (a view)."""
-    return table[index * n_items : (index + 1) * n_items]
-
-
 def uniform_prefixes(
     codec: ElasticLayout, budget_bytes: np.ndarray, tier: np.ndarray, per_tier: bool
 ) -> Assignment:
@@ -87,4 +85,11 @@ def uniform_prefixes(
         return Assignment.one_table(configs, index.astype(np.int64))
     tiers, index = np.unique(tier, return_inverse=True)
     configs = [customize.uniform_fit(codec, int(budget_bytes[tier == t].min())) for t in tiers]
+    return Assignment(configs, index.astype(np.int64), tiers.astype(np.int64))
+
+
+def per_tier_tables(tier: np.ndarray) -> Assignment:
+    """``hashing``, ``qr``: each tier's devices receive their tier's table, whole."""
+    tiers, index = np.unique(tier, return_inverse=True)
+    configs = [SINGLE_CONFIG.copy() for _ in tiers]
     return Assignment(configs, index.astype(np.int64), tiers.astype(np.int64))

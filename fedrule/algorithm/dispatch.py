@@ -47,7 +47,7 @@ class DispatchAndTest(Phase[dict[str, np.ndarray]]):
 
     def configure(self, server: FleetServer) -> tuple[list[Message], list[np.ndarray]]:
         assignment = self.assignment
-        payloads = assignment.payloads(server.codec, server.table, server.fleet.n_items)
+        payloads = assignment.payloads(server.tables, server.table)
         head = head_items(server.popularity, server.scenario.eval.head_share)
         cohorts = server.transport.pack(np.arange(server.fleet.num_devices))
         requests: list[Message] = []

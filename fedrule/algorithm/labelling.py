@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, cast
 import numpy as np
 
 from fedrule import seeds
-from fedrule.algorithm.assignment import table_rows
 from fedrule.algorithm.phase import Phase
 from fedrule.metrics import ConfigSums
 from fedrule.privacy import secagg
@@ -52,8 +51,8 @@ class Labelling(Phase[tuple[ConfigSums, int]]):
         self.table = table  # which of the server's tables (per-tier: the devices' tier's)
 
     def configure(self, server: FleetServer) -> tuple[list[Message], list[np.ndarray]]:
-        table = table_rows(server.table, self.table, server.fleet.n_items)
-        payload = server.codec.encode(table, server.codec.full_config())
+        codec = server.tables.codecs[self.table]
+        payload = server.tables.payload(server.table, self.table, codec.full_config())
         cohorts = server.transport.pack(self.devices)
         requests: list[Message] = [
             LabelRequest(

@@ -4,9 +4,11 @@
 each) -> label configurations on devices and fit the estimator -> search per distinct budget and
 dispatch -> collect per-device test results.
 
-``federated.method`` nested and per-tier (the baselines) skip labelling and search: their
-devices train and receive uniform prefixes (``fedrule.algorithm.assignment``), of one table
-(nested) or of their tier's table (per-tier; the server's tables are stacked row-wise).
+The baselines of ``federated.method`` skip labelling and search (``fedrule.algorithm.assignment``
+says who trains and receives what): nested and per-tier devices train and receive uniform
+prefixes of one table or of their tier's; full-prefix devices train the full table and receive
+the largest uniform prefix that fits; hashing and qr devices train and receive their tier's
+compressed table; popularity devices receive the counted ranking, with no training at all.
 
 The server holds the item table, the fleet's registration data (budget and tier per device) and
 what devices send back; it never reads device data. It knows nothing of Flower: it talks to a
@@ -22,20 +24,29 @@ from typing import Any
 
 import numpy as np
 
-from fedrule import seeds
-from fedrule.algorithm.assignment import Assignment
+from fedrule.algorithm.assignment import Assignment, uniform_prefixes
 from fedrule.algorithm.count import PopularityCount
 from fedrule.algorithm.dispatch import DispatchAndTest, search_budgets, searched_assignment
 from fedrule.algorithm.dp_state import ServerPrivacy
 from fedrule.algorithm.hooks import RoundHook, RoundState
 from fedrule.algorithm.labelling import Labelling, candidate_configs, label_devices
 from fedrule.algorithm.server_step import ServerStep, make_server_step
+from fedrule.algorithm.tables import (
+    COMPRESSED,
+    ServerTables,
+    compressed_tables,
+    elastic_tables,
+    initial_table,
+    popularity_tables,
+    tier_budgets,
+)
 from fedrule.algorithm.training import TrainingRound, training_configs
 from fedrule.algorithm.transport import Transport
 from fedrule.errors import FedruleError
 from fedrule.events import Events
 from fedrule.metrics import ConfigSums, head_items
 from fedrule.model.codec import elastic_codec
+from fedrule.model.codecs.dense import SINGLE_CONFIG
 from fedrule.model.elastic import ElasticLayout
 from fedrule.protocol import Message, NodeFailure
 from fedrule.scenario.schema import Scenario
@@ -70,6 +81,7 @@ class ServerResults:
     layout: ElasticLayout | None = None
     popularity: np.ndarray | None = None
     table: np.ndarray | None = None
+    table_offsets: np.ndarray | None = None  # where each of the stacked tables starts and ends
     estimator: Any = None
     phase_seconds: dict[str, float] = field(default_factory=dict)
     best_round: int = 0  # the validated round whose table was kept (0: the last round's)
@@ -140,15 +152,17 @@ class FleetServer:
         self.codec = elastic_codec(self.scenario.model, self.popularity)
         self.results.popularity = self.popularity
         self.results.layout = self.codec
-        rng = seeds.server_rng(self.seed, seeds.TABLE_INIT)
-        shape = (self.fleet.n_items, self.scenario.model.dim)
-        table = (rng.standard_normal(shape) * self.scenario.model.init_std).astype(np.float32)
-        self.table = np.tile(table, (self.num_tables, 1))  # per-tier: each tier's from the same
-        self._timed("train", self.train)
+        self.tables = self._tables()
+        self.table = initial_table(self.tables, self.method, self.scenario.model, self.seed)
+        if self.method == "popularity":
+            self.table = np.asarray(self.popularity, np.float32)[:, None]
+        else:
+            self._timed("train", self.train)
         if self.method == "rule":  # the baselines need no estimator
             self._timed("label", self.label_and_fit)
         self._timed("dispatch", self.search_and_dispatch)
         self.results.table = self.table
+        self.results.table_offsets = self.tables.offsets
         times = ", ".join(f"{k} {v:.1f} s" for k, v in self.results.phase_seconds.items())
         self.events.message(f"phase times: {times}")
         return self.results
@@ -157,10 +171,16 @@ class FleetServer:
     def method(self) -> str:
         return self.scenario.federated.method
 
-    @property
-    def num_tables(self) -> int:
-        """Item tables the server trains: one per tier (per-tier), else one."""
-        return len(self.fleet.tier_names) if self.method == "per-tier" else 1
+    def _tables(self) -> ServerTables:
+        """The tables this method trains (``fedrule.algorithm.tables``)."""
+        if self.method == "popularity":
+            return popularity_tables(self.fleet.n_items)
+        tiers = len(self.fleet.tier_names)
+        if self.method in COMPRESSED:
+            budgets = tier_budgets(self.fleet.budget_bytes, self.fleet.tier, tiers)
+            model, n_items = self.scenario.model, self.fleet.n_items
+            return compressed_tables(self.method, model, n_items, budgets, self.seed)
+        return elastic_tables(self.codec, tiers if self.method == "per-tier" else 1)
 
     def _timed(self, name: str, fn: Callable[..., Any], *args: Any) -> Any:
         started = time.perf_counter()
@@ -325,9 +345,9 @@ class FleetServer:
         return verify.choose(self.codec, found, configs, measured, self.results.estimator)
 
     def search_and_dispatch(self) -> None:
-        if self.method != "rule":  # devices receive the prefixes they trained: no search
-            assignment = training_configs(self)
-            self.results.searches = _prefixes(self.codec, assignment, self.fleet.budget_bytes)
+        if self.method != "rule":  # no search: what the method's devices receive
+            assignment = baseline_dispatch(self)
+            self.results.searches = _received(self.tables, assignment, self.fleet.budget_bytes)
             self.results.devices = DispatchAndTest(assignment).run(self)
             return
         self.results.searches = search_budgets(self)
@@ -337,15 +357,28 @@ class FleetServer:
         self.results.devices = DispatchAndTest(assignment).run(self)
 
 
-def _prefixes(
-    codec: ElasticLayout, assignment: Assignment, budget_bytes: np.ndarray
+def baseline_dispatch(server: FleetServer) -> Assignment:
+    """What a baseline's devices receive: the prefix or table they trained; full-prefix the
+    largest uniform prefix that fits; popularity the ranking."""
+    fleet = server.fleet
+    if server.method == "full-prefix":
+        return uniform_prefixes(server.codec, fleet.budget_bytes, fleet.tier, per_tier=False)
+    if server.method == "popularity":
+        return Assignment.one_table([SINGLE_CONFIG.copy()], np.zeros(fleet.num_devices, np.int64))
+    return training_configs(server)
+
+
+def _received(
+    tables: ServerTables, assignment: Assignment, budget_bytes: np.ndarray
 ) -> dict[int, SearchResult]:
-    """Per distinct budget, the prefix its devices receive (no search, no prediction)."""
+    """Per distinct budget, what its devices receive (no search, no prediction)."""
     out: dict[int, SearchResult] = {}
     for budget in np.unique(budget_bytes):
         first = int(np.flatnonzero(budget_bytes == budget)[0])
-        config = assignment.configs[int(assignment.config_of_device[first])]
+        index = int(assignment.config_of_device[first])
+        config = assignment.configs[index]
+        codec = tables.codecs[int(assignment.table_of_config[index])]
         out[int(budget)] = SearchResult(
-            config, codec.memory_bytes(config), float("nan"), 0, 0.0, searcher="uniform-prefix"
+            config, codec.memory_bytes(config), float("nan"), 0, 0.0, searcher="no search"
         )
     return out

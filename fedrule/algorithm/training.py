@@ -3,7 +3,8 @@ aggregate their update sums row- and block-wise, take the server step.
 
 Full mode: every device receives the full table. Budgeted mode: the estimator's choice for the
 device's budget once an estimator exists, else the largest uniform configuration that fits.
-``federated.method`` nested and per-tier: the device's largest uniform prefix, of its table
+``federated.method`` nested and per-tier: the device's largest uniform prefix, of its table;
+full-prefix: the full table; hashing and qr: its tier's compressed table
 (``fedrule.algorithm.assignment``).
 """
 
@@ -22,8 +23,9 @@ from fedrule.algorithm.aggregation import (
     PrivateAggregator,
     RowBlockAggregator,
 )
-from fedrule.algorithm.assignment import Assignment, uniform_prefixes
+from fedrule.algorithm.assignment import Assignment, per_tier_tables, uniform_prefixes
 from fedrule.algorithm.phase import Phase, payload_assignment
+from fedrule.algorithm.tables import COMPRESSED
 from fedrule.errors import FedruleError
 from fedrule.privacy.accounting import DpPlan, local_epsilon, sampling_rate
 from fedrule.protocol import Message, NodeFailure, TrainReply, TrainRequest
@@ -56,15 +58,15 @@ def make_aggregator(
 ) -> RowBlockAggregator:
     """Row/block FedAvg, or with central DP the noised sum over a fixed denominator, noised on
     every entry that the round's configurations offer to some device."""
-    shape = (*server.table.shape, server.codec.num_blocks)
+    tables = server.tables
+    shape = (*server.table.shape, tables.num_blocks)
     plan = central_dp(server)
     if plan is None:
         return RowBlockAggregator(*shape)
     offered = np.zeros((shape[0], shape[2]), dtype=bool)
-    n_items = server.fleet.n_items
     for config, table in zip(assignment.configs, assignment.table_of_config, strict=True):
-        rows = slice(int(table) * n_items, (int(table) + 1) * n_items)
-        offered[rows] |= server.codec.item_weights(config).numpy() > 0
+        rows = slice(tables.offsets[table], tables.offsets[table + 1])
+        offered[rows] |= server.codec.item_weights(config).numpy() > 0  # elastic tables only
     return PrivateAggregator(
         *shape,
         denominator=plan.expected_devices,
@@ -79,9 +81,11 @@ def training_configs(server: FleetServer) -> Assignment:
     which."""
     fleet, codec = server.fleet, server.codec
     method = server.scenario.federated.method
-    if method != "rule":
+    if method in COMPRESSED:
+        return per_tier_tables(fleet.tier)
+    if method in ("nested", "per-tier"):
         return uniform_prefixes(codec, fleet.budget_bytes, fleet.tier, method == "per-tier")
-    if server.scenario.federated.mode == "full":
+    if method == "full-prefix" or server.scenario.federated.mode == "full":
         return Assignment.one_table([codec.full_config()], np.zeros(fleet.num_devices, np.int64))
     budgets, index = np.unique(fleet.budget_bytes, return_inverse=True)
     if server.results.estimator is None:
@@ -111,7 +115,7 @@ class TrainingRound(Phase[dict]):
             poisson=server.scenario.privacy.central_dp,
         )
         assignment = self.assignment
-        payloads = assignment.payloads(server.codec, server.table, server.fleet.n_items)
+        payloads = assignment.payloads(server.tables, server.table)
         cohorts = server.transport.pack(self.chosen)
         # a cohort's reply sums its devices' updates per item: one table per cohort
         cohorts, self.cohort_table = assignment.split(cohorts)
@@ -139,7 +143,7 @@ class TrainingRound(Phase[dict]):
         counts = {"trained": 0, "unavailable": 0, "failed": 0, "late": 0, "lost_messages": 0}
         bytes_down = bytes_up = below = 0
         loss_sum = loss_count = 0.0
-        offsets = self.cohort_table * server.fleet.n_items  # the rows of each cohort's table
+        offsets = server.tables.offsets[self.cohort_table]  # the rows of each cohort's table
         for cohort, reply, offset in zip(cohorts, replies, offsets, strict=True):
             if isinstance(reply, NodeFailure):
                 counts["failed"] += int(cohort.size)  # the node raised, never answered, was lost

@@ -16,6 +16,7 @@ import torch
 
 from fedrule.device import faults as fault
 from fedrule.device.cohort import Rows
+from fedrule.device.composed_train import train_composed_cohort
 from fedrule.device.evaluate import label_on_devices, personalize, test_dispatched
 from fedrule.device.faults import DeviceFaults
 from fedrule.device.local_train import LocalSpec, train_cohort
@@ -24,7 +25,7 @@ from fedrule.device.store import DeviceStore, load_device_store
 from fedrule.device.update import UpdatePipeline
 from fedrule.fleet import device_rng
 from fedrule.metrics import metric_keys
-from fedrule.model.elastic import decode
+from fedrule.model.codec import composed, decode_payload, decode_trainable, layout_of
 from fedrule.privacy import secagg
 from fedrule.privacy.mechanisms import bounded_items
 from fedrule.protocol import (
@@ -58,6 +59,7 @@ class HostSettings:
     personal: LocalSpec | None = None  # on-device fitting of the user vector before evaluating
     pipeline: UpdatePipeline = field(default_factory=UpdatePipeline)
     faults: DeviceFaults = field(default_factory=DeviceFaults)
+    codec: str = "elastic"  # the run's payload format (``fedrule.model.codec.CODEC_KINDS``)
 
 
 class DeviceHost:
@@ -138,34 +140,24 @@ class DeviceHost:
         status[(status == TRAINED) & (fate == fault.LATE)] = LATE
         return status
 
+    def _decode(self, payloads: tuple[bytes, ...]) -> list:
+        return [decode_payload(self.settings.codec, p) for p in payloads]
+
     def train(self, request: TrainRequest) -> TrainReply:
         s = self.settings
         devices = self._devices(request.devices)
         status = self._status(devices, request.round)
-        subs = [decode(p) for p in request.payloads]
+        if composed(s.codec):
+            return self._train_composed(request, devices, status)
+        subs = self._decode(request.payloads)
         sizes = np.array([len(p) for p in request.payloads], dtype=np.int64)
         payload_of_device = np.asarray(request.payload_of_device, dtype=np.int64)
         downloaded = status != UNAVAILABLE  # failed devices downloaded, then failed
         active = np.flatnonzero(status == TRAINED)
-        reply = dict(
-            trained=int(active.size),
-            unavailable=int((status == UNAVAILABLE).sum()),
-            failed=int((status == FAILED).sum()),
-            late=int((status == LATE).sum()),
-            bytes_down=int(sizes[payload_of_device[downloaded]].sum()),
-        )
+        reply = _statuses(status, int(sizes[payload_of_device[downloaded]].sum()))
         layout = subs[0].layout
         if active.size == 0:
-            none = np.zeros(0, dtype=np.int64)
-            return TrainReply(
-                rows=none,
-                sum_wdelta=np.zeros((0, layout.dim)),
-                sum_w=np.zeros((0, layout.num_blocks)),
-                bytes_up=0,
-                loss_sum=0.0,
-                loss_count=0.0,
-                **reply,
-            )
+            return _nothing_trained(layout.dim, layout.num_blocks, reply)
         trained = devices[active]
         held = np.stack([subs[p].config for p in payload_of_device[active]])
         rngs = [device_rng(s.seed, int(d), request.round, STREAM_TRAIN) for d in trained]
@@ -192,6 +184,40 @@ class DeviceHost:
             **reply,
         )
 
+    def _train_composed(
+        self, request: TrainRequest, devices: np.ndarray, status: np.ndarray
+    ) -> TrainReply:
+        """Devices of a compressed format (hashing, qr) train their table's parameter rows;
+        a cohort holds the devices of one table, so one payload."""
+        s = self.settings
+        (payload,) = request.payloads
+        received = decode_trainable(s.codec, payload)
+        reply = _statuses(status, len(payload) * int((status != UNAVAILABLE).sum()))
+        active = np.flatnonzero(status == TRAINED)
+        if active.size == 0:
+            return _nothing_trained(received.dim, 1, reply)
+        trained = devices[active]
+        rngs = [device_rng(s.seed, int(d), request.round, STREAM_TRAIN) for d in trained]
+        update, users = train_composed_cohort(
+            received,
+            torch.from_numpy(self.state.get(trained)),
+            self.data.cohort(trained).train,
+            s.local,
+            rngs,
+            s.pipeline.with_clip(request.clip),
+        )
+        self.state.put(trained, users.numpy())
+        return TrainReply(
+            rows=update.rows,
+            sum_wdelta=update.sum_wdelta,
+            sum_w=update.sum_w,
+            bytes_up=update.bytes_up,
+            loss_sum=update.loss_sum,
+            loss_count=update.loss_count,
+            clip_below=update.clip_below,
+            **reply,
+        )
+
     # ------------------------------------------------------------------ labelling
     def _personal_rngs(self, devices: np.ndarray, stamp: int) -> list[np.random.Generator]:
         return [device_rng(self.settings.seed, int(d), stamp, STREAM_PERSONALIZE) for d in devices]
@@ -203,12 +229,13 @@ class DeviceHost:
         named = self._devices(request.devices)
         kept = self._survivors(named, "label", request.stamp)
         devices, dropped = named[kept], int((~kept).sum())
-        (sub,) = [decode(p) for p in request.payloads]
+        (sub,) = self._decode(request.payloads)
+        layout = layout_of(sub)
         cohort = self.data.cohort(devices)
         fitted = personalize(
             torch.from_numpy(self.state.get(devices)),
             sub,
-            sub.layout,
+            layout,
             cohort,
             s.personal,
             self._personal_rngs(devices, request.stamp),
@@ -217,9 +244,7 @@ class DeviceHost:
         heads = np.asarray(request.item_is_head, dtype=bool) if request.item_is_head.size else None
         secure = s.pipeline.secure
         if secure is None:
-            sums = label_on_devices(
-                fitted, sub.table, sub.layout, configs, cohort, list(s.ks), heads
-            )
+            sums = label_on_devices(fitted, sub.table, layout, configs, cohort, list(s.ks), heads)
             keys = sorted(sums.sums)
             matrix, counts = sums.to_arrays(keys)
             return LabelReply(keys=tuple(keys), sums=matrix, counts=counts, dropped=dropped)
@@ -231,7 +256,7 @@ class DeviceHost:
         for k, row in enumerate(np.flatnonzero(alive)):
             part = cohort.take(np.array([k]))
             user = fitted[k : k + 1]
-            one = label_on_devices(user, sub.table, sub.layout, configs, part, list(s.ks), heads)
+            one = label_on_devices(user, sub.table, layout, configs, part, list(s.ks), heads)
             matrix, counts = one.to_arrays(keys)
             own[row] = np.concatenate([matrix.ravel(), counts])
         upload = secagg.mask_cohort(secagg.encode_fixed(own), alive, secure)
@@ -249,7 +274,7 @@ class DeviceHost:
         named = self._devices(request.devices)
         kept = self._survivors(named, "test", 0)
         devices, dropped = named[kept], int((~kept).sum())
-        subs = [decode(p) for p in request.payloads]
+        subs = self._decode(request.payloads)
         sizes = np.array([len(p) for p in request.payloads], dtype=np.int64)
         head = np.asarray(request.item_is_head, dtype=bool)
         report = test_dispatched(
@@ -259,7 +284,7 @@ class DeviceHost:
             self.data.budget_bytes[devices],
             torch.from_numpy(self.state.get(devices)),
             self.data.cohort(devices),
-            lambda sub: sub.layout,
+            layout_of,
             list(s.ks),
             item_is_head=torch.from_numpy(head) if head.size else None,
             personal=s.personal,
@@ -276,3 +301,27 @@ class DeviceHost:
             metrics=np.stack([report.metrics[k] for k in keys], axis=1),
             dropped=dropped,
         )
+
+
+def _statuses(status: np.ndarray, bytes_down: int) -> dict:
+    """The reply's per-status device counts and the bytes its devices downloaded."""
+    return dict(
+        trained=int((status == TRAINED).sum()),
+        unavailable=int((status == UNAVAILABLE).sum()),
+        failed=int((status == FAILED).sum()),
+        late=int((status == LATE).sum()),
+        bytes_down=bytes_down,
+    )
+
+
+def _nothing_trained(dim: int, num_blocks: int, reply: dict) -> TrainReply:
+    none = np.zeros(0, dtype=np.int64)
+    return TrainReply(
+        rows=none,
+        sum_wdelta=np.zeros((0, dim)),
+        sum_w=np.zeros((0, num_blocks)),
+        bytes_up=0,
+        loss_sum=0.0,
+        loss_count=0.0,
+        **reply,
+    )

@@ -30,6 +30,12 @@ from fedrule.algorithm.faulty import LossyTransport
 from fedrule.algorithm.hooks import RoundHook
 from fedrule.algorithm.packing import Packer
 from fedrule.algorithm.server import FleetRegistry, FleetServer, ServerResults
+from fedrule.algorithm.tables import (
+    COMPRESSED,
+    codec_kind,
+    compressed_tables,
+    popularity_tables,
+)
 from fedrule.algorithm.transport import Stopped, Transport
 from fedrule.device.faults import DeviceFaults
 from fedrule.device.host import DeviceHost, HostSettings
@@ -78,26 +84,35 @@ def build_fleet(scenario: Scenario, split: object, full_table_bytes: int, seed: 
 
 
 def check_budgets(scenario: Scenario, fleet: Fleet, n_items: int) -> None:
-    """Every budget must hold the smallest configuration (one-line error naming the tier)."""
-    model = scenario.model
-    # the minimum depends on the group count and sizes' sum, not on popularity
-    minimum = elastic_codec(model, np.ones(n_items)).min_bytes()
+    """Every budget must hold the smallest payload of the method's format (one-line error
+    naming the tier)."""
+    model, method = scenario.model, scenario.federated.method
     low = int(fleet.budget_bytes.min())
-    if low >= minimum:
-        return
     tier = int(fleet.tier[int(np.argmin(fleet.budget_bytes))])
     path = f"fleet.tiers[{tier}].budget" if scenario.fleet.trace is None else "fleet.trace"
-    raise BudgetError(
-        f"budget of {low} bytes is below the smallest configuration ({minimum} bytes: "
-        f"{model.min_blocks_per_group} block(s) per group + metadata)",
-        path=path,
-    )
+    if method in COMPRESSED:
+        try:
+            compressed_tables(method, model, n_items, np.array([low]), scenario.seeds[0])
+        except BudgetError as err:
+            raise BudgetError(str(err), path=path) from None
+        return
+    if method == "popularity":
+        minimum = popularity_tables(n_items).codecs[0].min_bytes()
+        what = "the popularity ranking (an item id per item + header)"
+    else:  # the minimum depends on the group count and sizes' sum, not on popularity
+        minimum = elastic_codec(model, np.ones(n_items)).min_bytes()
+        what = f"{model.min_blocks_per_group} block(s) per group + metadata"
+    if low < minimum:
+        raise BudgetError(
+            f"budget of {low} bytes is below the smallest configuration ({minimum} bytes: {what})",
+            path=path,
+        )
 
 
 def local_spec(scenario: Scenario, *, personal: bool = False) -> LocalSpec | None:
     """How a device trains in a round, or (``personal``) how it fits its user vector to a
     received table before evaluating: items fixed, no sub-configurations (None: never). The
-    baselines (``federated.method`` nested, per-tier) train plain BPR on what they hold."""
+    baselines (every ``federated.method`` but rule) train plain BPR on what they hold."""
     fed, train = scenario.federated, scenario.train
     if personal and fed.personalize_epochs == 0:
         return None
@@ -152,7 +167,8 @@ def run_federated_seed(
         )
     workers = max(1, local_cpus // engine.cpus_per_node)
     cost = np.diff(split.train.indptr)[fleet.user]  # simulated work per device (simulator only)
-    per_tier = fleet.tier if scenario.federated.method == "per-tier" else None  # own tables
+    method = scenario.federated.method
+    per_tier = fleet.tier if method == "per-tier" or method in COMPRESSED else None  # own tables
     packer = Packer(cost, workers, engine.messages_per_worker, engine.devices_per_node, per_tier)
     registry = FleetRegistry(split.n_items, fleet.budget_bytes, fleet.tier, fleet.tier_names)
     stop = threading.Event()
@@ -181,9 +197,10 @@ def run_federated_seed(
             ks=tuple(scenario.eval.ks),
             failure_rate=fleet.failure_rate,
             threads=engine.cpus_per_node,
-            personal=local_spec(scenario, personal=True),
+            personal=None if method == "popularity" else local_spec(scenario, personal=True),
             pipeline=privacy_pipeline(scenario.privacy, split.n_items, scenario.federated.mode),
             faults=device_faults(scenario),
+            codec=codec_kind(method),
         )
 
         def make_server(transport: Transport) -> FleetServer:

@@ -10,16 +10,22 @@ The elastic (RULE) table, ``fedrule.model.elastic.ElasticLayout``, is the first 
 baselines (hashing, quotient-remainder, popularity) are in ``fedrule.model.codecs``; nested
 slicing (``federated.method: nested``) is the elastic codec with uniform prefixes of blocks.
 ``elastic_codec`` is the one place that builds it from a scenario.
+
+A device knows its run's format (``CodecKind``) and decodes what it receives with
+``decode_payload``; hashing and QR devices train the parameter rows (``decode_trainable``).
 """
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from typing import Literal, Protocol, get_args, runtime_checkable
 
 import numpy as np
 import torch
 
+from fedrule.model.codecs import hashing, popularity, qr
+from fedrule.model.codecs.composed import ComposedTable, plain_layout
 from fedrule.model.elastic import ElasticLayout, make_groups
+from fedrule.model.elastic import decode as decode_elastic
 from fedrule.scenario.schema import ModelConfig
 
 
@@ -50,6 +56,44 @@ class ItemCodec(Protocol):
     def encode(self, table: torch.Tensor | np.ndarray, config: np.ndarray) -> bytes: ...
 
     def decode(self, payload: bytes) -> ReceivedTable: ...
+
+
+CodecKind = Literal["elastic", "hashing", "qr", "popularity"]
+CODEC_KINDS: tuple[str, ...] = get_args(CodecKind)
+_DECODERS = {
+    "elastic": decode_elastic,
+    "hashing": hashing.decode,
+    "qr": qr.decode,
+    "popularity": popularity.decode,
+}
+_TRAINABLE = {"hashing": hashing.decode_params, "qr": qr.decode_params}
+
+
+def decode_payload(kind: str, payload: bytes) -> ReceivedTable:
+    """A device's scorer from a payload of the run's format ``kind``."""
+    return _DECODERS[kind](payload)
+
+
+def decode_trainable(kind: str, payload: bytes) -> ComposedTable:
+    """The parameter rows a device trains, of a compressed format (hashing, qr)."""
+    if kind not in _TRAINABLE:
+        raise ValueError(f"{kind} payloads hold no trainable parameter rows")
+    return _TRAINABLE[kind](payload)
+
+
+def composed(kind: str) -> bool:
+    """Do devices of this format train parameter rows that items share (hashing, qr)?"""
+    return kind in _TRAINABLE
+
+
+def layout_of(received: ReceivedTable) -> ElasticLayout:
+    """How device-side rankers and trainers see a decoded table: the elastic payload's layout,
+    else one block and one group over the decoded item table."""
+    layout = getattr(received, "layout", None)
+    if isinstance(layout, ElasticLayout):
+        return layout
+    n_items, dim = received.table.shape
+    return plain_layout(n_items, dim)
 
 
 def elastic_codec(model: ModelConfig, popularity: np.ndarray) -> ElasticLayout:

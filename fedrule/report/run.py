@@ -234,6 +234,7 @@ def _run_federated(
         item = res.table  # per-tier: one table per tier (tiers x items x d)
         if method == "per-tier":
             item = item.reshape(len(tier_names), split.n_items, -1)
+        offsets = {"table_offsets": torch.from_numpy(res.table_offsets)}  # hashing, qr: per tier
         estimator = {} if res.estimator is None else {"estimator": res.estimator.state_dict()}
         torch.save(
             {
@@ -245,6 +246,7 @@ def _run_federated(
                 **_id_maps(split),
                 "group_of_item": torch.from_numpy(res.layout.group_of_item),
                 "popularity": torch.from_numpy(np.asarray(res.popularity)),
+                **offsets,
                 **estimator,
             },
             run.file(f"model-seed{seed}.pt"),

@@ -384,22 +384,29 @@ class EngineConfig:
         require(self.connect_timeout > 0, "must be > 0", path=f"{path}.connect_timeout")
 
 
-FederatedMethod = Literal["rule", "nested", "per-tier"]
+FederatedMethod = Literal[
+    "rule", "nested", "per-tier", "full-prefix", "hashing", "qr", "popularity"
+]
 FEDERATED_METHODS: tuple[str, ...] = get_args(FederatedMethod)
 
 
 @dataclass(frozen=True)
 class FederatedConfig:
     method: FederatedMethod = doc(
-        "(rule|nested|per-tier) rule: the elastic supernet, the estimator and a search per "
-        "budget (RULE). The baselines, in the same rounds, protocol and byte accounting: nested "
-        "(HeteroFL-style nested slicing): one table, every device trains and receives the "
-        "largest uniform prefix of blocks (the first d_t columns) that fits its budget, each "
-        "block averaged over the devices that hold it; per-tier: one table per tier, trained "
-        "from scratch by that tier's devices only at the largest uniform prefix that fits the "
-        "tier's smallest budget, dispatched to them. Both train plain BPR (no sub-configurations, "
-        "no diversity term) and skip labelling and search, so mode, refit_every, estimator.* "
-        "(but label_users: validation devices) and search.* are RULE's alone",
+        "(rule|nested|per-tier|full-prefix|hashing|qr|popularity) rule: the elastic supernet, "
+        "the estimator and a search per budget (RULE). The baselines, in the same rounds, "
+        "protocol and byte accounting: nested (HeteroFL-style nested slicing): one table, every "
+        "device trains and receives the largest uniform prefix of blocks (the first d_t columns) "
+        "that fits its budget, each block averaged over the devices that hold it; per-tier: one "
+        "table per tier, trained from scratch by that tier's devices only at the largest uniform "
+        "prefix that fits the tier's smallest budget, dispatched to them; full-prefix: every "
+        "device trains the full table, then receives its largest uniform prefix that fits (the "
+        "naive deployment); hashing / qr: one hashed (R rows of d) or quotient-remainder table "
+        "per tier, the largest that fits the tier's smallest budget, trained by the tier's "
+        "devices; popularity: no model, every device receives the counted popularity ranking "
+        "(rounds are not run). All train plain BPR (no sub-configurations, no diversity term) "
+        "and skip labelling and search, so mode, refit_every, estimator.* (but label_users: "
+        "validation devices) and search.* are RULE's alone",
         "rule",
     )
     mode: Literal["full", "budgeted"] = doc(
@@ -716,7 +723,7 @@ class Scenario:
         self._check_method()
 
     def _check_method(self) -> None:
-        """Combinations the baselines (federated.method nested, per-tier) cannot run."""
+        """Combinations the baselines (federated.method other than rule) cannot run."""
         method, privacy = self.federated.method, self.privacy
         if method == "rule":
             return
@@ -728,15 +735,20 @@ class Scenario:
         )
         require(
             not (privacy.decoys > 0 or privacy.dense),
-            f"{method} devices hold a prefix of blocks: decoy and dense uploads need "
+            f"{method} devices do not upload supernet rows: decoy and dense uploads need "
             "federated.method: rule with mode: full",
             path="federated.method",
         )
         require(
-            method != "per-tier" or not privacy.central_dp,
-            "per-tier trains one table per tier: central DP (one sampled, noised table) needs "
-            "federated.method rule or nested",
+            method in ("nested", "full-prefix") or not privacy.central_dp,
+            f"{method} trains one table per tier or none: central DP (one sampled, noised "
+            "table) needs federated.method rule, nested or full-prefix",
             path="federated.method",
+        )
+        require(
+            method in ("nested", "per-tier", "full-prefix") or not privacy.audit,
+            f"the leakage audit reads elastic payloads: {method} runs cannot be audited",
+            path="privacy.audit",
         )
 
 

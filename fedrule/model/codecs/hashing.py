@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from fedrule.errors import BudgetError
+from fedrule.model.codecs.composed import ComposedTable
 from fedrule.model.codecs.dense import (
     SINGLE_CONFIG,
     DenseTable,
@@ -120,12 +121,17 @@ class HashingCodec(SingleConfigCodec):
         return table[self.item_rows]
 
 
-def decode(payload: bytes) -> DenseTable:
-    """Rebuild every item's embedding from a payload made by ``HashingCodec.encode``."""
+def decode_params(payload: bytes) -> ComposedTable:
+    """The hashed table of a payload made by ``HashingCodec.encode``, and every item's row:
+    what a device trains."""
     n_items, rows, dim, bpv, a, b = HEADER.unpack_from(payload, 0)
     values = np.frombuffer(payload, _DTYPES[bpv], offset=HEADER.size)
     if values.size != rows * dim:
         raise ValueError("payload size does not match its header")
-    table = values.astype(np.float32).reshape(rows, dim)
-    items = hash_rows(np.arange(n_items), a, b, rows)
-    return DenseTable(SINGLE_CONFIG.copy(), torch.from_numpy(table[items]))
+    table = torch.from_numpy(values.astype(np.float32).reshape(rows, dim))
+    return ComposedTable(table, (hash_rows(np.arange(n_items), a, b, rows),), bpv)
+
+
+def decode(payload: bytes) -> DenseTable:
+    """Rebuild every item's embedding from a payload made by ``HashingCodec.encode``."""
+    return DenseTable(SINGLE_CONFIG.copy(), decode_params(payload).item_table())

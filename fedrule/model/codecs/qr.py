@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from fedrule.errors import BudgetError
+from fedrule.model.codecs.composed import ComposedTable
 from fedrule.model.codecs.dense import (
     SINGLE_CONFIG,
     DenseTable,
@@ -125,13 +126,19 @@ class QRCodec(SingleConfigCodec):
         return table[q] * table[r]
 
 
-def decode(payload: bytes) -> DenseTable:
-    """Rebuild every item's embedding from a payload made by ``QRCodec.encode``."""
+def decode_params(payload: bytes) -> ComposedTable:
+    """The stacked tables (``T_q`` over ``T_r``) of a payload made by ``QRCodec.encode``, and
+    every item's quotient and remainder row: what a device trains."""
     n_items, m, dim, bpv = HEADER.unpack_from(payload, 0)
     values = np.frombuffer(payload, _DTYPES[bpv], offset=HEADER.size)
     quotient = -(-n_items // m)
     if values.size != (quotient + m) * dim:
         raise ValueError("payload size does not match its header")
     table = torch.from_numpy(values.astype(np.float32).reshape(quotient + m, dim))
-    items = torch.arange(n_items)
-    return DenseTable(SINGLE_CONFIG.copy(), table[items // m] * table[quotient + items % m])
+    items = np.arange(n_items, dtype=np.int64)
+    return ComposedTable(table, (items // m, quotient + items % m), bpv)
+
+
+def decode(payload: bytes) -> DenseTable:
+    """Rebuild every item's embedding from a payload made by ``QRCodec.encode``."""
+    return DenseTable(SINGLE_CONFIG.copy(), decode_params(payload).item_table())
