@@ -15,6 +15,7 @@ import yaml
 
 from fedrule.cli import main
 from fedrule.errors import ConfigError
+from fedrule.scenario import load_scenario
 from fedrule.sweep import SweepPlan, parse_grid, parse_seeds
 
 GRID = ["--grid", "model.dim=8,16", "--grid", "train.lr=0.01,0.05"]
@@ -46,9 +47,28 @@ def test_every_run_has_a_stable_name_from_its_grid_values_and_seed(scenario_file
     assert SweepPlan(scenario_file, (), (), (0,)).runs()[0].name == "base-s0"
 
 
+def test_linked_keys_sweep_their_value_pairs_together(scenario_file):
+    """``k1,k2=[a1,a2],[b1,b2]``: one cell per pair, not the cross product; crossed with a
+    plain axis as usual."""
+    axes = parse_grid(["model.dim,train.lr=[8,0.01],[16, 0.05]", "train.l2=0,1e-4"])
+    plan = SweepPlan(scenario_file, (), axes, (0,))
+    assert [values for _, values in plan.cells] == [
+        (("model.dim", "8"), ("train.lr", "0.01"), ("train.l2", "0")),
+        (("model.dim", "8"), ("train.lr", "0.01"), ("train.l2", "1e-4")),
+        (("model.dim", "16"), ("train.lr", "0.05"), ("train.l2", "0")),
+        (("model.dim", "16"), ("train.lr", "0.05"), ("train.l2", "1e-4")),
+    ]
+    assert plan.runs()[0].name == "dim-8_lr-0.01_l2-0-s0"
+    plan.validate()
+    assert load_scenario(scenario_file, plan.runs()[2].overrides()).model.dim == 16
+
+
 @pytest.mark.parametrize(
     ("grid", "named"),
     [
+        ("model.dim,train.lr=[8,0.1],16", "model.dim,train.lr: expected lists of 2 values"),
+        ("model.dim,model.dim=[8,8]", "--grid model.dim: is given twice"),
+        ("model.dim,train.lrr=[8,0.1]", "train.lrr: unknown key"),
         ("model.dimm=8,16", "model.dimm: unknown key"),
         ("model.dim=8,abc", "model.dim: expected an integer"),
         ("seeds=1,2", "--grid seeds"),

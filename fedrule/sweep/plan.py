@@ -22,10 +22,25 @@ RESERVED = ("seeds", "name")
 
 @dataclass(frozen=True)
 class GridAxis:
-    """One ``--grid`` option: a dotted scenario key and its values, as given (YAML text)."""
+    """One ``--grid`` option: a dotted scenario key and its values, as given (YAML text).
+
+    Linked keys ``k1,k2`` take values that are lists of one value per key (``[v1,v2]``): the
+    axis sweeps those pairs together, not their cross product."""
 
     key: str
     values: tuple[str, ...]
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        return tuple(k.strip() for k in self.key.split(","))
+
+    def pairs(self, value: str) -> tuple[tuple[str, str], ...]:
+        """The (key, value text) settings of one of the axis's values."""
+        if len(self.keys) == 1:
+            return ((self.key, value),)
+        inner = value.strip()[1:-1]  # a YAML flow list, checked by parse_grid
+        parts = tuple(v.strip() for v in _split_top_level(inner))
+        return tuple(zip(self.keys, parts, strict=True))
 
 
 @dataclass(frozen=True)
@@ -57,13 +72,14 @@ class SweepPlan:
     cells: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = field(init=False)
 
     def __post_init__(self) -> None:
-        combos = list(itertools.product(*[axis.values for axis in self.axes]))
-        keys = [axis.key for axis in self.axes]
-        names = _cell_names(keys, combos)
-        cells = tuple(
-            (name, tuple(zip(keys, combo, strict=True)))
-            for name, combo in zip(names, combos, strict=True)
-        )
+        combos = itertools.product(*[axis.values for axis in self.axes])
+        settings = [
+            tuple(p for axis, v in zip(self.axes, combo, strict=True) for p in axis.pairs(v))
+            for combo in combos
+        ]
+        keys = [k for axis in self.axes for k in axis.keys]
+        names = _cell_names(keys, [tuple(v for _, v in pairs) for pairs in settings])
+        cells = tuple(zip(names, settings, strict=True))
         object.__setattr__(self, "cells", cells)
 
     def runs(self) -> list[SweepRun]:
@@ -100,39 +116,55 @@ class SweepPlan:
 
 def parse_grid(texts: list[str], scenario: Path | None = None) -> tuple[GridAxis, ...]:
     """``key=v1,v2,...`` options (commas inside brackets, braces or quotes do not split:
-    ``eval.ks=[5,10],[20]`` has two values). Each value must parse as YAML; a key given twice,
-    a reserved key or an empty value list is an error naming the key. With ``scenario``, keys
-    are checked against it (an unknown key is named before any value is)."""
+    ``eval.ks=[5,10],[20]`` has two values), or linked keys ``k1,k2=[a1,a2],[b1,b2]`` (the
+    pairs swept together). Each value must parse as YAML; a key given twice, a reserved key or
+    an empty value list is an error naming the key. With ``scenario``, keys are checked against
+    it (an unknown key is named before any value is)."""
     axes: list[GridAxis] = []
     for text in texts:
         key, sep, rest = text.partition("=")
         key = key.strip()
         if not sep or not key:
             raise ConfigError(f"{text!r} is not KEY=V1,V2,...", path="--grid")
-        if key in RESERVED:
-            hint = "use --seeds" if key == "seeds" else "run names are set by the sweep"
-            raise ConfigError("cannot be swept", path=f"--grid {key}", hint=hint)
-        if any(axis.key == key for axis in axes):
-            raise ConfigError("is given twice", path=f"--grid {key}")
+        keys = [k.strip() for k in key.split(",")]
+        for one in keys:
+            if not one:
+                raise ConfigError(f"{text!r} is not KEY=V1,V2,...", path="--grid")
+            if one in RESERVED:
+                hint = "use --seeds" if one == "seeds" else "run names are set by the sweep"
+                raise ConfigError("cannot be swept", path=f"--grid {one}", hint=hint)
+            if keys.count(one) > 1 or any(one in a.keys for a in axes):
+                raise ConfigError("is given twice", path=f"--grid {one}")
+        key = ",".join(keys)
         values = tuple(v.strip() for v in _split_top_level(rest))
         if not values or any(not v for v in values):
             raise ConfigError("expected a value list V1,V2,... without empty values", path=key)
         for value in values:
             try:
-                yaml.safe_load(value)
+                parsed = yaml.safe_load(value)
             except yaml.YAMLError:
                 raise ConfigError(f"cannot parse value {value!r} as YAML", path=key) from None
+            linked = len(keys) > 1
+            if linked and not (
+                value.startswith("[") and isinstance(parsed, list) and len(parsed) == len(keys)
+            ):
+                raise ConfigError(
+                    f"expected lists of {len(keys)} values, one per key, e.g. [v1,v2]; got "
+                    f"{value!r}",
+                    path=key,
+                )
         if len(set(values)) != len(values):
             raise ConfigError("a value repeats", path=key)
         axes.append(GridAxis(key, values))
     if scenario is not None:
         raw = read_raw(scenario)
         for axis in axes:  # an unknown key is reported before any bad value
-            try:
-                build(Scenario, apply_overrides(raw, [f"{axis.key}={axis.values[0]}"]))
-            except ConfigError as err:
-                if err.path == axis.key and "unknown key" in err.message:
-                    raise
+            for one, value in axis.pairs(axis.values[0]):
+                try:
+                    build(Scenario, apply_overrides(raw, [f"{one}={value}"]))
+                except ConfigError as err:
+                    if err.path == one and "unknown key" in err.message:
+                        raise
     return tuple(axes)
 
 

@@ -19,7 +19,7 @@ SUMMARY = "summary.csv"
 
 def summarize_sweep(path: Path, plan: SweepPlan) -> list[dict]:
     """Write ``summary.csv`` from the finished runs of ``plan`` in ``path``; returns its rows."""
-    keys = [axis.key for axis in plan.axes]
+    keys = [k for axis in plan.axes for k in axis.keys]
     rows: list[dict] = []
     metric_keys: list[str] = []
     for cell, values in plan.cells:
