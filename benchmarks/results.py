@@ -45,6 +45,10 @@ class Study:
 
 
 DP = "--set privacy.clip=1 --set privacy.clip_quantile=0.5"
+METHODS = shlex.quote(
+    "federated.method,federated.mode=[rule,full],[rule,budgeted],[nested,full],[per-tier,full],"
+    "[full-prefix,full],[hashing,full],[qr,full],[popularity,full]"
+)
 FIVE_TIERS = shlex.quote(
     "fleet.tiers=["
     + ", ".join(
@@ -79,13 +83,15 @@ STUDIES = (
         "methods-ml1m",
         "Federated methods at equal bytes (ML-1M, 3 seeds)",
         "`scenarios/ml1m-fleet.yaml` (6,040 devices, 25% per round, 40 rounds) with five tiers of "
-        "equal share at 1/16, 1/8, 1/4, 1/2 and 1 of the full table: RULE (full mode, and "
-        "budgeted mode: devices train only the searched blocks that fit, refitted every 10 "
-        "rounds) against `nested` and `per-tier`, seeds 0, 1, 2 (each seed draws its own fleet).",
+        "equal share at 1/16, 1/8, 1/4, 1/2 and 1 of the full table, in one sweep: RULE (full "
+        "mode, and budgeted mode: devices train only the searched blocks that fit, refitted "
+        "every 10 rounds) against every federated baseline in the same rounds and byte "
+        "accounting: `nested` (HeteroFL-style slicing), `per-tier` (one model per tier), "
+        "`full-prefix` (the full table, truncated at dispatch), `hashing` and `qr` (one "
+        "compressed table per tier at its budget) and `popularity`; seeds 0, 1, 2 (each seed "
+        "draws its own fleet).",
         (
-            "sweep scenarios/ml1m-fleet.yaml --grid federated.method=rule,nested,per-tier "
-            f"--seeds 0,1,2 --set {FIVE_TIERS} --out {{out}}",
-            "sweep scenarios/ml1m-fleet.yaml --grid federated.mode=budgeted "
+            f"sweep scenarios/ml1m-fleet.yaml --grid {METHODS} "
             f"--seeds 0,1,2 --set {FIVE_TIERS} --out {{out}}",
         ),
         ("summary.csv",),

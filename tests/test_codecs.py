@@ -76,6 +76,10 @@ def test_hashing_fits_the_budget_and_round_trips(n_items, dim, bytes_per_value, 
     torch.testing.assert_close(received.table, _stored(codec.item_table(table), bytes_per_value))
     users = _table((3, dim), seed + 1)
     torch.testing.assert_close(received.score(users), users @ expected.T)
+    trainable = hashing.decode_params(payload)  # what a federated device trains
+    torch.testing.assert_close(trainable.table, _stored(table, bytes_per_value), rtol=0, atol=0)
+    np.testing.assert_array_equal(trainable.parts[0], rows)
+    assert trainable.bytes_per_value == bytes_per_value
 
 
 # ---------------------------------------------------------------------- quotient-remainder
@@ -130,6 +134,9 @@ def test_qr_fits_the_budget_and_round_trips(n_items, dim, bytes_per_value, budge
     torch.testing.assert_close(received.table, expected, rtol=0, atol=0)
     users = _table((3, dim), seed + 1)
     torch.testing.assert_close(received.score(users), users @ expected.T)
+    trainable = qr.decode_params(payload)  # what a federated device trains
+    torch.testing.assert_close(trainable.table, stored, rtol=0, atol=0)
+    torch.testing.assert_close(trainable.item_table(), expected, rtol=0, atol=0)
 
 
 # ---------------------------------------------------------------------- popularity

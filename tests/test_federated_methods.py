@@ -19,7 +19,7 @@ from fedrule.cli import main
 from fedrule.device.update import DeviceDeltas, sum_cohort
 from fedrule.engine.federated import run_federated_seed
 from fedrule.engine.prepare import prepare_split
-from fedrule.errors import ConfigError
+from fedrule.errors import BudgetError, ConfigError
 from fedrule.events import Silent
 from fedrule.model.codec import elastic_codec
 from fedrule.protocol import Kind
@@ -327,6 +327,18 @@ def test_a_method_that_cannot_run_is_one_line_naming_the_key(patch, message):
         scenario_from_dict(fleet_scenario(**patch))
     assert err.value.path == "federated.method"
     assert message in str(err.value) and "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize(("method", "least"), [("hashing", 20 + 32), ("qr", 12 + 16 * 32)])
+def test_a_budget_below_the_smallest_compressed_table_names_the_tier(method, least):
+    """d = 8 floats: a hashed row is 32 bytes after a 20-byte header; QR needs at least
+    ceil(60 / m) + m = 16 rows (m = 8) after a 12-byte header."""
+    tiers = fleet_scenario()["fleet"]["tiers"]
+    small = [tiers[0], {**tiers[1], "budget": least - 1}]
+    with pytest.raises(BudgetError) as err:
+        _run(method, fleet__tiers=small)
+    assert err.value.path == "fleet.tiers[1].budget" and f"{least} bytes at least" in str(err.value)
+    _run(method, fleet__tiers=[tiers[0], {**tiers[1], "budget": least}], federated__rounds=1)
 
 
 def test_an_audit_of_compressed_payloads_is_refused_naming_the_key():
