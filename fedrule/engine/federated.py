@@ -169,7 +169,14 @@ def run_federated_seed(
     cost = np.diff(split.train.indptr)[fleet.user]  # simulated work per device (simulator only)
     method = scenario.federated.method
     per_tier = fleet.tier if method == "per-tier" or method in COMPRESSED else None  # own tables
-    packer = Packer(cost, workers, engine.messages_per_worker, engine.devices_per_node, per_tier)
+    packer = Packer(
+        cost,
+        workers,
+        engine.messages_per_worker,
+        engine.devices_per_node,
+        per_tier,
+        spread=scenario.privacy.secure_aggregation,  # cohorts of similar sizes: similar crowds
+    )
     registry = FleetRegistry(split.n_items, fleet.budget_bytes, fleet.tier, fleet.tier_names)
     stop = threading.Event()
     started = time.perf_counter()
