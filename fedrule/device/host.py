@@ -9,7 +9,7 @@ any node can simulate any device, and results do not depend on packing or worker
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -26,6 +26,7 @@ from fedrule.device.update import UpdatePipeline
 from fedrule.fleet import device_rng
 from fedrule.metrics import metric_keys
 from fedrule.model.codec import composed, decode_payload, decode_trainable, layout_of
+from fedrule.model.schedule import LrSchedule
 from fedrule.privacy import secagg
 from fedrule.privacy.mechanisms import bounded_items
 from fedrule.protocol import (
@@ -60,6 +61,7 @@ class HostSettings:
     pipeline: UpdatePipeline = field(default_factory=UpdatePipeline)
     faults: DeviceFaults = field(default_factory=DeviceFaults)
     codec: str = "elastic"  # the run's payload format (``fedrule.model.codec.CODEC_KINDS``)
+    schedule: LrSchedule = field(default_factory=LrSchedule)  # local_lr over the rounds
 
 
 class DeviceHost:
@@ -140,6 +142,11 @@ class DeviceHost:
         status[(status == TRAINED) & (fate == fault.LATE)] = LATE
         return status
 
+    def _local(self, round_number: int) -> LocalSpec:
+        """How devices train in this round (the scheduled learning rate)."""
+        local = self.settings.local
+        return replace(local, lr=local.lr * self.settings.schedule.factor(round_number))
+
     def _decode(self, payloads: tuple[bytes, ...]) -> list:
         return [decode_payload(self.settings.codec, p) for p in payloads]
 
@@ -167,7 +174,7 @@ class DeviceHost:
             self.data.cohort(trained).train,
             None if held.all() else held,
             layout,
-            s.local,
+            self._local(request.round),
             rngs,
             table_of_device=payload_of_device[active],
             pipeline=s.pipeline.with_clip(request.clip),
@@ -202,7 +209,7 @@ class DeviceHost:
             received,
             torch.from_numpy(self.state.get(trained)),
             self.data.cohort(trained).train,
-            s.local,
+            self._local(request.round),
             rngs,
             s.pipeline.with_clip(request.clip),
         )

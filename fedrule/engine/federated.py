@@ -49,6 +49,7 @@ from fedrule.errors import BudgetError, ConfigError, FedruleError, Terminated
 from fedrule.events import Events
 from fedrule.fleet import Fleet, Tier, choose_users, fleet_from_tiers, fleet_from_trace
 from fedrule.model.codec import elastic_codec
+from fedrule.model.schedule import LrSchedule
 from fedrule.pids import alive
 from fedrule.privacy.audit import LeakageAudit, training_items
 from fedrule.scenario.schema import ModelConfig, Scenario
@@ -107,6 +108,11 @@ def check_budgets(scenario: Scenario, fleet: Fleet, n_items: int) -> None:
             f"budget of {low} bytes is below the smallest configuration ({minimum} bytes: {what})",
             path=path,
         )
+
+
+def lr_schedule(scenario: Scenario) -> LrSchedule:
+    fed = scenario.federated
+    return LrSchedule(fed.lr_schedule, fed.lr_final, max(fed.rounds, 1))
 
 
 def local_spec(scenario: Scenario, *, personal: bool = False) -> LocalSpec | None:
@@ -208,6 +214,7 @@ def run_federated_seed(
             pipeline=privacy_pipeline(scenario.privacy, split.n_items, scenario.federated.mode),
             faults=device_faults(scenario),
             codec=codec_kind(method),
+            schedule=lr_schedule(scenario),
         )
 
         def make_server(transport: Transport) -> FleetServer:

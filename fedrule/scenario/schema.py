@@ -423,6 +423,14 @@ class FederatedConfig:
         "(adam|sgd) a device's optimizer, fresh every round (adam: lazy, per touched row)", "adam"
     )
     local_lr: float = doc("(float) a device's learning rate", 0.01)
+    lr_schedule: Literal["constant", "linear", "cosine"] = doc(
+        "(constant|linear|cosine) a device's learning rate over the rounds: local_lr throughout, "
+        "or falling from local_lr at round 1 to local_lr * lr_final at the last round",
+        "constant",
+    )
+    lr_final: float = doc(
+        "(float) linear/cosine: the last round's learning rate as a share of local_lr", 0.1
+    )
     server_lr: float = doc(
         "(float) server learning rate applied to the averaged update (fedadam/fedyogi: about "
         "0.01-0.1)",
@@ -469,6 +477,7 @@ class FederatedConfig:
         require(self.local_epochs >= 1, "must be >= 1", path=f"{path}.local_epochs")
         require(self.local_batch_size >= 1, "must be >= 1", path=f"{path}.local_batch_size")
         require(self.local_lr > 0, "must be > 0", path=f"{path}.local_lr")
+        require(0 < self.lr_final <= 1, "must lie in (0, 1]", path=f"{path}.lr_final")
         require(self.server_lr > 0, "must be > 0", path=f"{path}.server_lr")
         require(0 <= self.server_momentum < 1, "must be in [0, 1)", path=f"{path}.server_momentum")
         require(0 <= self.server_beta2 < 1, "must be in [0, 1)", path=f"{path}.server_beta2")
