@@ -153,10 +153,10 @@ class FleetServer:
         self.results.popularity = self.popularity
         self.results.layout = self.codec
         self.tables = self._tables()
-        self.table = initial_table(self.tables, self.method, self.scenario.model, self.seed)
-        if self.method == "popularity":
+        if self.method == "popularity":  # no model: the counts the ranking is made of
             self.table = np.asarray(self.popularity, np.float32)[:, None]
         else:
+            self.table = initial_table(self.tables, self.method, self.scenario.model, self.seed)
             self._timed("train", self.train)
         if self.method == "rule":  # the baselines need no estimator
             self._timed("label", self.label_and_fit)

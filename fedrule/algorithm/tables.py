@@ -98,16 +98,14 @@ def popularity_tables(n_items: int) -> ServerTables:
 
 
 def initial_table(tables: ServerTables, method: str, model: ModelConfig, seed: int) -> np.ndarray:
-    """The server's initial array: elastic tables each from the same N(0, init_std) draw;
-    hashed rows N(0, init_std); QR factors N(0, sqrt(init_std)), so that their products have
-    the plain model's scale (as the centralised codec trainer)."""
+    """The server's initial array of a trained method: elastic tables each from the same
+    N(0, init_std) draw; hashed rows N(0, init_std); QR factors N(0, sqrt(init_std)), so that
+    their products have the plain model's scale (as the centralised codec trainer)."""
     rng = seeds.server_rng(seed, seeds.TABLE_INIT)
     if method in COMPRESSED:
         scale = math.sqrt(model.init_std) if method == "qr" else model.init_std
         shape = (tables.rows, model.dim)
         return (rng.standard_normal(shape) * scale).astype(np.float32)
-    if method == "popularity":
-        return np.zeros((tables.rows, 1), np.float32)
     n_items = tables.codecs[0].n_items
     one = (rng.standard_normal((n_items, model.dim)) * model.init_std).astype(np.float32)
     return np.tile(one, (len(tables.codecs), 1))

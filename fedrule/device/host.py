@@ -22,7 +22,7 @@ from fedrule.device.faults import DeviceFaults
 from fedrule.device.local_train import LocalSpec, train_cohort
 from fedrule.device.state import DeviceStateStore
 from fedrule.device.store import DeviceStore, load_device_store
-from fedrule.device.update import UpdatePipeline
+from fedrule.device.update import CohortUpdate, UpdatePipeline
 from fedrule.fleet import device_rng
 from fedrule.metrics import metric_keys
 from fedrule.model.codec import composed, decode_payload, decode_trainable, layout_of
@@ -180,16 +180,7 @@ class DeviceHost:
             pipeline=s.pipeline.with_clip(request.clip),
         )
         self.state.put(trained, users.numpy())
-        return TrainReply(
-            rows=update.rows,
-            sum_wdelta=update.sum_wdelta,
-            sum_w=update.sum_w,
-            bytes_up=update.bytes_up,
-            loss_sum=update.loss_sum,
-            loss_count=update.loss_count,
-            clip_below=update.clip_below,
-            **reply,
-        )
+        return _trained(update, reply)
 
     def _train_composed(
         self, request: TrainRequest, devices: np.ndarray, status: np.ndarray
@@ -214,16 +205,7 @@ class DeviceHost:
             s.pipeline.with_clip(request.clip),
         )
         self.state.put(trained, users.numpy())
-        return TrainReply(
-            rows=update.rows,
-            sum_wdelta=update.sum_wdelta,
-            sum_w=update.sum_w,
-            bytes_up=update.bytes_up,
-            loss_sum=update.loss_sum,
-            loss_count=update.loss_count,
-            clip_below=update.clip_below,
-            **reply,
-        )
+        return _trained(update, reply)
 
     # ------------------------------------------------------------------ labelling
     def _personal_rngs(self, devices: np.ndarray, stamp: int) -> list[np.random.Generator]:
@@ -318,6 +300,19 @@ def _statuses(status: np.ndarray, bytes_down: int) -> dict:
         failed=int((status == FAILED).sum()),
         late=int((status == LATE).sum()),
         bytes_down=bytes_down,
+    )
+
+
+def _trained(update: CohortUpdate, reply: dict) -> TrainReply:
+    return TrainReply(
+        rows=update.rows,
+        sum_wdelta=update.sum_wdelta,
+        sum_w=update.sum_w,
+        bytes_up=update.bytes_up,
+        loss_sum=update.loss_sum,
+        loss_count=update.loss_count,
+        clip_below=update.clip_below,
+        **reply,
     )
 
 
