@@ -358,7 +358,7 @@ def plot_tiers(groups: list[Group], path: Path) -> Path | None:
     budget = {t: b for g in fed for t, b in g.seeds[0].budgets.items()}
     tiers = list(dict.fromkeys(t for g in fed for t in g.seeds[0].tiers))
     tiers.sort(key=lambda t: (t == "all", budget.get(t, math.inf)))
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.6))
+    fig, axes = plt.subplots(1, 2, figsize=(12, 5.2))
     width = 0.8 / len(fed)
     for ax, name in zip(axes, (metric, f"recall@{k}"), strict=True):
         for i, group in enumerate(fed):
@@ -374,8 +374,14 @@ def plot_tiers(groups: list[Group], path: Path) -> Path | None:
         ax.set_ylabel(f"test {name} (mean over evaluated devices)")
         ax.set_title(f"Per-tier test {name}")
         ax.grid(alpha=0.3, axis="y")
-    axes[0].legend(fontsize=7)
-    return _save(fig, path)
+    handles, labels = axes[0].get_legend_handles_labels()  # below the bars, never over them
+    columns = min(4, max(1, len(labels)))
+    fig.legend(handles, labels, loc="lower center", ncol=columns, fontsize=7, frameon=False)
+    rows = -(-len(labels) // columns)
+    fig.tight_layout(rect=(0, 0.04 * rows + 0.02, 1, 1))
+    fig.savefig(path, dpi=120)
+    _pyplot().close(fig)
+    return path
 
 
 def _per_round(group: Group, column: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
