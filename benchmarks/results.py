@@ -67,8 +67,9 @@ STUDIES = (
     Study(
         "methods",
         "Federated methods at equal bytes (ML-100K, 3 seeds)",
-        "The quickstart fleet (943 devices; watch 1/16, phone 1/4, tv 1 of the full table) "
-        "trained by RULE (one elastic supernet, a searched sub-embedding per budget), `nested` "
+        "The quickstart fleet (943 devices; watch 1/16, phone 1/4, tv 1 of the full table; 120 "
+        "rounds of half the fleet, the shipped defaults) trained by RULE (one elastic "
+        "supernet, a searched sub-embedding per budget), `nested` "
         "(HeteroFL/FjORD-style: each tier trains and receives the first columns that fit) and "
         "`per-tier` (one model per tier, trained on that tier's devices only); NDCG@20 on each "
         "device's held-out last interaction, mean ± spread over seeds 0, 1, 2.",
@@ -91,8 +92,8 @@ STUDIES = (
         "compressed table per tier at its budget) and `popularity`; seeds 0, 1, 2 (each seed "
         "draws its own fleet).",
         (
-            f"sweep scenarios/ml1m-fleet.yaml --grid {METHODS} "
-            f"--seeds 0,1,2 --set {FIVE_TIERS} --out {{out}}",
+            f"sweep scenarios/ml1m-fleet.yaml --grid {METHODS} --seeds 0,1,2 "
+            f"--set federated.rounds=40 --set {FIVE_TIERS} --out {{out}}",
         ),
         ("summary.csv",),
         ("quality_vs_memory.png", "tiers.png"),
@@ -106,7 +107,8 @@ STUDIES = (
         "FedAdam and FedYogi (lr 0.05, beta1 0.9, beta2 0.99, tau 1e-3); `curves.png` has "
         "validation NDCG@20 against round and against seconds.",
         tuple(
-            f"run scenarios/ml1m-fleet.yaml --set federated.eval_every=2 {sets} "
+            "run scenarios/ml1m-fleet.yaml --set federated.rounds=40 "
+            f"--set federated.eval_every=2 {sets} "
             f"--set name=opt-{name} -q --out {{out}}"
             for name, sets in [
                 ("fedavg", "--set federated.server_optimizer=fedavg"),
