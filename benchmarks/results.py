@@ -140,9 +140,26 @@ STUDIES = (
         "prefix (`full-prefix`), the hashing trick and quotient-remainder embeddings at equal "
         "bytes, and popularity; test NDCG@20 over all 6,040 users.",
         (
-            "run scenarios/ml1m-rule-centralized.yaml "
+            "run scenarios/ml1m-rule-centralized.yaml --set train.lambda_div=0.01 "
             "--set 'references.baselines=[full, hashing, qr, popularity]' "
             "--set name=ml1m-rule -q --out {out}",
+        ),
+        ("quality_vs_memory.csv",),
+        ("quality_vs_memory.png",),
+    ),
+    Study(
+        "diversity",
+        "The diversity regulariser and the block size (centralised ML-1M, seed 0)",
+        "`scenarios/ml1m-rule-centralized.yaml` (RULE and the evolution search at 1/16 … 1, "
+        "verified on validation; no references) with the block-diversity regulariser off "
+        "(`lambda_div` 0) and on (0.01), at B = 32 blocks of 2 dimensions (at least one block "
+        "per group) and at B = 16 and 8 (4- and 8-dimension blocks, `min_blocks_per_group: 0`, "
+        "so that 1/16 is feasible by leaving groups out); test NDCG@20 over all 6,040 users.",
+        (
+            "sweep scenarios/ml1m-rule-centralized.yaml --grid "
+            "'model.blocks,model.min_blocks_per_group=[32,1],[16,0],[8,0]' "
+            "--grid train.lambda_div=0,0.01 --seeds 0 --set references.plain=false "
+            "--set references.retrained=false --set 'search.compare=[]' --out {out}",
         ),
         ("quality_vs_memory.csv",),
         ("quality_vs_memory.png",),
