@@ -27,8 +27,9 @@ from fedrule.device.local_train import (
     _LocalOptimizer,
     _plan,
     _segments,
+    cohort_reply,
 )
-from fedrule.device.update import CohortUpdate, DeviceDeltas, UpdatePipeline, sum_cohort
+from fedrule.device.update import CohortUpdate, DeviceDeltas, UpdatePipeline
 from fedrule.model.codecs.composed import ComposedTable, plain_layout
 from fedrule.model.objective import Objective, objective_step
 
@@ -154,9 +155,4 @@ def train_composed_cohort(
     """Local training, the per-device update pipeline, then the cohort's weighted sum per
     parameter row (what a node sends back)."""
     result = local_train_composed(received, user_vecs, train, spec, rngs)
-    deltas = result.deltas
-    if pipeline is not None:
-        deltas = pipeline.apply(deltas, rngs)
-    update = sum_cohort(deltas, received.dim * received.bytes_per_value)
-    update.loss_sum, update.loss_count = result.loss_sum, result.loss_count
-    return update, result.user_vecs
+    return cohort_reply(result, pipeline, rngs, received.dim * received.bytes_per_value)

@@ -458,9 +458,20 @@ def train_cohort(
     result = local_train(
         table, user_vecs, train, allowed, layout, spec, rngs, table_of_device=table_of_device
     )
+    return cohort_reply(result, pipeline, rngs, layout.block_dim * layout.bytes_per_value)
+
+
+def cohort_reply(
+    result: LocalResult,
+    pipeline: UpdatePipeline | None,
+    rngs: list[np.random.Generator],
+    bytes_per_block: int,
+) -> tuple[CohortUpdate, torch.Tensor]:
+    """The per-device update pipeline on each device's own update, then the cohort's weighted
+    sum with its loss (what a node sends back), and the devices' new user vectors."""
     deltas = result.deltas
     if pipeline is not None:
         deltas = pipeline.apply(deltas, rngs)
-    update = sum_cohort(deltas, layout.block_dim * layout.bytes_per_value)
+    update = sum_cohort(deltas, bytes_per_block)
     update.loss_sum, update.loss_count = result.loss_sum, result.loss_count
     return update, result.user_vecs
