@@ -98,3 +98,39 @@ def test_many_differing_keys_label_each_group_by_its_departures(tmp_path):
         "clip=0.5, target_epsilon=8",
         "clip=0.5, dense=True, local_noise_multiplier=4",
     ]
+
+
+def test_tradeoff_plot_follows_the_tail_weight(tmp_path):
+    """Two budgets, three tail weights: one line per budget through its (tail, overall) points
+    in order of the weight; groups that share a tail weight make no plot."""
+    from fedrule.report.compare import Group, Seed, plot_tradeoff, tradeoff_rows
+
+    def group(weight: float, overall: float, tail: float) -> Group:
+        rows = [
+            {
+                "method": "rule",
+                "searcher": "evolution",
+                "budget": b,
+                "bytes": 100.0 * (i + 1),
+                "ndcg@20": overall + i,
+                "tail/ndcg@20": tail + i,
+            }
+            for i, b in enumerate(("1/16", "1/4"))
+        ]
+        rows.append({"method": "plain", "searcher": "evolution", "budget": "1/16", "bytes": 1.0})
+        scenario = {"search": {"tail_weight": weight}, "eval": {"metric": "ndcg@20"}}
+        return Group(f"w={weight}", scenario, seeds=[Seed(0, "centralized", rows=rows)])
+
+    groups = [group(0.5, 0.04, 0.002), group(0.0, 0.05, 0.001), group(1.0, 0.03, 0.004)]
+    rows = tradeoff_rows(groups)
+    assert [(r["tail_weight"], r["point"]) for r in rows] == [
+        (0.0, "1/16"),
+        (0.0, "1/4"),
+        (0.5, "1/16"),
+        (0.5, "1/4"),
+        (1.0, "1/16"),
+        (1.0, "1/4"),
+    ]
+    assert [r["ndcg@20"] for r in rows if r["point"] == "1/16"] == [0.05, 0.04, 0.03]
+    assert plot_tradeoff(rows, "ndcg@20", tmp_path / "t.png").stat().st_size > 0
+    assert tradeoff_rows([group(0.5, 0.04, 0.002), group(0.5, 0.03, 0.001)]) == []

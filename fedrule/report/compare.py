@@ -7,7 +7,9 @@ which the groups differ (``dim=8, lr=0.05``), or by the scenario's name when the
 
 Files (each only when the runs hold its data): ``quality_vs_memory.png`` (+ ``.csv``/``.md``),
 ``tiers.png`` (+ ``.csv``/``.md``), ``curves.png``, ``traffic.png``, ``estimator.png``,
-``privacy.png``, ``summary.csv``/``summary.md`` and ``report.md``, an index of them all.
+``privacy.png``, ``audit.png`` (+ ``audit.csv``/``.md``), ``tradeoff.png`` (overall against tail
+quality per budget, for runs that differ in ``search.tail_weight``), ``summary.csv``/``summary.md``
+and ``report.md``, an index of them all.
 """
 
 from __future__ import annotations
@@ -626,6 +628,50 @@ def plot_audit(rows: list[dict], metric: str, path: Path) -> Path | None:
     return _save(fig, path)
 
 
+def tradeoff_rows(groups: list[Group]) -> list[dict]:
+    """Overall against tail quality of RULE's customised configurations, per budget, for
+    groups that differ in ``search.tail_weight`` (the objective's share of tail quality)."""
+    weights = [float(g.scenario.get("search", {}).get("tail_weight", 0.0)) for g in groups]
+    if len(set(weights)) < 2:
+        return []
+    out = []
+    for group, weight in sorted(zip(groups, weights, strict=True), key=lambda p: p[1]):
+        for row in memory_rows([group]):
+            if str(row["series"]).startswith("rule"):
+                out.append({**row, "tail_weight": weight})
+    return out
+
+
+def plot_tradeoff(rows: list[dict], metric: str, path: Path) -> Path | None:
+    """Per budget, overall against tail quality as ``search.tail_weight`` grows."""
+    if not rows:
+        return None
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7.2, 5.0))
+    points: dict[str, list[dict]] = {}
+    for row in rows:
+        points.setdefault(f"{row['point']} ({row['series']})", []).append(row)
+    for i, (label, members) in enumerate(points.items()):
+        members = sorted(members, key=lambda r: r["tail_weight"])
+        x = [r[f"tail/{metric}"] for r in members]
+        y = [r[metric] for r in members]
+        ax.plot(x, y, marker="o", color=f"C{i % 10}", label=f"budget {label}")
+        for r, xi, yi in zip(members, x, y, strict=True):
+            ax.annotate(
+                f"{r['tail_weight']:g}",
+                (xi, yi),
+                fontsize=6,
+                xytext=(3, 3),
+                textcoords="offset points",
+            )
+    ax.set_xlabel(f"test tail/{metric} (items outside the popular head)")
+    ax.set_ylabel(f"test {metric} (all items)")
+    ax.set_title("Overall against tail quality; points labelled by search.tail_weight")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    return _save(fig, path)
+
+
 # ---------------------------------------------------------------------- the command
 def write_report(folders: list[Path], out: Path) -> list[Path]:
     """Every plot and table the given runs allow, in ``out``; returns the files written."""
@@ -667,6 +713,7 @@ def write_report(folders: list[Path], out: Path) -> list[Path]:
         "estimator.png": lambda p: plot_estimator(groups, p),
         "privacy.png": lambda p: plot_privacy(groups, p),
         "audit.png": lambda p: plot_audit(audit, metric, p),
+        "tradeoff.png": lambda p: plot_tradeoff(tradeoff_rows(groups), metric, p),
     }
     why = {
         "quality_vs_memory.png": "no federated run and no centralised run with search.budgets",
@@ -676,6 +723,7 @@ def write_report(folders: list[Path], out: Path) -> list[Path]:
         "estimator.png": "no run saved the estimator's held-out predictions",
         "privacy.png": "no run with a privacy section (no ε recorded)",
         "audit.png": "no run with privacy.audit",
+        "tradeoff.png": "no runs that differ in search.tail_weight",
     }
     images = []
     for name, plot in plots.items():
