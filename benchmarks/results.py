@@ -165,6 +165,22 @@ STUDIES = (
         ("quality_vs_memory.png",),
     ),
     Study(
+        "tail",
+        "Overall against tail quality: the search objective's tail weight (centralised ML-1M)",
+        "`scenarios/ml1m-rule-centralized.yaml` (seed 0, no references) with the estimator's "
+        "label and the search objective mixing overall and tail NDCG@20 as "
+        "`(1 - w) * overall + w * tail` for w = `search.tail_weight` in 0, 0.25, 0.5, 0.75, "
+        "1 (tail: items outside the popular head, `eval.head_share`); `tradeoff.png` has one "
+        "line per budget through its (tail, overall) points.",
+        (
+            "sweep scenarios/ml1m-rule-centralized.yaml --grid "
+            "search.tail_weight=0,0.25,0.5,0.75,1 --seeds 0 --set references.plain=false "
+            "--set references.retrained=false --set 'search.compare=[]' --out {out}",
+        ),
+        ("quality_vs_memory.csv",),
+        ("tradeoff.png",),
+    ),
+    Study(
         "privacy-utility",
         "Privacy–utility: client-level DP on 100,000 devices",
         "`scenarios/synthetic-100k.yaml` (100,000 devices, 50,000 items, 10,000 devices per "
