@@ -5,7 +5,7 @@ Each cohort becomes one message (one Flower node's work). ``num_cohorts`` asks f
 more than ``max_devices`` devices in one cohort. ``pack`` gives cohorts nearly equal cost, each
 made of devices of similar cost: a cohort trains as many steps as its busiest device needs, so
 devices of similar size make fewer, fuller steps (a round of all 6,040 ML-1M devices: 680 steps
-instead of 1,823 when the costly devices are spread over the cohorts, 18% less time). Under
+instead of 1,823 when the costly devices are spread over the cohorts: 7.3 s instead of 8.1 s). Under
 secure aggregation ``spread`` packs instead (costly devices first onto the lightest cohort), so
 that cohorts hold about as many devices each: the server learns only each cohort's sum, and a
 cohort of a few busy devices would hide them in a small crowd. Results never depend on the
