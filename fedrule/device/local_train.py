@@ -135,7 +135,9 @@ class _LocalOptimizer:
         update = m_new.div_(update).mul_((self.spec.lr / correction1)[:, None])
         if mask is not None:
             update = update.mul_(mask)
-        param.index_add_(0, index, update, alpha=-1.0)
+        # distinct rows: gather, subtract, scatter back (bit for bit index_add_'s result, and
+        # several times faster on CPU than index_add_, which serialises its writes)
+        param.index_copy_(0, index, param.index_select(0, index).sub_(update))
 
 
 def _negatives(
