@@ -19,6 +19,7 @@ from fedrule.model.objective import (
     diversity_with_grad,
     objective_step,
 )
+from fedrule.model.supernet import build_subconfigs
 from fedrule.model.train import batch_gradients
 
 
@@ -168,7 +169,8 @@ def test_centralised_and_device_trainers_have_the_same_gradients(sampling):
     table, user = model.item.detach().clone(), model.user.detach().clone()
     rows = Rows(np.array([0, items.size], dtype=np.int64), items)
     result = local_train(table, user, rows, None, layout, spec, [device_rng(0, 9, 1)])
-    pos, neg, configs = _device_schedule(device_rng(0, 9, 1), items, n_items, spec, layout, None)
+    pos, neg, drawn = _device_schedule(device_rng(0, 9, 1), items, n_items, spec, layout)
+    configs = build_subconfigs([drawn], layout)
     objective = Objective(blocks, spec.l2, spec.lambda_div)
     u = torch.zeros(items.size, dtype=torch.int64)
     res = batch_gradients(

@@ -31,7 +31,13 @@ from fedrule.model.objective import (
     diversity_rows,
     objective_step,
 )
-from fedrule.model.supernet import SAMPLINGS, sample_subconfigs
+from fedrule.model.supernet import (
+    SAMPLINGS,
+    SubconfigDraws,
+    build_subconfigs,
+    draw_subconfigs,
+    inside,
+)
 
 OPTIMIZERS = ("adam", "sgd")
 
@@ -161,17 +167,17 @@ def _device_schedule(
     n_items: int,
     spec: LocalSpec,
     layout: ElasticLayout,
-    held: np.ndarray | None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, SubconfigDraws]:
     """What one device trains, from its own random stream: its positives in minibatch order
-    (epoch after epoch), their negatives (pairs x K) and the sub-configurations of each of its
-    steps (steps x S x G x B, inside the blocks it ``held``)."""
+    (epoch after epoch), their negatives (pairs x K) and the draws of the sub-configurations of
+    each of its steps (``build_subconfigs`` makes them; a budgeted device then restricts them to
+    what it holds with ``inside``, from the same stream)."""
     n = items.size
     steps = spec.epochs * -(-n // spec.batch_size)
     order = np.concatenate([rng.permutation(n) for _ in range(spec.epochs)])
     pos = items[order]
     neg = _negatives(rng, items, n_items, (pos.size, spec.negatives))
-    return pos, neg, sample_subconfigs(layout, spec.sampling, rng, steps, held)
+    return pos, neg, draw_subconfigs(layout, spec.sampling, rng, steps)
 
 
 def _segments(
@@ -245,14 +251,13 @@ def _plan(
 ) -> _Plan | None:
     """Draw every device's schedule and lay the cohort out (None: nothing to train)."""
     parts: dict[str, list[np.ndarray]] = {k: [] for k in ("dev", "pos", "neg", "step", "w")}
-    slots, configs = [], []
+    slots, draws, trained = [], [], []
     num_slots = 0
     for k in range(train.counts.size):
         items = train.of(k)
         if items.size == 0 or spec.epochs == 0:
             continue
-        held = None if allowed is None else allowed[k]
-        pos, neg, sub = _device_schedule(rngs[k], items, n_items, spec, layout, held)
+        pos, neg, drawn = _device_schedule(rngs[k], items, n_items, spec, layout)
         in_epoch = np.arange(items.size) // spec.batch_size
         per_epoch = int(in_epoch[-1]) + 1
         step = (np.arange(spec.epochs)[:, None] * per_epoch + in_epoch).ravel()
@@ -263,10 +268,17 @@ def _plan(
         parts["step"].append(step)
         parts["w"].append(np.tile(1.0 / size, spec.epochs))
         slots.append(num_slots + step)
-        configs.append(sub)
-        num_slots += sub.shape[0]
+        draws.append(drawn)
+        trained.append(k)
+        num_slots += drawn.counts.shape[0]
     if not slots:
         return None
+    configs = build_subconfigs(draws, layout)  # every device's steps at once
+    if allowed is not None:  # each restricted to what its device holds, from its own stream
+        bounds = np.cumsum([0, *(d.counts.shape[0] for d in draws)])
+        for j, k in enumerate(trained):
+            part = slice(bounds[j], bounds[j + 1])
+            configs[part] = inside(configs[part], allowed[k], rngs[k])
     order = np.argsort(np.concatenate(parts["step"]), kind="stable")
     dev, pos, neg, step, weight = (np.concatenate(parts[k])[order] for k in parts)
     slot = np.concatenate(slots)[order]
@@ -296,7 +308,7 @@ def _plan(
         row_dev=uniq // n_items,
         row_item=uniq % n_items,
         slot_dev=slot_dev,
-        configs=np.concatenate(configs),
+        configs=configs,
         fresh=_Split.of(step_rows, row_bounds),
     )
 

@@ -9,6 +9,8 @@ Both trainers draw their samples here.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from fedrule.model.elastic import ElasticLayout
@@ -30,18 +32,45 @@ def sample_subconfigs(
     [min_blocks, B] (the sandwich's smallest one: ``max(min_blocks, 1)``). With ``allowed`` (what
     a budgeted device holds, G x B), samples are restricted to it (``inside``).
     """
+    configs = build_subconfigs([draw_subconfigs(layout, sampling, rng, steps)], layout)
+    return configs if allowed is None else inside(configs, allowed, rng)
+
+
+@dataclass(frozen=True)
+class SubconfigDraws:
+    """The random draws of ``steps`` steps' sub-configurations: per configuration and group
+    how many blocks it keeps (steps x S x G), and a score per block (the lowest are kept)."""
+
+    counts: np.ndarray
+    scores: np.ndarray
+
+
+def draw_subconfigs(
+    layout: ElasticLayout, sampling: str, rng: np.random.Generator, steps: int
+) -> SubconfigDraws:
+    """What ``sample_subconfigs`` draws from ``rng``, in the same order; ``build_subconfigs``
+    turns the draws of many streams into configurations at once."""
     if sampling not in SAMPLINGS:
         raise ValueError(f"unknown sampling {sampling!r}")
-    if sampling == "none":
-        return np.zeros((steps, 0, *layout.shape), dtype=bool)
     g, b = layout.shape
+    if sampling == "none":
+        return SubconfigDraws(np.zeros((steps, 0, g), np.int64), np.zeros((steps, 0, g, b)))
     counts = rng.integers(layout.min_blocks, b + 1, size=(steps, 2, g))
     if sampling == "sandwich":
         counts[:, 0, :] = max(layout.min_blocks, 1)
-    order = np.argsort(rng.random((steps, 2, g, b)), axis=-1)  # the first `count` are kept
-    configs = np.empty((steps, 2, g, b), dtype=bool)
+    return SubconfigDraws(counts, rng.random((steps, 2, g, b)))
+
+
+def build_subconfigs(draws: list[SubconfigDraws], layout: ElasticLayout) -> np.ndarray:
+    """The configurations of every draw, steps after steps (sum of steps x S x G x B)."""
+    g, b = layout.shape
+    counts = np.concatenate([d.counts for d in draws]) if draws else np.zeros((0, 0, g), int)
+    if counts.shape[1] == 0:
+        return np.zeros((*counts.shape[:2], g, b), dtype=bool)
+    order = np.argsort(np.concatenate([d.scores for d in draws]), axis=-1)  # first `count` kept
+    configs = np.empty(order.shape, dtype=bool)
     np.put_along_axis(configs, order, np.arange(b) < counts[..., None], axis=-1)
-    return configs if allowed is None else inside(configs, allowed, rng)
+    return configs
 
 
 def inside(config: np.ndarray, allowed: np.ndarray, rng: np.random.Generator) -> np.ndarray:
