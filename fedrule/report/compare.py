@@ -312,6 +312,15 @@ def _pyplot():
     return plt
 
 
+def _finish(ax: object, xlabel: str, ylabel: str, title: str) -> None:
+    """Axis labels, title, a light grid and the legend."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+
+
 def _save(fig: object, path: Path) -> Path:
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -484,11 +493,12 @@ def plot_estimator(groups: list[Group], path: Path) -> Path | None:
         ax.scatter(xs, ys, s=14, alpha=0.7, label=f"{group.label} (Spearman {rho:.3f})")
         low, high = min(low, *xs, *ys), max(high, *xs, *ys)
     ax.plot([low, high], [low, high], linestyle="--", color="grey", label="predicted = true")
-    ax.set_xlabel(f"true validation {metric} of the configuration")
-    ax.set_ylabel(f"estimator's predicted {metric}")
-    ax.set_title("Performance estimator on held-out configurations")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    _finish(
+        ax,
+        f"true validation {metric} of the configuration",
+        f"estimator's predicted {metric}",
+        "Performance estimator on held-out configurations",
+    )
     return _save(fig, path)
 
 
@@ -664,11 +674,12 @@ def plot_tradeoff(rows: list[dict], metric: str, path: Path) -> Path | None:
                 xytext=(3, 3),
                 textcoords="offset points",
             )
-    ax.set_xlabel(f"test tail/{metric} (items outside the popular head)")
-    ax.set_ylabel(f"test {metric} (all items)")
-    ax.set_title("Overall against tail quality; points labelled by search.tail_weight")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    _finish(
+        ax,
+        f"test tail/{metric} (items outside the popular head)",
+        f"test {metric} (all items)",
+        "Overall against tail quality; points labelled by search.tail_weight",
+    )
     return _save(fig, path)
 
 
