@@ -341,6 +341,12 @@ def test_a_budget_below_the_smallest_compressed_table_names_the_tier(method, lea
     _run(method, fleet__tiers=[tiers[0], {**tiers[1], "budget": least}], federated__rounds=1)
 
 
+def test_budgeted_mode_with_a_baseline_names_the_key():
+    with pytest.raises(ConfigError) as err:
+        scenario_from_dict(fleet_scenario(federated__method="hashing", federated__mode="budgeted"))
+    assert err.value.path == "federated.mode" and "\n" not in str(err.value)
+
+
 def test_an_audit_of_compressed_payloads_is_refused_naming_the_key():
     with pytest.raises(ConfigError) as err:
         scenario_from_dict(fleet_scenario(federated__method="qr", privacy__audit=True))

@@ -75,7 +75,22 @@ def test_devices_train_each_round_at_the_scheduled_rate(monkeypatch):
     np.testing.assert_array_equal(flat.table, constant.table)
 
 
-def test_a_bad_final_rate_names_the_key():
+@pytest.mark.parametrize(
+    ("patch", "message"),
+    [
+        ({"federated__lr_schedule": "cosine", "federated__lr_final": 0}, "must lie in (0, 1]"),
+        ({"federated__lr_final": 0.5}, "no effect with lr_schedule: constant"),
+    ],
+)
+def test_a_bad_or_idle_final_rate_names_the_key(patch, message):
     with pytest.raises(ConfigError) as err:
-        scenario_from_dict(fleet_scenario(federated__lr_final=0))
-    assert err.value.path == "federated.lr_final"
+        scenario_from_dict(fleet_scenario(**patch))
+    assert err.value.path == "federated.lr_final" and message in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_a_schedule_without_a_final_rate_falls_to_a_tenth():
+    from fedrule.engine.federated import lr_schedule
+
+    scenario = scenario_from_dict(fleet_scenario(federated__lr_schedule="linear"))
+    assert lr_schedule(scenario).factor(scenario.federated.rounds) == pytest.approx(0.1)

@@ -112,7 +112,8 @@ def check_budgets(scenario: Scenario, fleet: Fleet, n_items: int) -> None:
 
 def lr_schedule(scenario: Scenario) -> LrSchedule:
     fed = scenario.federated
-    return LrSchedule(fed.lr_schedule, fed.lr_final, max(fed.rounds, 1))
+    final = 0.1 if fed.lr_final is None else fed.lr_final
+    return LrSchedule(fed.lr_schedule, final, max(fed.rounds, 1))
 
 
 def local_spec(scenario: Scenario, *, personal: bool = False) -> LocalSpec | None:

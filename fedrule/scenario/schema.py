@@ -405,8 +405,8 @@ class FederatedConfig:
         "per tier, the largest that fits the tier's smallest budget, trained by the tier's "
         "devices; popularity: no model, every device receives the counted popularity ranking "
         "(rounds are not run). All train plain BPR (no sub-configurations, no diversity term) "
-        "and skip labelling and search, so mode, refit_every, estimator.* (but label_users: "
-        "validation devices) and search.* are RULE's alone",
+        "and skip labelling and search, so refit_every, estimator.* (but label_users: "
+        "validation devices) and search.* are RULE's alone, and mode must be full",
         "rule",
     )
     mode: Literal["full", "budgeted"] = doc(
@@ -428,8 +428,10 @@ class FederatedConfig:
         "or falling from local_lr at round 1 to local_lr * lr_final at the last round",
         "constant",
     )
-    lr_final: float = doc(
-        "(float) linear/cosine: the last round's learning rate as a share of local_lr", 0.1
+    lr_final: float | None = doc(
+        "(float) linear/cosine: the last round's learning rate as a share of local_lr (0.1 if "
+        "not given); an error with lr_schedule constant, where it would change nothing",
+        None,
     )
     server_lr: float = doc(
         "(float) server learning rate applied to the averaged update (fedadam/fedyogi: about "
@@ -477,7 +479,14 @@ class FederatedConfig:
         require(self.local_epochs >= 1, "must be >= 1", path=f"{path}.local_epochs")
         require(self.local_batch_size >= 1, "must be >= 1", path=f"{path}.local_batch_size")
         require(self.local_lr > 0, "must be > 0", path=f"{path}.local_lr")
-        require(0 < self.lr_final <= 1, "must lie in (0, 1]", path=f"{path}.lr_final")
+        if self.lr_final is not None:
+            require(0 < self.lr_final <= 1, "must lie in (0, 1]", path=f"{path}.lr_final")
+            require(
+                self.lr_schedule != "constant",
+                "has no effect with lr_schedule: constant",
+                path=f"{path}.lr_final",
+                hint="set federated.lr_schedule: linear or cosine",
+            )
         require(self.server_lr > 0, "must be > 0", path=f"{path}.server_lr")
         require(0 <= self.server_momentum < 1, "must be in [0, 1)", path=f"{path}.server_momentum")
         require(0 <= self.server_beta2 < 1, "must be in [0, 1)", path=f"{path}.server_beta2")
@@ -736,6 +745,12 @@ class Scenario:
         method, privacy = self.federated.method, self.privacy
         if method == "rule":
             return
+        require(
+            self.federated.mode == "full",
+            f"budgeted mode trains searched blocks, which only rule has: {method} devices train "
+            "what they receive",
+            path="federated.mode",
+        )
         require(
             self.engine.kind == "federated",
             f"{method} is a federated baseline: set engine.kind: federated (centralised "
