@@ -321,8 +321,9 @@ def _finish(ax: object, xlabel: str, ylabel: str, title: str) -> None:
     ax.legend(fontsize=7)
 
 
-def _save(fig: object, path: Path) -> Path:
-    fig.tight_layout()
+def _save(fig: object, path: Path, rect: tuple[float, ...] | None = None) -> Path:
+    """Lay out (within ``rect`` of the figure, leaving room for a figure legend), write, close."""
+    fig.tight_layout(rect=rect)
     fig.savefig(path, dpi=120)
     _pyplot().close(fig)
     return path
@@ -389,10 +390,7 @@ def plot_tiers(groups: list[Group], path: Path) -> Path | None:
     columns = min(4, max(1, len(labels)))
     fig.legend(handles, labels, loc="lower center", ncol=columns, fontsize=7, frameon=False)
     rows = -(-len(labels) // columns)
-    fig.tight_layout(rect=(0, 0.04 * rows + 0.02, 1, 1))
-    fig.savefig(path, dpi=120)
-    _pyplot().close(fig)
-    return path
+    return _save(fig, path, rect=(0, 0.04 * rows + 0.02, 1, 1))
 
 
 def _per_round(group: Group, column: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
