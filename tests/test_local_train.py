@@ -126,3 +126,33 @@ def test_looked_up_diversity_of_untouched_rows_changes_nothing(monkeypatch):
     )
     assert np.allclose(looked_up.sum_wdelta, computed.sum_wdelta, atol=1e-6)
     assert torch.allclose(u1, u2, atol=1e-6)
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_lazy_adam_equals_torch_sparse_adam(masked):
+    """One device's rows, some stepped once (closed form), some again (kept moments), against
+    ``torch.optim.SparseAdam`` on the same sparse gradients."""
+    from fedrule.device.local_train import _LocalOptimizer
+
+    gen = torch.Generator().manual_seed(3)
+    start = torch.randn(8, 4, generator=gen)
+    mask = (torch.rand(8, 4, generator=gen) > 0.3).float() if masked else None
+    steps = [torch.tensor(r) for r in ([0, 1, 2], [1, 3], [4], [1, 2, 5], [6])]
+    grads = [torch.randn(r.numel(), 4, generator=gen) for r in steps]
+    spec = LocalSpec(1, 1, 0.05, 1, 0.0, 0.0, "none", optimizer="adam")
+    local = start.clone() if mask is None else start * mask
+    users = torch.zeros(1, 4)
+    ours = _LocalOptimizer(
+        spec, local, users, torch.zeros(8, dtype=torch.long), mask, torch.cat(steps)
+    )
+    reference = torch.nn.Parameter(local.clone())
+    sparse = torch.optim.SparseAdam([reference], lr=0.05)
+    for rows, grad in zip(steps, grads, strict=True):
+        ours.step(rows, grad, torch.tensor([0]), torch.zeros(1, 4))
+        masked_grad = grad if mask is None else grad * mask[rows]
+        reference.grad = torch.sparse_coo_tensor(
+            rows[None], masked_grad, (8, 4), check_invariants=True
+        )
+        sparse.step()
+    assert torch.allclose(local, reference.detach(), atol=1e-6)
+    assert torch.equal(local[7], (start if mask is None else start * mask)[7])  # never stepped

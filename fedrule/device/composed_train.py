@@ -100,7 +100,9 @@ def local_train_composed(
     local = received.table.index_select(0, torch.from_numpy(params.param_row))
     initial = local.clone()
     users = user_vecs.clone()
-    optimizer = _LocalOptimizer(spec, local, users, torch.from_numpy(params.param_dev), None)
+    optimizer = _LocalOptimizer(
+        spec, local, users, torch.from_numpy(params.param_dev), None, params.step_params
+    )
     objective = Objective(1, spec.l2, 0.0, spec.compiled)
     loss_sum = torch.zeros(())
     loss_count = 0

@@ -70,6 +70,10 @@ class _LocalOptimizer:
     updated at the steps where they get a gradient, with the device's own step count for bias
     correction; its user vector gets a gradient at every step of the device. State starts fresh
     every round, as a new local optimizer on a device would.
+
+    ``touches`` (every step's rows, step after step) says which rows get a gradient more than
+    once: only they keep Adam moments. A row stepped once (most sampled negatives) has zero
+    moments before its step and none after, so its update is Adam's first step in closed form.
     """
 
     def __init__(
@@ -79,12 +83,16 @@ class _LocalOptimizer:
         users: torch.Tensor,
         row_dev: torch.Tensor,
         row_mask: torch.Tensor | None,
+        touches: torch.Tensor,
     ) -> None:
         self.spec, self.local, self.users = spec, local, users
         self.row_dev, self.row_mask = row_dev, row_mask
         if spec.optimizer == "adam":
-            self.m_rows = torch.zeros_like(local)
-            self.v_rows = torch.zeros_like(local)
+            again = torch.bincount(touches, minlength=local.shape[0]) > 1
+            self.state_of = torch.cumsum(again, 0).sub_(1).masked_fill_(~again, -1)
+            stateful = int(again.sum())
+            self.m_rows = local.new_zeros(stateful, local.shape[1])
+            self.v_rows = local.new_zeros(stateful, local.shape[1])
             self.m_users = torch.zeros_like(users)
             self.v_users = torch.zeros_like(users)
             self.steps = torch.zeros(users.shape[0])
@@ -106,8 +114,32 @@ class _LocalOptimizer:
                 self.local.index_add_(0, rows, grad_rows, alpha=-self.spec.lr)
             else:  # each row with its owning device's step count
                 step = self.steps.index_select(0, self.row_dev.index_select(0, rows)) + 1
-                self._adam(self.local, self.m_rows, self.v_rows, rows, grad_rows, step, mask)
+                update = self._row_update(rows, grad_rows, step)
+                if mask is not None:
+                    update = update.mul_(mask)
+                # distinct rows: gather, subtract, scatter back (bit for bit index_add_'s result,
+                # and several times faster on CPU than index_add_, which serialises its writes)
+                self.local.index_copy_(0, rows, self.local.index_select(0, rows).sub_(update))
         self._step_users(active, grad_users)
+
+    def _row_update(
+        self, rows: torch.Tensor, grad: torch.Tensor, step: torch.Tensor
+    ) -> torch.Tensor:
+        """Adam's update of ``rows``: the first step in closed form for rows stepped once, the
+        moments' step for the others."""
+        update = _adam_update(
+            grad.mul(1 - BETA1), grad.mul(grad).mul_(1 - BETA2), step, self.spec.lr
+        )
+        state = self.state_of.index_select(0, rows)
+        again = torch.nonzero(state >= 0).squeeze(1)
+        if again.numel():
+            kept = _adam_moments(
+                self.m_rows, self.v_rows, state.index_select(0, again), grad.index_select(0, again)
+            )
+            update.index_copy_(
+                0, again, _adam_update(*kept, step.index_select(0, again), self.spec.lr)
+            )
+        return update
 
     def _step_users(self, active: torch.Tensor, grad_users: torch.Tensor) -> None:
         if self.spec.optimizer == "sgd":
@@ -115,35 +147,32 @@ class _LocalOptimizer:
             return
         self.steps.index_add_(0, active, torch.ones(active.numel()))
         step = self.steps.index_select(0, active)
-        self._adam(self.users, self.m_users, self.v_users, active, grad_users, step, None)
+        moments = _adam_moments(self.m_users, self.v_users, active, grad_users)
+        update = _adam_update(*moments, step, self.spec.lr)
+        self.users.index_copy_(0, active, self.users.index_select(0, active).sub_(update))
 
-    def _adam(
-        self,
-        param: torch.Tensor,
-        m: torch.Tensor,
-        v: torch.Tensor,
-        index: torch.Tensor,
-        grad: torch.Tensor,
-        step: torch.Tensor,
-        mask: torch.Tensor | None,
-        beta1: float = 0.9,
-        beta2: float = 0.999,
-        eps: float = 1e-8,
-    ) -> None:
-        """Adam on the (distinct) rows ``index`` of ``param``, with per-row step counts."""
-        m_new = m.index_select(0, index).mul_(beta1).add_(grad, alpha=1 - beta1)
-        v_new = v.index_select(0, index).mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-        m.index_copy_(0, index, m_new)
-        v.index_copy_(0, index, v_new)
-        correction1 = 1 - beta1**step
-        correction2 = 1 - beta2**step
-        update = v_new.div_(correction2[:, None]).sqrt_().add_(eps)
-        update = m_new.div_(update).mul_((self.spec.lr / correction1)[:, None])
-        if mask is not None:
-            update = update.mul_(mask)
-        # distinct rows: gather, subtract, scatter back (bit for bit index_add_'s result, and
-        # several times faster on CPU than index_add_, which serialises its writes)
-        param.index_copy_(0, index, param.index_select(0, index).sub_(update))
+
+BETA1, BETA2, EPS = 0.9, 0.999, 1e-8
+
+
+def _adam_moments(
+    m: torch.Tensor, v: torch.Tensor, index: torch.Tensor, grad: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Adam's moments of the (distinct) rows ``index`` after their gradient ``grad``, stored
+    back into ``m`` and ``v``; returns the new moments of those rows."""
+    m_new = m.index_select(0, index).mul_(BETA1).add_(grad, alpha=1 - BETA1)
+    v_new = v.index_select(0, index).mul_(BETA2).addcmul_(grad, grad, value=1 - BETA2)
+    m.index_copy_(0, index, m_new)
+    v.index_copy_(0, index, v_new)
+    return m_new, v_new
+
+
+def _adam_update(m: torch.Tensor, v: torch.Tensor, step: torch.Tensor, lr: float) -> torch.Tensor:
+    """Adam's update from the moments ``m``, ``v`` (consumed) at per-row step counts."""
+    correction1 = 1 - BETA1**step
+    correction2 = 1 - BETA2**step
+    denom = v.div_(correction2[:, None]).sqrt_().add_(EPS)
+    return m.div_(denom).mul_((lr / correction1)[:, None])
 
 
 def _negatives(
@@ -416,7 +445,9 @@ def local_train(
         local = local * row_mask
     initial = local.clone()
     users = user_vecs.clone()
-    optimizer = _LocalOptimizer(spec, local, users, torch.from_numpy(row_dev), row_mask)
+    optimizer = _LocalOptimizer(
+        spec, local, users, torch.from_numpy(row_dev), row_mask, plan.step_rows
+    )
     objective = Objective(nb, spec.l2, spec.lambda_div, spec.compiled)
     weights, full = _config_weights(plan, allowed, layout)
     known = _known_diversity(plan, allowed, tables, table_of_device, nb, spec, train_items)
