@@ -103,3 +103,21 @@ def test_diversity_matches_the_pairwise_definition():
     assert torch.allclose(diversity_per_item(vecs, 4), pairs, atol=1e-6)
     same = torch.ones(1, 8)  # identical blocks: every pair has cosine 1
     assert diversity_per_item(same, 4).item() == pytest.approx(1.0)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 2**31), st.integers(0, 2), st.sampled_from(["random", "sandwich"]))
+def test_sub_configurations_keep_their_lowest_scored_blocks(seed, min_blocks, sampling):
+    """Each drawn configuration keeps, per group, exactly its drawn count of blocks: those with
+    the lowest scores."""
+    from fedrule.model.supernet import build_subconfigs, draw_subconfigs
+
+    layout = ElasticLayout(16, 8, make_groups(np.arange(1, 41), 3), min_blocks=min_blocks)
+    rng = np.random.default_rng(seed)
+    draws = [draw_subconfigs(layout, sampling, rng, steps) for steps in (3, 1, 4)]
+    configs = build_subconfigs(draws, layout)
+    counts = np.concatenate([d.counts for d in draws])
+    scores = np.concatenate([d.scores for d in draws])
+    assert np.array_equal(configs.sum(-1), counts)
+    ranks = np.argsort(np.argsort(scores, axis=-1), axis=-1)
+    assert np.array_equal(configs, ranks < counts[..., None])

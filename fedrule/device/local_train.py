@@ -22,7 +22,13 @@ import numpy as np
 import torch
 
 from fedrule.device.cohort import Rows
-from fedrule.device.update import CohortUpdate, DeviceDeltas, UpdatePipeline, sum_cohort
+from fedrule.device.update import (
+    CohortUpdate,
+    DeviceDeltas,
+    UpdatePipeline,
+    distinct,
+    sum_cohort,
+)
 from fedrule.model.elastic import ElasticLayout
 from fedrule.model.objective import (
     ConfigWeights,
@@ -214,9 +220,9 @@ def _segments(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Distinct ``values`` (< size) of every step: (distinct values in step order, bounds of
     each step's run, position of each entry in its step's run)."""
-    keys, inverse = np.unique(step * size + values, return_inverse=True)
+    keys, inverse = distinct(step * size + values)
     bounds = np.searchsorted(keys // size, np.arange(steps + 1))
-    return keys % size, bounds, inverse.reshape(values.shape) - bounds[step]
+    return keys % size, bounds, inverse - bounds[step]
 
 
 @dataclass(frozen=True)
@@ -308,13 +314,14 @@ def _plan(
         for j, k in enumerate(trained):
             part = slice(bounds[j], bounds[j + 1])
             configs[part] = inside(configs[part], allowed[k], rngs[k])
-    order = np.argsort(np.concatenate(parts["step"]), kind="stable")
+    step = np.concatenate(parts["step"])  # a stable sort by step (radix on 16-bit steps)
+    order = np.argsort(step.astype(np.int16) if step.max() < 2**15 else step, kind="stable")
     dev, pos, neg, step, weight = (np.concatenate(parts[k])[order] for k in parts)
     slot = np.concatenate(slots)[order]
     steps = int(step.max()) + 1
     # private rows: one copy of each (device, item) a device touches
     keys = np.concatenate([dev * n_items + pos, (dev[:, None] * n_items + neg).ravel()])
-    uniq, inverse = np.unique(keys, return_inverse=True)
+    uniq, inverse = distinct(keys)
     entries = np.concatenate([inverse[: pos.size, None], inverse[pos.size :].reshape(neg.shape)], 1)
     step_rows, row_bounds, entry_local = _segments(step[:, None], entries, uniq.size, steps)
     step_devs, dev_bounds, pair_dev = _segments(step, dev, train.counts.size, steps)

@@ -251,20 +251,24 @@ class CohortUpdate:
     clip_below: int = 0  # devices whose update norm was <= C before clipping
 
 
-def _distinct(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``np.unique(rows, return_inverse=True)`` for small non-negative ids, by marking instead
-    of sorting."""
-    if rows.size == 0:
-        return rows.astype(np.int64), np.zeros(0, np.int64)
-    seen = np.zeros(int(rows.max()) + 1, dtype=bool)
-    seen[rows] = True
+def distinct(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(keys, return_inverse=True)`` for non-negative ids: by marking instead of
+    sorting when the ids' range is small against their number (a sort otherwise)."""
+    if keys.size == 0:
+        return keys.astype(np.int64), np.zeros(keys.shape, np.int64)
+    top = int(keys.max()) + 1
+    if top > 8 * keys.size + 4096:
+        uniq, inverse = np.unique(keys, return_inverse=True)
+        return uniq, inverse.reshape(keys.shape)
+    seen = np.zeros(top, dtype=bool)
+    seen[keys] = True
     position = np.cumsum(seen, dtype=np.int64) - 1
-    return np.flatnonzero(seen), position[rows]
+    return np.flatnonzero(seen), position[keys]
 
 
 def sum_cohort(deltas: DeviceDeltas, bytes_per_block: int) -> CohortUpdate:
     """Add the (already processed) updates of a cohort's devices, weighted by their weights."""
-    items, inverse = _distinct(deltas.row_item)
+    items, inverse = distinct(deltas.row_item)
     index = torch.from_numpy(inverse)
     w = torch.from_numpy(deltas.weight[deltas.row_device][:, None])
     delta = torch.from_numpy(deltas.delta).double().mul_(w)

@@ -67,10 +67,12 @@ def build_subconfigs(draws: list[SubconfigDraws], layout: ElasticLayout) -> np.n
     counts = np.concatenate([d.counts for d in draws]) if draws else np.zeros((0, 0, g), int)
     if counts.shape[1] == 0:
         return np.zeros((*counts.shape[:2], g, b), dtype=bool)
-    order = np.argsort(np.concatenate([d.scores for d in draws]), axis=-1)  # first `count` kept
-    configs = np.empty(order.shape, dtype=bool)
-    np.put_along_axis(configs, order, np.arange(b) < counts[..., None], axis=-1)
-    return configs
+    scores = np.concatenate([d.scores for d in draws])
+    # the `count` lowest scores are kept: those at most the count-th smallest (none for 0)
+    ranked = np.sort(scores, axis=-1)
+    at = np.maximum(counts, 1)[..., None] - 1
+    threshold = np.where(counts[..., None] > 0, np.take_along_axis(ranked, at, axis=-1), -1.0)
+    return scores <= threshold
 
 
 def inside(config: np.ndarray, allowed: np.ndarray, rng: np.random.Generator) -> np.ndarray:
