@@ -98,7 +98,6 @@ def local_train_composed(
         plan.steps,
     )
     local = received.table.index_select(0, torch.from_numpy(params.param_row))
-    initial = local.clone()
     users = user_vecs.clone()
     optimizer = _LocalOptimizer(
         spec, local, users, torch.from_numpy(params.param_dev), None, params.step_params
@@ -139,7 +138,9 @@ def local_train_composed(
     deltas = DeviceDeltas(
         row_device=params.param_dev,
         row_item=params.param_row,
-        delta=(local - initial).numpy(),
+        delta=local.sub_(
+            received.table.index_select(0, torch.from_numpy(params.param_row))
+        ).numpy(),
         kept=np.ones((params.param_dev.size, 1), np.float32),
         weight=train.counts.astype(np.float64),
     )

