@@ -133,9 +133,10 @@ class _LocalOptimizer:
     ) -> torch.Tensor:
         """Adam's update of ``rows``: the first step in closed form for rows stepped once, the
         moments' step for the others."""
-        update = _adam_update(
-            grad.mul(1 - BETA1), grad.mul(grad).mul_(1 - BETA2), step, self.spec.lr
-        )
+        # m = (1 - b1) g, v = (1 - b2) g^2: lr m / c1 / (sqrt(v / c2) + eps) in four passes
+        root = torch.sqrt((1 - BETA2) / (1 - BETA2**step))[:, None]
+        scale = (self.spec.lr * (1 - BETA1) / (1 - BETA1**step))[:, None]
+        update = grad.abs().mul_(root).add_(EPS).reciprocal_().mul_(grad).mul_(scale)
         state = self.state_of.index_select(0, rows)
         again = torch.nonzero(state >= 0).squeeze(1)
         if again.numel():
