@@ -47,7 +47,7 @@ def test_one_sgd_step_follows_the_centralised_codec_gradient(kind):
     spec = _spec()
     rng = np.random.default_rng(3)
     pos, neg, _ = _device_schedule(
-        copy.deepcopy(rng), items, N_ITEMS, spec, plain_layout(N_ITEMS, DIM)
+        copy.deepcopy(rng), items, N_ITEMS, spec, plain_layout(N_ITEMS, DIM), None
     )
     user = torch.randn(1, DIM, generator=torch.Generator().manual_seed(1))
     result = local_train_composed(

@@ -23,6 +23,7 @@ from fedrule.scenario import dump_scenario, load_scenario, scenario_from_dict
         ({"seeds": 3}, "seeds", "expected a list"),
         ({"data": 5}, "data", "expected a mapping"),
         ({"train": {"sampling": "sandwhich"}}, "train.sampling", "did you mean 'sandwich'"),
+        ({"train": {"negative_exponent": -0.5}}, "train.negative_exponent", "[0, 2]"),
     ],
 )
 def test_errors_name_the_key(raw, path, fragment):

@@ -59,6 +59,7 @@ class LocalSpec:
     sampling: str
     optimizer: str = "adam"
     compiled: bool = False  # torch.compile the objective's kernels
+    negative_exponent: float = 0.0  # negatives in proportion to estimated popularity ** this
 
     def __post_init__(self) -> None:
         if self.sampling not in SAMPLINGS:
@@ -183,10 +184,18 @@ def _adam_update(m: torch.Tensor, v: torch.Tensor, step: torch.Tensor, lr: float
 
 
 def _negatives(
-    rng: np.random.Generator, positives: np.ndarray, n_items: int, size: tuple
+    rng: np.random.Generator,
+    positives: np.ndarray,
+    n_items: int,
+    size: tuple,
+    cdf: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Uniform draws that avoid the device's positives (redrawn a few rounds)."""
-    draws = rng.integers(0, n_items, size=size)
+    """Draws that avoid the device's positives (redrawn a few rounds): uniform, or by ``cdf``
+    (the cumulative sampling distribution over items) with uniform redraws after it."""
+    if cdf is None:
+        draws = rng.integers(0, n_items, size=size)
+    else:
+        draws = np.minimum(np.searchsorted(cdf, rng.random(size), side="right"), n_items - 1)
     known = np.zeros(n_items, dtype=bool)
     known[positives] = True
     for _ in range(8):
@@ -197,12 +206,24 @@ def _negatives(
     return draws
 
 
+def negative_cdf(layout: ElasticLayout, exponent: float) -> np.ndarray | None:
+    """A device's sampling distribution of negatives (cumulative; None: uniform): in proportion
+    to each item's popularity estimated from the layout it received, ``** exponent``. Groups hold
+    equal shares of the interactions, so an item's estimate is 1 / the size of its group."""
+    if exponent == 0:
+        return None
+    size = np.bincount(layout.group_of_item, minlength=layout.num_groups).astype(np.float64)
+    cdf = np.cumsum(size[layout.group_of_item] ** -exponent)
+    return cdf / cdf[-1]
+
+
 def _device_schedule(
     rng: np.random.Generator,
     items: np.ndarray,
     n_items: int,
     spec: LocalSpec,
     layout: ElasticLayout,
+    cdf: np.ndarray | None,
 ) -> tuple[np.ndarray, np.ndarray, SubconfigDraws]:
     """What one device trains, from its own random stream: its positives in minibatch order
     (epoch after epoch), their negatives (pairs x K) and the draws of the sub-configurations of
@@ -212,7 +233,7 @@ def _device_schedule(
     steps = spec.epochs * -(-n // spec.batch_size)
     order = np.concatenate([rng.permutation(n) for _ in range(spec.epochs)])
     pos = items[order]
-    neg = _negatives(rng, items, n_items, (pos.size, spec.negatives))
+    neg = _negatives(rng, items, n_items, (pos.size, spec.negatives), cdf)
     return pos, neg, draw_subconfigs(layout, spec.sampling, rng, steps)
 
 
@@ -289,11 +310,12 @@ def _plan(
     parts: dict[str, list[np.ndarray]] = {k: [] for k in ("dev", "pos", "neg", "step", "w")}
     slots, draws, trained = [], [], []
     num_slots = 0
+    cdf = negative_cdf(layout, spec.negative_exponent)
     for k in range(train.counts.size):
         items = train.of(k)
         if items.size == 0 or spec.epochs == 0:
             continue
-        pos, neg, drawn = _device_schedule(rngs[k], items, n_items, spec, layout)
+        pos, neg, drawn = _device_schedule(rngs[k], items, n_items, spec, layout, cdf)
         in_epoch = np.arange(items.size) // spec.batch_size
         per_epoch = int(in_epoch[-1]) + 1
         step = (np.arange(spec.epochs)[:, None] * per_epoch + in_epoch).ravel()

@@ -134,6 +134,7 @@ def local_spec(scenario: Scenario, *, personal: bool = False) -> LocalSpec | Non
         sampling="none" if plain else train.sampling,
         optimizer=fed.local_optimizer,
         compiled=train.compile,
+        negative_exponent=train.negative_exponent,
     )
 
 

@@ -1,4 +1,5 @@
-"""Uniform negative sampling that avoids a user's known positives (vectorised)."""
+"""Negative sampling that avoids a user's known positives (vectorised): uniform over the
+catalogue, or in proportion to a power of item popularity."""
 
 from __future__ import annotations
 
@@ -7,17 +8,38 @@ import numpy as np
 DENSE_LIMIT = 1 << 27  # users x items up to this: a dense bit table answers "is positive?"
 
 
+def popularity_weights(popularity: np.ndarray, exponent: float) -> np.ndarray | None:
+    """Sampling weights ``(count + 1) ** exponent`` per item (None for 0: uniform). The +1 gives
+    items never seen in training a chance to be drawn."""
+    if exponent == 0:
+        return None
+    return (np.asarray(popularity, dtype=np.float64) + 1.0) ** exponent
+
+
 class NegativeSampler:
-    """Draws items a user has not interacted with in training, uniformly over the catalogue.
+    """Draws items a user has not interacted with in training, uniformly over the catalogue or,
+    with ``weights``, item i with probability proportional to ``weights[i]`` (popularity-aware
+    negatives: popular items are drawn more often, so they are pushed down more than tail ones).
 
     Collisions with positives are redrawn (a few rounds); a user who interacted with almost every
     item may keep a rare collision after the last round. Positives are looked up in a dense
     user x item table where it is small enough (one byte per pair), else in sorted keys.
     """
 
-    def __init__(self, users: np.ndarray, items: np.ndarray, n_items: int, rounds: int = 8) -> None:
+    def __init__(
+        self,
+        users: np.ndarray,
+        items: np.ndarray,
+        n_items: int,
+        rounds: int = 8,
+        weights: np.ndarray | None = None,
+    ) -> None:
         self.n_items = n_items
         self.rounds = rounds
+        self.cdf: np.ndarray | None = None
+        if weights is not None:
+            cdf = np.cumsum(weights, dtype=np.float64)
+            self.cdf = cdf / cdf[-1]
         keys = users.astype(np.int64) * n_items + items.astype(np.int64)
         n_users = int(users.max()) + 1 if users.size else 0
         self.dense: np.ndarray | None = None
@@ -42,11 +64,19 @@ class NegativeSampler:
     def sample(self, users: np.ndarray, rng: np.random.Generator, per_user: int = 1) -> np.ndarray:
         """Negatives of shape (len(users), per_user)."""
         users = np.repeat(users, per_user)
-        negatives = rng.integers(0, self.n_items, size=users.size)
+        negatives = self._draw(rng, users.size)
         clash = np.flatnonzero(self.is_positive(users, negatives))
-        for _ in range(self.rounds):  # only the draws that clashed are redrawn and checked
+        for r in range(2 * self.rounds):  # only the draws that clashed are redrawn and checked
             if clash.size == 0:
                 break
-            negatives[clash] = rng.integers(0, self.n_items, size=clash.size)
+            # weighted draws can clash again and again with a user's popular positives: the
+            # second half of the rounds redraws uniformly
+            negatives[clash] = self._draw(rng, clash.size, uniform=r >= self.rounds)
             clash = clash[self.is_positive(users[clash], negatives[clash])]
         return negatives.reshape(-1, per_user)
+
+    def _draw(self, rng: np.random.Generator, size: int, uniform: bool = False) -> np.ndarray:
+        if self.cdf is None or uniform:
+            return rng.integers(0, self.n_items, size=size)
+        drawn = np.searchsorted(self.cdf, rng.random(size), side="right")
+        return np.minimum(drawn, self.n_items - 1).astype(np.int64)

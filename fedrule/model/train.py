@@ -23,7 +23,7 @@ from fedrule.metrics import MetricSums
 from fedrule.model.elastic import ElasticLayout
 from fedrule.model.evaluate import evaluate_ranking
 from fedrule.model.mf import ElasticMF, configured_scores
-from fedrule.model.negatives import NegativeSampler
+from fedrule.model.negatives import NegativeSampler, popularity_weights
 from fedrule.model.objective import ConfigWeights, Objective, StepResult, objective_step
 from fedrule.model.supernet import sample_subconfigs
 from fedrule.scenario.schema import EvalConfig, TrainConfig
@@ -67,7 +67,8 @@ def train_centralized(
     torch_gen = torch.Generator().manual_seed(seed)
     users = np.repeat(np.arange(split.n_users), np.diff(split.train.indptr)).astype(np.int64)
     items = np.asarray(split.train.items, dtype=np.int64)
-    sampler = NegativeSampler(users, items, split.n_items)
+    weights = popularity_weights(split.item_popularity(), train.negative_exponent)
+    sampler = NegativeSampler(users, items, split.n_items, weights=weights)
     objective = Objective(model.num_blocks, train.l2, train.lambda_div, train.compile)
     optimizer = make_optimizer(train.optimizer, [model.user, model.item], train.lr)
     result = TrainResult(model=model)

@@ -138,6 +138,13 @@ class TrainConfig:
     )
     batch_size: int = doc("(int) centralised: positives per step", 4096)
     negatives: int = doc("(int) sampled negatives per positive (BPR)", 1)
+    negative_exponent: float = doc(
+        "(float) negatives drawn in proportion to item popularity ** this (centralised: "
+        "(train count + 1); on devices: estimated from the received layout, 1 / the item's "
+        "group size); 0: uniform; 0.5-1: popular items are drawn more often as negatives, "
+        "which lifts tail items in the ranking",
+        0.0,
+    )
     l2: float = doc("(float) L2 penalty on the embeddings used in a batch", 1e-5)
     patience: int = doc(
         "(int) centralised: stop after this many evaluations without gain; 0: never", 5
@@ -163,6 +170,9 @@ class TrainConfig:
         require(self.l2 >= 0, "must be >= 0", path=f"{path}.l2")
         require(self.lambda_div >= 0, "must be >= 0", path=f"{path}.lambda_div")
         require(self.patience >= 0, "must be >= 0", path=f"{path}.patience")
+        require(
+            0 <= self.negative_exponent <= 2, "must lie in [0, 2]", path=f"{path}.negative_exponent"
+        )
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from fedrule.model.evaluate import evaluate_ranking
-from fedrule.model.negatives import NegativeSampler
+from fedrule.model.negatives import NegativeSampler, popularity_weights
 from fedrule.model.objective import Objective, objective_step
 from fedrule.model.train import check_finite, make_optimizer
 from fedrule.scenario.schema import EvalConfig, TrainConfig
@@ -74,7 +74,8 @@ def train_codec(
     torch_gen = torch.Generator().manual_seed(seed)
     users = np.repeat(np.arange(split.n_users), np.diff(split.train.indptr)).astype(np.int64)
     items = np.asarray(split.train.items, dtype=np.int64)
-    sampler = NegativeSampler(users, items, split.n_items)
+    weights = popularity_weights(split.item_popularity(), train.negative_exponent)
+    sampler = NegativeSampler(users, items, split.n_items, weights=weights)
     objective = Objective(num_blocks=1, l2=train.l2)
     optimizer = make_optimizer(train.optimizer, [user, table], train.lr)
     result = CodecTrainResult(user=user.detach().clone(), table=table.detach().clone())
