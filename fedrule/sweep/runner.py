@@ -15,6 +15,7 @@ local process; each federated run joins the cluster for its simulation.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
@@ -156,7 +157,8 @@ def run_sweep(
     except BaseException:
         _stop(active.values())
         progress.stop()
-        _write_tables(path, plan, outcome)
+        with contextlib.suppress(OSError):  # the folder may be gone (removed while stopping)
+            _write_tables(path, plan, outcome)
         console.print(
             f"sweep stopped: {_count_finished(path, runs)} of {len(runs)} runs finished; "
             f"continue with: fedrule sweep --resume {path}"
