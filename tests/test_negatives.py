@@ -42,3 +42,23 @@ def test_never_a_positive(seed, exponent, n_items):
     assert drawn.min() >= 0 and drawn.max() < n_items
     if n_items >= 30:  # at most 3 positives each: a clash survives 8 uniform redraws (1/10)^8
         assert not sampler.is_positive(np.repeat(np.arange(4), 20), drawn.ravel()).any()
+
+
+def test_a_federated_run_with_popularity_negatives_trains_another_table():
+    """End to end (in-process transport): the key reaches the devices and changes what they
+    learn; the same key and seed give the same table."""
+    from fedrule.engine.federated import run_federated_seed
+    from fedrule.engine.prepare import prepare_split
+    from fedrule.events import Silent
+    from fedrule.scenario import scenario_from_dict
+    from tests.fleets import fleet_scenario
+
+    tables = {}
+    for name, exponent in (("uniform", 0.0), ("popular", 1.0), ("again", 1.0)):
+        raw = fleet_scenario(engine__transport="inprocess", search__verify=False)
+        raw["train"]["negative_exponent"] = exponent
+        scenario = scenario_from_dict(raw)
+        split = prepare_split(scenario.data, 0)
+        tables[name] = run_federated_seed(scenario, split, 0, Silent()).results.table
+    assert not np.array_equal(tables["uniform"], tables["popular"])
+    assert np.array_equal(tables["popular"], tables["again"])
