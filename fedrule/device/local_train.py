@@ -46,6 +46,8 @@ from fedrule.model.supernet import (
 )
 
 OPTIMIZERS = ("adam", "sgd")
+BETA1, BETA2, EPS = 0.9, 0.999, 1e-8  # the devices' Adam
+REDRAWS = 8  # rounds of redrawing negatives that clash with a positive (then as many uniform)
 
 
 @dataclass(frozen=True)
@@ -160,9 +162,6 @@ class _LocalOptimizer:
         self.users.index_copy_(0, active, self.users.index_select(0, active).sub_(update))
 
 
-BETA1, BETA2, EPS = 0.9, 0.999, 1e-8
-
-
 def _adam_moments(
     m: torch.Tensor, v: torch.Tensor, index: torch.Tensor, grad: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -190,20 +189,26 @@ def _negatives(
     size: tuple,
     cdf: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Draws that avoid the device's positives (redrawn a few rounds): uniform, or by ``cdf``
-    (the cumulative sampling distribution over items) with uniform redraws after it."""
-    if cdf is None:
-        draws = rng.integers(0, n_items, size=size)
-    else:
-        draws = np.minimum(np.searchsorted(cdf, rng.random(size), side="right"), n_items - 1)
+    """Draws that avoid the device's positives: uniform, or by ``cdf`` (the cumulative sampling
+    distribution over items); clashes are redrawn a few rounds the same way, then a few
+    uniformly (weighted draws can hit a device's popular positives again and again)."""
+    draws = _draw(rng, n_items, size, cdf)
     known = np.zeros(n_items, dtype=bool)
     known[positives] = True
-    for _ in range(8):
+    for r in range(2 * REDRAWS):
         clash = known[draws]
         if not clash.any() or positives.size >= n_items:
             break
-        draws[clash] = rng.integers(0, n_items, size=int(clash.sum()))
+        draws[clash] = _draw(rng, n_items, int(clash.sum()), None if r >= REDRAWS else cdf)
     return draws
+
+
+def _draw(
+    rng: np.random.Generator, n_items: int, size: tuple | int, cdf: np.ndarray | None
+) -> np.ndarray:
+    if cdf is None:
+        return rng.integers(0, n_items, size=size)
+    return np.minimum(np.searchsorted(cdf, rng.random(size), side="right"), n_items - 1)
 
 
 def negative_cdf(layout: ElasticLayout, exponent: float) -> np.ndarray | None:
