@@ -74,8 +74,8 @@ def _same_results(a: Path, b: Path) -> None:
         ta = torch.load(a / f"model-seed{seed}.pt", weights_only=True)["item"]
         tb = torch.load(b / f"model-seed{seed}.pt", weights_only=True)["item"]
         assert torch.equal(ta, tb)
-        devices = f"devices-seed{seed}.csv"
-        assert (a / devices).read_text() == (b / devices).read_text()
+        for name in (f"devices-seed{seed}.csv", f"coverage-seed{seed}.csv"):
+            assert (a / name).read_text() == (b / name).read_text()
 
 
 def test_killed_run_resumes_to_the_same_results(tmp_path):

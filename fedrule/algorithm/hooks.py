@@ -3,8 +3,9 @@
 ``RoundState`` holds everything needed to continue the run after that round: the item table,
 the server step's state, the round number, the labelling stamp (every server-side random stream
 is derived from the seed, the round and the stamp, so these determine them), the best validated
-round so far, the estimator if one was fitted (budgeted refits), and the rounds' records.
-Checkpoints and live plots are round hooks; ``FleetServer(resume=state)`` continues from one.
+round so far, the estimator if one was fitted (budgeted refits), the block coverage so far, and
+the rounds' records. Checkpoints and live plots are round hooks; ``FleetServer(resume=state)``
+continues from one.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ class RoundState:
     best_stale: int = 0
     best_table: np.ndarray | None = None
     estimator: dict[str, Any] | None = None  # PerformanceEstimator.state_dict()
+    coverage: np.ndarray | None = None  # training weight per (group, block) so far
 
     def to_saveable(self) -> dict[str, Any]:
         """Plain tensors, numbers and strings: ``torch.load(weights_only=True)`` reads it."""
@@ -50,12 +52,15 @@ class RoundState:
         }
         if self.best_table is not None:
             out["best_table"] = _tensor(self.best_table)
+        if self.coverage is not None:
+            out["coverage"] = _tensor(self.coverage)
         return out
 
     @staticmethod
     def from_saveable(saved: dict[str, Any]) -> RoundState:
         history = json.loads(saved["history"])
         best = saved.get("best_table")
+        coverage = saved.get("coverage")
         return RoundState(
             round=int(saved["round"]),
             seed=int(saved["seed"]),
@@ -69,6 +74,7 @@ class RoundState:
             best_stale=int(saved["best_stale"]),
             best_table=None if best is None else best.numpy(),
             estimator=saved["estimator"],
+            coverage=None if coverage is None else coverage.numpy(),
         )
 
 

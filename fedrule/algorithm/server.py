@@ -26,6 +26,7 @@ import numpy as np
 
 from fedrule.algorithm.assignment import Assignment, uniform_prefixes
 from fedrule.algorithm.count import PopularityCount
+from fedrule.algorithm.coverage import BlockCoverage
 from fedrule.algorithm.dispatch import DispatchAndTest, search_budgets, searched_assignment
 from fedrule.algorithm.dp_state import ServerPrivacy
 from fedrule.algorithm.hooks import RoundHook, RoundState
@@ -85,6 +86,7 @@ class ServerResults:
     estimator: Any = None
     phase_seconds: dict[str, float] = field(default_factory=dict)
     best_round: int = 0  # the validated round whose table was kept (0: the last round's)
+    coverage: BlockCoverage | None = None  # training per (group, block) (elastic, no central DP)
 
 
 @dataclass
@@ -134,6 +136,7 @@ class FleetServer:
         self.label_stamp = 0
         self.resume = resume
         self.dp = ServerPrivacy.of(scenario, seed, fleet.num_devices)
+        self.coverage: BlockCoverage | None = None
 
     # ------------------------------------------------------------------ messaging
     def exchange(self, requests: list[Message], what: str) -> list[Message | NodeFailure]:
@@ -157,6 +160,8 @@ class FleetServer:
             self.table = np.asarray(self.popularity, np.float32)[:, None]
         else:
             self.table = initial_table(self.tables, self.method, self.scenario.model, self.seed)
+            if self.method not in COMPRESSED and not self.scenario.privacy.central_dp:
+                self.coverage = self.results.coverage = BlockCoverage(self.codec)
             self._timed("train", self.train)
         if self.method == "rule":  # the baselines need no estimator
             self._timed("label", self.label_and_fit)
@@ -230,6 +235,8 @@ class FleetServer:
                 )
                 break
         self.events.end_phase()
+        if self.coverage is not None:
+            self.events.message(self.coverage.summary())
         if best.table is not None:
             self.table = best.table
             self.results.best_round = best.round
@@ -250,6 +257,7 @@ class FleetServer:
             best_stale=best.stale,
             best_table=best.table,
             estimator=None if estimator is None else estimator.state_dict(),
+            coverage=None if self.coverage is None else self.coverage.weight.copy(),
         )
 
     def _restore(self, state: RoundState) -> _Best:
@@ -258,6 +266,8 @@ class FleetServer:
         self.server_step.load_state_dict(state.server_state)
         self.label_stamp = state.label_stamp
         self.dp.restore(state.history)
+        if self.coverage is not None and state.coverage is not None:
+            self.coverage = self.results.coverage = BlockCoverage(self.codec, state.coverage)
         self.results.rounds = list(state.history)
         if state.estimator is not None:
             self.results.estimator = PerformanceEstimator.from_state(state.estimator)

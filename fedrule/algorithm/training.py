@@ -160,6 +160,8 @@ class TrainingRound(Phase[dict]):
             loss_sum += out.loss_sum
             loss_count += out.loss_count
             below += out.clip_below
+        if server.coverage is not None:
+            server.coverage.add(aggregator.sum_w, server.tables.offsets)
         try:
             server.table = server.server_step.apply(server.table, aggregator)
         except DivergedError:

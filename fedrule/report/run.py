@@ -17,6 +17,7 @@ from fedrule.engine.prepare import prepare_split
 from fedrule.engine.sanity import check_against_data
 from fedrule.events import Events, Silent
 from fedrule.report.convergence import plot_convergence
+from fedrule.report.coverage import plot_coverage
 from fedrule.report.rundir import CHECKPOINTS, RunDir
 from fedrule.report.tables import csv_text, tier_summary
 from fedrule.scenario import Scenario, dump_scenario, to_plain
@@ -230,6 +231,8 @@ def _run_federated(
         device_tables.append(rows)
         run.write_text(f"rounds-seed{seed}.csv", csv_text(res.rounds))
         run.write_text(f"devices-seed{seed}.csv", csv_text(rows))
+        if res.coverage is not None:
+            run.write_text(f"coverage-seed{seed}.csv", csv_text(res.coverage.rows()))
         method = scenario.federated.method
         item = res.table  # per-tier: one table per tier (tiers x items x d)
         if method == "per-tier":
@@ -279,6 +282,10 @@ def _run_federated(
     run.write_text("tiers.csv", csv_text(summary))
     rounds = {int(seed): data["rounds"] for seed, data in per_seed.items()}
     plot_convergence(rounds, scenario.eval.metric, run.file("convergence.png"))
+    coverage = [run.file(f"coverage-seed{seed}.csv") for seed in scenario.seeds]
+    plot_coverage(
+        [p for p in coverage if p.is_file()], run.file("coverage.png"), scenario.federated.mode
+    )
     overall = next(r for r in summary if r["tier"] == "all")
     test = {k: {"mean": overall[k], "std": overall[f"{k}_std"]} for k in keys}
     run.write_text(
