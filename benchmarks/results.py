@@ -141,6 +141,7 @@ STUDIES = (
         "bytes, and popularity; test NDCG@20 over all 6,040 users.",
         (
             "run scenarios/ml1m-rule-centralized.yaml --set train.lambda_div=0.01 "
+            "--set train.negative_exponent=0 "
             "--set 'references.baselines=[full, hashing, qr, popularity]' "
             "--set name=ml1m-rule -q --out {out}",
         ),
@@ -158,7 +159,8 @@ STUDIES = (
         (
             "sweep scenarios/ml1m-rule-centralized.yaml --grid "
             "'model.blocks,model.min_blocks_per_group=[32,1],[16,0],[8,0]' "
-            "--grid train.lambda_div=0,0.01 --seeds 0 --set references.plain=false "
+            "--grid train.lambda_div=0,0.01 --seeds 0 --set train.negative_exponent=0 "
+            "--set references.plain=false "
             "--set references.retrained=false --set 'search.compare=[]' --out {out}",
         ),
         ("quality_vs_memory.csv",),
@@ -174,7 +176,8 @@ STUDIES = (
         "line per budget through its (tail, overall) points.",
         (
             "sweep scenarios/ml1m-rule-centralized.yaml --grid "
-            "search.tail_weight=0,0.25,0.5,0.75,1 --seeds 0 --set references.plain=false "
+            "search.tail_weight=0,0.25,0.5,0.75,1 --seeds 0 --set train.negative_exponent=0 "
+            "--set references.plain=false "
             "--set references.retrained=false --set 'search.compare=[]' --out {out}",
         ),
         ("quality_vs_memory.csv",),
