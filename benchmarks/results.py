@@ -93,7 +93,8 @@ STUDIES = (
         "draws its own fleet).",
         (
             f"sweep scenarios/ml1m-fleet.yaml --grid {METHODS} --seeds 0,1,2 "
-            f"--set federated.rounds=40 --set {FIVE_TIERS} --out {{out}}",
+            f"--set federated.rounds=40 --set train.negative_exponent=0 --set {FIVE_TIERS} "
+            "--out {out}",
         ),
         ("summary.csv",),
         ("quality_vs_memory.png", "tiers.png"),
@@ -108,7 +109,7 @@ STUDIES = (
         "validation NDCG@20 against round and against seconds.",
         tuple(
             "run scenarios/ml1m-fleet.yaml --set federated.rounds=40 "
-            f"--set federated.eval_every=2 {sets} "
+            f"--set train.negative_exponent=0 --set federated.eval_every=2 {sets} "
             f"--set name=opt-{name} -q --out {{out}}"
             for name, sets in [
                 ("fedavg", "--set federated.server_optimizer=fedavg"),
