@@ -2,10 +2,10 @@
 
 Prints figures measured in one run (it is not a timed test):
   * a plain ~30-line PyTorch BPR-MF loop (1 negative, batch 4096, Adam), seconds per epoch;
-  * fedrule's plain epoch (1 negative, ``sampling: none``, no diversity term, same batch size)
-    and its ratio to the plain loop;
+  * fedrule's plain epoch (1 uniform negative, ``sampling: none``, no diversity term, same
+    batch size) and its ratio to the plain loop;
   * fedrule's epoch with the loss of ``scenarios/ml1m-fleet.yaml`` (its model and train keys:
-    32 blocks, 16 groups, 4 negatives, sandwich sampling, lambda_div 0.01);
+    32 blocks, 16 groups, 4 negatives by sqrt(popularity), sandwich sampling, lambda_div 0.01);
   * full-ranking test evaluation.
 Usage:
     python benchmarks/bench_centralized.py [--scenario scenarios/ml1m-fleet.yaml] [--epochs 2]
@@ -80,7 +80,9 @@ def main() -> None:
     split = prepare_split(fleet.data, 0)
     print(f"{fleet.data.source}: {split.n_users} users, {split.n_items} items, {split.train.nnz}")
     print(f"load + split: {time.perf_counter() - started:.2f} s   threads: {args.threads}")
-    plain_train = replace(fleet.train, negatives=1, sampling="none", lambda_div=0.0)
+    plain_train = replace(
+        fleet.train, negatives=1, negative_exponent=0.0, sampling="none", lambda_div=0.0
+    )
     plain = replace(fleet, train=plain_train)
     reference = min(plain_bpr_epochs(split, plain_train, args.epochs))
     ours_plain = min(fedrule_epochs(split, plain, args.epochs))
@@ -95,7 +97,8 @@ def main() -> None:
     print(f"fedrule plain epoch:          {ours_plain:6.2f} s = {ours_plain / reference:.2f}x loop")
     print(
         f"fedrule fleet-loss epoch:     {ours_fleet:6.2f} s = {ours_fleet / reference:.2f}x loop"
-        f"   ({t.negatives} negatives, {t.sampling}, lambda_div {t.lambda_div}, "
+        f"   ({t.negatives} negatives ^{t.negative_exponent}, {t.sampling}, "
+        f"lambda_div {t.lambda_div}, "
         f"{fleet.model.blocks} blocks, {fleet.model.groups} groups)"
     )
     for name, seconds in zip(("plain", "fleet-loss"), compiled, strict=False):

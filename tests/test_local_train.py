@@ -161,14 +161,13 @@ def test_lazy_adam_equals_torch_sparse_adam(masked):
 def test_device_negatives_follow_the_popularity_estimated_from_the_layout():
     """Groups hold equal interaction mass, so an item of a group of one is estimated 3x as
     popular as each item of a group of three; with exponent 1 it is drawn half the time."""
-    from fedrule.device.local_train import _negatives, negative_cdf
+    from fedrule.device.local_train import _negatives, negative_distribution
 
     layout = ElasticLayout(4, 2, np.array([1, 0, 1, 1]), min_blocks=1)
-    assert negative_cdf(layout, 0.0) is None
-    assert np.allclose(negative_cdf(layout, 1.0), np.cumsum([1, 3, 1, 1]) / 6)
-    drawn = _negatives(
-        np.random.default_rng(0), np.array([], np.int64), 4, (60_000,), negative_cdf(layout, 1.0)
-    )
+    assert negative_distribution(layout, 0.0) is None
+    by = negative_distribution(layout, 1.0)
+    assert np.allclose(by.cdf, np.cumsum([1, 3, 1, 1]) / 6)
+    drawn = _negatives(np.random.default_rng(0), np.array([], np.int64), 4, (60_000,), by)
     assert np.allclose(
         np.bincount(drawn, minlength=4) / drawn.size, [1 / 6, 1 / 2, 1 / 6, 1 / 6], atol=0.01
     )

@@ -62,3 +62,18 @@ def test_a_federated_run_with_popularity_negatives_trains_another_table():
         tables[name] = run_federated_seed(scenario, split, 0, Silent()).results.table
     assert not np.array_equal(tables["uniform"], tables["popular"])
     assert np.array_equal(tables["popular"], tables["again"])
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.floats(0, 1e4), min_size=1, max_size=300).filter(lambda w: sum(w) > 0),
+    st.integers(0, 2**31),
+)
+def test_the_guide_table_draws_what_a_binary_search_draws(weights, seed):
+    from fedrule.model.negatives import ItemDistribution
+
+    by = ItemDistribution(np.array(weights))
+    u = np.random.default_rng(seed).random((50, 100))
+    u[0, :3] = [0.0, np.nextafter(1.0, 0.0), by.cdf[0] if by.cdf[0] < 1 else 0.5]  # ends, a bound
+    expected = np.minimum(np.searchsorted(by.cdf, u, side="right"), len(weights) - 1)
+    assert np.array_equal(by.items(u), expected)

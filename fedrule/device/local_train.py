@@ -30,6 +30,7 @@ from fedrule.device.update import (
     sum_cohort,
 )
 from fedrule.model.elastic import ElasticLayout
+from fedrule.model.negatives import ItemDistribution
 from fedrule.model.objective import (
     ConfigWeights,
     KnownDiversity,
@@ -187,39 +188,36 @@ def _negatives(
     positives: np.ndarray,
     n_items: int,
     size: tuple,
-    cdf: np.ndarray | None = None,
+    by: ItemDistribution | None = None,
 ) -> np.ndarray:
-    """Draws that avoid the device's positives: uniform, or by ``cdf`` (the cumulative sampling
-    distribution over items); clashes are redrawn a few rounds the same way, then a few
-    uniformly (weighted draws can hit a device's popular positives again and again)."""
-    draws = _draw(rng, n_items, size, cdf)
+    """Draws that avoid the device's positives: uniform, or ``by`` a distribution over items;
+    clashes are redrawn a few rounds the same way, then a few uniformly (weighted draws can hit
+    a device's popular positives again and again)."""
+    draws = _draw(rng, n_items, size, by)
     known = np.zeros(n_items, dtype=bool)
     known[positives] = True
     for r in range(2 * REDRAWS):
         clash = known[draws]
         if not clash.any() or positives.size >= n_items:
             break
-        draws[clash] = _draw(rng, n_items, int(clash.sum()), None if r >= REDRAWS else cdf)
+        draws[clash] = _draw(rng, n_items, int(clash.sum()), None if r >= REDRAWS else by)
     return draws
 
 
 def _draw(
-    rng: np.random.Generator, n_items: int, size: tuple | int, cdf: np.ndarray | None
+    rng: np.random.Generator, n_items: int, size: tuple | int, by: ItemDistribution | None
 ) -> np.ndarray:
-    if cdf is None:
-        return rng.integers(0, n_items, size=size)
-    return np.minimum(np.searchsorted(cdf, rng.random(size), side="right"), n_items - 1)
+    return rng.integers(0, n_items, size=size) if by is None else by.draw(rng, size)
 
 
-def negative_cdf(layout: ElasticLayout, exponent: float) -> np.ndarray | None:
-    """A device's sampling distribution of negatives (cumulative; None: uniform): in proportion
-    to each item's popularity estimated from the layout it received, ``** exponent``. Groups hold
-    equal shares of the interactions, so an item's estimate is 1 / the size of its group."""
+def negative_distribution(layout: ElasticLayout, exponent: float) -> ItemDistribution | None:
+    """A device's sampling distribution of negatives (None: uniform): in proportion to each
+    item's popularity estimated from the layout it received, ``** exponent``. Groups hold equal
+    shares of the interactions, so an item's estimate is 1 / the size of its group."""
     if exponent == 0:
         return None
     size = np.bincount(layout.group_of_item, minlength=layout.num_groups).astype(np.float64)
-    cdf = np.cumsum(size[layout.group_of_item] ** -exponent)
-    return cdf / cdf[-1]
+    return ItemDistribution(size[layout.group_of_item] ** -exponent)
 
 
 def _device_schedule(
@@ -228,7 +226,7 @@ def _device_schedule(
     n_items: int,
     spec: LocalSpec,
     layout: ElasticLayout,
-    cdf: np.ndarray | None,
+    by: ItemDistribution | None,
 ) -> tuple[np.ndarray, np.ndarray, SubconfigDraws]:
     """What one device trains, from its own random stream: its positives in minibatch order
     (epoch after epoch), their negatives (pairs x K) and the draws of the sub-configurations of
@@ -238,7 +236,7 @@ def _device_schedule(
     steps = spec.epochs * -(-n // spec.batch_size)
     order = np.concatenate([rng.permutation(n) for _ in range(spec.epochs)])
     pos = items[order]
-    neg = _negatives(rng, items, n_items, (pos.size, spec.negatives), cdf)
+    neg = _negatives(rng, items, n_items, (pos.size, spec.negatives), by)
     return pos, neg, draw_subconfigs(layout, spec.sampling, rng, steps)
 
 
@@ -315,12 +313,12 @@ def _plan(
     parts: dict[str, list[np.ndarray]] = {k: [] for k in ("dev", "pos", "neg", "step", "w")}
     slots, draws, trained = [], [], []
     num_slots = 0
-    cdf = negative_cdf(layout, spec.negative_exponent)
+    by = negative_distribution(layout, spec.negative_exponent)
     for k in range(train.counts.size):
         items = train.of(k)
         if items.size == 0 or spec.epochs == 0:
             continue
-        pos, neg, drawn = _device_schedule(rngs[k], items, n_items, spec, layout, cdf)
+        pos, neg, drawn = _device_schedule(rngs[k], items, n_items, spec, layout, by)
         in_epoch = np.arange(items.size) // spec.batch_size
         per_epoch = int(in_epoch[-1]) + 1
         step = (np.arange(spec.epochs)[:, None] * per_epoch + in_epoch).ravel()

@@ -16,6 +16,34 @@ def popularity_weights(popularity: np.ndarray, exponent: float) -> np.ndarray | 
     return (np.asarray(popularity, dtype=np.float64) + 1.0) ** exponent
 
 
+class ItemDistribution:
+    """Draws items with probability proportional to ``weights``: item i for a uniform u when
+    ``cdf[i - 1] <= u < cdf[i]`` (``np.searchsorted(cdf, u, side="right")``), found through a
+    guide table of 2^k >= 4 n equal slices of [0, 1) instead of a binary search per draw
+    (the same items, several times faster)."""
+
+    def __init__(self, weights: np.ndarray) -> None:
+        cdf = np.cumsum(np.asarray(weights, dtype=np.float64))
+        self.cdf = cdf / cdf[-1]
+        self.slices = 1 << max(4, int(np.ceil(np.log2(4 * self.cdf.size))))
+        # per slice k: the first item whose cdf exceeds its start k / slices (exact: a power of 2)
+        self.guide = np.searchsorted(self.cdf, np.arange(self.slices) / self.slices, side="right")
+
+    def items(self, u: np.ndarray) -> np.ndarray:
+        """The item of each uniform draw ``u`` in [0, 1) (any shape)."""
+        flat = np.ravel(u)
+        index = self.guide[(flat * self.slices).astype(np.int64)]  # u * 2^k, floored: exact
+        last = self.cdf.size - 1
+        ahead = np.flatnonzero(self.cdf[np.minimum(index, last)] <= flat)
+        while ahead.size:  # walk on through the items that end inside u's slice
+            index[ahead] += 1
+            ahead = ahead[self.cdf[np.minimum(index[ahead], last)] <= flat[ahead]]
+        return np.minimum(index, last).reshape(np.shape(u))
+
+    def draw(self, rng: np.random.Generator, size: int | tuple) -> np.ndarray:
+        return self.items(rng.random(size))
+
+
 class NegativeSampler:
     """Draws items a user has not interacted with in training, uniformly over the catalogue or,
     with ``weights``, item i with probability proportional to ``weights[i]`` (popularity-aware
@@ -36,10 +64,7 @@ class NegativeSampler:
     ) -> None:
         self.n_items = n_items
         self.rounds = rounds
-        self.cdf: np.ndarray | None = None
-        if weights is not None:
-            cdf = np.cumsum(weights, dtype=np.float64)
-            self.cdf = cdf / cdf[-1]
+        self.by = None if weights is None else ItemDistribution(weights)
         keys = users.astype(np.int64) * n_items + items.astype(np.int64)
         n_users = int(users.max()) + 1 if users.size else 0
         self.dense: np.ndarray | None = None
@@ -76,7 +101,6 @@ class NegativeSampler:
         return negatives.reshape(-1, per_user)
 
     def _draw(self, rng: np.random.Generator, size: int, uniform: bool = False) -> np.ndarray:
-        if self.cdf is None or uniform:
+        if self.by is None or uniform:
             return rng.integers(0, self.n_items, size=size)
-        drawn = np.searchsorted(self.cdf, rng.random(size), side="right")
-        return np.minimum(drawn, self.n_items - 1).astype(np.int64)
+        return self.by.draw(rng, size)
