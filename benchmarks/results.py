@@ -9,7 +9,7 @@ plots linked, and every command listed, so that no number in it is typed by hand
 A study whose folder already holds finished runs is not run again (sweeps resume; delete the
 folder to start over). ``--only`` picks studies; ``--no-run`` only rebuilds reports and README.
 
-    python benchmarks/results.py                 # everything (about 2.5 hours on 2 cores)
+    python benchmarks/results.py                 # everything (about 3.5 hours on 2 cores)
     python benchmarks/results.py --only audit    # one study
 """
 
