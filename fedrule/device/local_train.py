@@ -30,7 +30,7 @@ from fedrule.device.update import (
     sum_cohort,
 )
 from fedrule.model.elastic import ElasticLayout
-from fedrule.model.negatives import ItemDistribution
+from fedrule.model.negatives import ItemDistribution, draw_items, redraw_clashes
 from fedrule.model.objective import (
     ConfigWeights,
     KnownDiversity,
@@ -48,7 +48,6 @@ from fedrule.model.supernet import (
 
 OPTIMIZERS = ("adam", "sgd")
 BETA1, BETA2, EPS = 0.9, 0.999, 1e-8  # the devices' Adam
-REDRAWS = 8  # rounds of redrawing negatives that clash with a positive (then as many uniform)
 
 
 @dataclass(frozen=True)
@@ -190,24 +189,19 @@ def _negatives(
     size: tuple,
     by: ItemDistribution | None = None,
 ) -> np.ndarray:
-    """Draws that avoid the device's positives: uniform, or ``by`` a distribution over items;
-    clashes are redrawn a few rounds the same way, then a few uniformly (weighted draws can hit
-    a device's popular positives again and again)."""
-    draws = _draw(rng, n_items, size, by)
-    known = np.zeros(n_items, dtype=bool)
-    known[positives] = True
-    for r in range(2 * REDRAWS):
-        clash = known[draws]
-        if not clash.any() or positives.size >= n_items:
-            break
-        draws[clash] = _draw(rng, n_items, int(clash.sum()), None if r >= REDRAWS else by)
+    """Draws that avoid the device's positives: uniform, or ``by`` a distribution over items
+    (clashes redrawn as ``redraw_clashes`` does)."""
+    draws = draw_items(rng, n_items, size, by)
+    if positives.size < n_items:  # else no draw can avoid them
+        known = np.zeros(n_items, dtype=bool)
+        known[positives] = True
+        flat = draws.reshape(-1)
+        redraw_clashes(
+            flat,
+            lambda at: known[flat[at]],
+            lambda count, uniform: draw_items(rng, n_items, count, None if uniform else by),
+        )
     return draws
-
-
-def _draw(
-    rng: np.random.Generator, n_items: int, size: tuple | int, by: ItemDistribution | None
-) -> np.ndarray:
-    return rng.integers(0, n_items, size=size) if by is None else by.draw(rng, size)
 
 
 def negative_distribution(layout: ElasticLayout, exponent: float) -> ItemDistribution | None:

@@ -3,9 +3,12 @@ catalogue, or in proportion to a power of item popularity."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 DENSE_LIMIT = 1 << 27  # users x items up to this: a dense bit table answers "is positive?"
+REDRAWS = 8  # rounds of redrawing negatives that clash with a positive (then as many uniform)
 
 
 def popularity_weights(popularity: np.ndarray, exponent: float) -> np.ndarray | None:
@@ -44,6 +47,31 @@ class ItemDistribution:
         return self.items(rng.random(size))
 
 
+def draw_items(
+    rng: np.random.Generator, n_items: int, size: int | tuple, by: ItemDistribution | None
+) -> np.ndarray:
+    """Items drawn uniformly, or ``by`` a distribution over them."""
+    return rng.integers(0, n_items, size=size) if by is None else by.draw(rng, size)
+
+
+def redraw_clashes(
+    negatives: np.ndarray,
+    clashes: Callable[[np.ndarray], np.ndarray],
+    draw: Callable[[int, bool], np.ndarray],
+    rounds: int = REDRAWS,
+) -> None:
+    """Redraw, in place, the entries of ``negatives`` (flat) that are positives: ``clashes``
+    says which of the given entries are, ``draw(count, uniform)`` draws anew. Weighted draws can
+    hit a user's popular positives again and again, so after ``rounds`` rounds drawn as before,
+    as many more are drawn uniformly; only the entries that clashed are redrawn and checked."""
+    clash = np.flatnonzero(clashes(np.arange(negatives.size)))
+    for r in range(2 * rounds):
+        if clash.size == 0:
+            break
+        negatives[clash] = draw(clash.size, r >= rounds)
+        clash = clash[clashes(clash)]
+
+
 class NegativeSampler:
     """Draws items a user has not interacted with in training, uniformly over the catalogue or,
     with ``weights``, item i with probability proportional to ``weights[i]`` (popularity-aware
@@ -59,7 +87,7 @@ class NegativeSampler:
         users: np.ndarray,
         items: np.ndarray,
         n_items: int,
-        rounds: int = 8,
+        rounds: int = REDRAWS,
         weights: np.ndarray | None = None,
     ) -> None:
         self.n_items = n_items
@@ -89,18 +117,13 @@ class NegativeSampler:
     def sample(self, users: np.ndarray, rng: np.random.Generator, per_user: int = 1) -> np.ndarray:
         """Negatives of shape (len(users), per_user)."""
         users = np.repeat(users, per_user)
-        negatives = self._draw(rng, users.size)
-        clash = np.flatnonzero(self.is_positive(users, negatives))
-        for r in range(2 * self.rounds):  # only the draws that clashed are redrawn and checked
-            if clash.size == 0:
-                break
-            # weighted draws can clash again and again with a user's popular positives: the
-            # second half of the rounds redraws uniformly
-            negatives[clash] = self._draw(rng, clash.size, uniform=r >= self.rounds)
-            clash = clash[self.is_positive(users[clash], negatives[clash])]
+        negatives = draw_items(rng, self.n_items, users.size, self.by)
+        redraw_clashes(
+            negatives,
+            lambda at: self.is_positive(users[at], negatives[at]),
+            lambda count, uniform: draw_items(
+                rng, self.n_items, count, None if uniform else self.by
+            ),
+            self.rounds,
+        )
         return negatives.reshape(-1, per_user)
-
-    def _draw(self, rng: np.random.Generator, size: int, uniform: bool = False) -> np.ndarray:
-        if self.by is None or uniform:
-            return rng.integers(0, self.n_items, size=size)
-        return self.by.draw(rng, size)
