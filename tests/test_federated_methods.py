@@ -380,3 +380,14 @@ def test_baselines_give_the_same_numbers_over_flower(method):
     np.testing.assert_array_equal(flower.table, inprocess.results.table)
     np.testing.assert_array_equal(flower.devices["metrics"], inprocess.results.devices["metrics"])
     assert flower.rounds[-1]["bytes_down"] == inprocess.results.rounds[-1]["bytes_down"]
+
+
+@pytest.mark.parametrize("method", ["hashing", "qr", "popularity"])
+def test_popularity_negatives_where_devices_cannot_estimate_popularity_name_the_key(method):
+    raw = fleet_scenario(federated__method=method)
+    raw["train"]["negative_exponent"] = 0.5
+    with pytest.raises(ConfigError) as err:
+        scenario_from_dict(raw)
+    assert err.value.path == "train.negative_exponent" and "\n" not in str(err.value)
+    raw["train"]["negative_exponent"] = 0.0
+    scenario_from_dict(raw)

@@ -762,6 +762,13 @@ class Scenario:
             path="federated.mode",
         )
         require(
+            method not in ("hashing", "qr", "popularity") or self.train.negative_exponent == 0,
+            f"{method} devices receive no item groups to estimate popularity from (popularity: "
+            "no training): negatives stay uniform",
+            path="train.negative_exponent",
+            hint="set train.negative_exponent: 0",
+        )
+        require(
             self.engine.kind == "federated",
             f"{method} is a federated baseline: set engine.kind: federated (centralised "
             "baselines: references.baselines)",
