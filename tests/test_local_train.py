@@ -22,7 +22,7 @@ def _setup(num_devices=6, n_items=30, dim=8, blocks=4, rescale=False):
     return rows, layout, table, users
 
 
-@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+@pytest.mark.parametrize("optimizer", ["sgd", "adam", "rowwise-adam"])
 @pytest.mark.parametrize("sampling", ["none", "sandwich"])
 @pytest.mark.parametrize(("budgeted", "rescale"), [(False, False), (True, False), (True, True)])
 def test_cohort_equals_devices_one_by_one(sampling, budgeted, rescale, optimizer):
@@ -72,7 +72,9 @@ def test_cohort_equals_devices_one_by_one(sampling, budgeted, rescale, optimizer
             assert np.all(together.sum_wdelta[r][untouched[block_of_col]] == 0)
 
 
-@pytest.mark.parametrize(("optimizer", "lr"), [("sgd", 0.5), ("adam", 0.05)])
+@pytest.mark.parametrize(
+    ("optimizer", "lr"), [("sgd", 0.5), ("adam", 0.05), ("rowwise-adam", 0.05)]
+)
 def test_training_lowers_the_loss_of_a_device(optimizer, lr):
     rows, layout, table, users = _setup(num_devices=1)
     spec = LocalSpec(
@@ -171,3 +173,50 @@ def test_device_negatives_follow_the_popularity_estimated_from_the_layout():
     assert np.allclose(
         np.bincount(drawn, minlength=4) / drawn.size, [1 / 6, 1 / 2, 1 / 6, 1 / 6], atol=0.01
     )
+
+
+def test_rowwise_adam_by_hand():
+    """Row-wise Adam keeps one second moment per row (the mean squared gradient entry):
+    row 0 is stepped twice (kept moments), row 1 once (closed form); the user vector stays
+    entry-wise."""
+    from fedrule.device.local_train import BETA1, BETA2, EPS, _LocalOptimizer
+
+    lr = 0.1
+    spec = LocalSpec(1, 1, lr, 1, 0.0, 0.0, "none", optimizer="rowwise-adam")
+    start = torch.tensor([[1.0, 2.0], [3.0, 4.0]])
+    local, users = start.clone(), torch.zeros(1, 2)
+    g1, g2 = torch.tensor([[3.0, 4.0], [0.0, 2.0]]), torch.tensor([[1.0, 1.0]])
+    opt = _LocalOptimizer(
+        spec, local, users, torch.zeros(2, dtype=torch.long), None, torch.tensor([0, 1, 0])
+    )
+    opt.step(torch.tensor([0, 1]), g1, torch.tensor([0]), torch.tensor([[1.0, -2.0]]))
+    # first step: lr * g / rms(g); rms of row 0 is sqrt((9 + 16) / 2), of row 1 sqrt(2)
+    row0 = start[0] - lr * g1[0] / (12.5**0.5 + EPS)
+    row1 = start[1] - lr * g1[1] / (2.0**0.5 + EPS)
+    assert torch.allclose(local[1], row1, atol=1e-6)
+    assert torch.allclose(users, torch.tensor([[-lr, lr]]), atol=1e-6)  # entry-wise: sign steps
+    opt.step(torch.tensor([0]), g2, torch.tensor([0]), torch.tensor([[1.0, -2.0]]))
+    m = BETA1 * (1 - BETA1) * g1[0] + (1 - BETA1) * g2[0]
+    v = BETA2 * (1 - BETA2) * 12.5 + (1 - BETA2) * 1.0
+    step = lr * (m / (1 - BETA1**2)) / ((v / (1 - BETA2**2)) ** 0.5 + EPS)
+    assert torch.allclose(local[0], row0 - step, atol=1e-6)
+    assert torch.allclose(local[1], row1, atol=1e-6)  # not stepped again
+
+
+def test_rowwise_adam_keeps_relative_entry_sizes():
+    """A row's first row-wise step is proportional to its gradient (entry-wise Adam's is the
+    gradient's sign): a block that barely gets a gradient barely moves."""
+    from fedrule.device.local_train import _LocalOptimizer
+
+    grad = torch.tensor([[1.0, 1.0, 1e-3, 1e-3]])
+    moved = {}
+    for optimizer in ("adam", "rowwise-adam"):
+        spec = LocalSpec(1, 1, 0.1, 1, 0.0, 0.0, "none", optimizer=optimizer)
+        local = torch.zeros(1, 4)
+        owner, touches = torch.zeros(1, dtype=torch.long), torch.tensor([0])
+        opt = _LocalOptimizer(spec, local, torch.zeros(1, 4), owner, None, touches)
+        opt.step(torch.tensor([0]), grad, torch.tensor([0]), torch.zeros(1, 4))
+        moved[optimizer] = -local[0]
+    assert torch.allclose(moved["adam"], torch.full((4,), 0.1), atol=1e-6)
+    ratio = moved["rowwise-adam"] / moved["rowwise-adam"][0]
+    assert torch.allclose(ratio, grad[0], atol=1e-6)

@@ -46,7 +46,7 @@ from fedrule.model.supernet import (
     inside,
 )
 
-OPTIMIZERS = ("adam", "sgd")
+OPTIMIZERS = ("adam", "rowwise-adam", "sgd")
 BETA1, BETA2, EPS = 0.9, 0.999, 1e-8  # the devices' Adam
 
 
@@ -78,7 +78,11 @@ class _LocalOptimizer:
     ``sgd``: plain SGD. ``adam``: lazy Adam (as ``torch.optim.SparseAdam``): a device's rows are
     updated at the steps where they get a gradient, with the device's own step count for bias
     correction; its user vector gets a gradient at every step of the device. State starts fresh
-    every round, as a new local optimizer on a device would.
+    every round, as a new local optimizer on a device would. ``rowwise-adam``: the same, but an
+    item row's second moment is one value, the mean of its squared gradient entries (as in
+    row-wise Adagrad for embedding tables, FBGEMM): an entry-wise first step is lr * sign(g) on
+    every entry a device touched, while a row-wise step keeps the entries' relative sizes, so
+    blocks that few sub-configurations use move little. The user vector stays entry-wise.
 
     ``touches`` (every step's rows, step after step) says which rows get a gradient more than
     once: only they keep Adam moments. A row stepped once (most sampled negatives) has zero
@@ -96,12 +100,13 @@ class _LocalOptimizer:
     ) -> None:
         self.spec, self.local, self.users = spec, local, users
         self.row_dev, self.row_mask = row_dev, row_mask
-        if spec.optimizer == "adam":
+        self.rowwise = spec.optimizer == "rowwise-adam"
+        if spec.optimizer != "sgd":
             again = torch.bincount(touches, minlength=local.shape[0]) > 1
             self.state_of = torch.cumsum(again, 0).sub_(1).masked_fill_(~again, -1)
             stateful = int(again.sum())
             self.m_rows = local.new_zeros(stateful, local.shape[1])
-            self.v_rows = local.new_zeros(stateful, local.shape[1])
+            self.v_rows = local.new_zeros(stateful, 1 if self.rowwise else local.shape[1])
             self.m_users = torch.zeros_like(users)
             self.v_users = torch.zeros_like(users)
             self.steps = torch.zeros(users.shape[0])
@@ -139,7 +144,9 @@ class _LocalOptimizer:
         # m = (1 - b1) g, v = (1 - b2) g^2: lr m / c1 / (sqrt(v / c2) + eps) in four passes
         root = torch.sqrt((1 - BETA2) / (1 - BETA2**step))[:, None]
         scale = (self.spec.lr * (1 - BETA1) / (1 - BETA1**step))[:, None]
-        update = grad.abs().mul_(root).add_(EPS).reciprocal_().mul_(grad).mul_(scale)
+        size = _row_rms(grad) if self.rowwise else grad.abs()
+        inverse = size.mul_(root).add_(EPS).reciprocal_()
+        update = (grad * inverse if self.rowwise else inverse.mul_(grad)).mul_(scale)
         state = self.state_of.index_select(0, rows)
         again = torch.nonzero(state >= 0).squeeze(1)
         if again.numel():
@@ -166,12 +173,19 @@ def _adam_moments(
     m: torch.Tensor, v: torch.Tensor, index: torch.Tensor, grad: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Adam's moments of the (distinct) rows ``index`` after their gradient ``grad``, stored
-    back into ``m`` and ``v``; returns the new moments of those rows."""
+    back into ``m`` and ``v``; returns the new moments of those rows. A ``v`` of one column is
+    row-wise: it follows the mean of the row's squared gradient entries."""
     m_new = m.index_select(0, index).mul_(BETA1).add_(grad, alpha=1 - BETA1)
-    v_new = v.index_select(0, index).mul_(BETA2).addcmul_(grad, grad, value=1 - BETA2)
+    square = grad.square().mean(1, keepdim=True) if v.shape[1] == 1 else grad.square()
+    v_new = v.index_select(0, index).mul_(BETA2).add_(square, alpha=1 - BETA2)
     m.index_copy_(0, index, m_new)
     v.index_copy_(0, index, v_new)
     return m_new, v_new
+
+
+def _row_rms(grad: torch.Tensor) -> torch.Tensor:
+    """Each row's root mean square gradient entry (rows x 1)."""
+    return grad.square().mean(1, keepdim=True).sqrt_()
 
 
 def _adam_update(m: torch.Tensor, v: torch.Tensor, step: torch.Tensor, lr: float) -> torch.Tensor:

@@ -429,8 +429,12 @@ class FederatedConfig:
     )
     local_epochs: int = doc("(int) local epochs over a device's training items per round", 1)
     local_batch_size: int = doc("(int) a device's minibatch size", 32)
-    local_optimizer: Literal["adam", "sgd"] = doc(
-        "(adam|sgd) a device's optimizer, fresh every round (adam: lazy, per touched row)", "adam"
+    local_optimizer: Literal["adam", "rowwise-adam", "sgd"] = doc(
+        "(adam|rowwise-adam|sgd) a device's optimizer, fresh every round. adam: lazy, per touched "
+        "row, so its first step moves every touched entry by local_lr; rowwise-adam: one second "
+        "moment per item row (as row-wise Adagrad for embedding tables), so a row's blocks keep "
+        "their relative step sizes and the sub-configurations stay nested (README)",
+        "adam",
     )
     local_lr: float = doc("(float) a device's learning rate", 0.01)
     lr_schedule: Literal["constant", "linear", "cosine"] = doc(
