@@ -220,3 +220,24 @@ def test_rowwise_adam_keeps_relative_entry_sizes():
     assert torch.allclose(moved["adam"], torch.full((4,), 0.1), atol=1e-6)
     ratio = moved["rowwise-adam"] / moved["rowwise-adam"][0]
     assert torch.allclose(ratio, grad[0], atol=1e-6)
+
+
+def test_rowwise_adam_of_a_budgeted_row_averages_over_the_blocks_it_holds():
+    """A budgeted device's row (two of four entries allowed) steps as a full row with the
+    allowed entries' gradient would: the mean square is over the entries it may train."""
+    from fedrule.device.local_train import EPS, _LocalOptimizer
+
+    lr = 0.1
+    spec = LocalSpec(1, 1, lr, 1, 0.0, 0.0, "none", optimizer="rowwise-adam")
+    mask = torch.tensor([[1.0, 1.0, 0.0, 0.0]])
+    local = torch.zeros(1, 4)
+    owner, touches = torch.zeros(1, dtype=torch.long), torch.tensor([0])
+    opt = _LocalOptimizer(spec, local, torch.zeros(1, 4), owner, mask, touches)
+    opt.step(
+        torch.tensor([0]),
+        torch.tensor([[3.0, 4.0, 7.0, 7.0]]),
+        torch.tensor([0]),
+        torch.zeros(1, 4),
+    )
+    expected = -lr * torch.tensor([3.0, 4.0, 0.0, 0.0]) / (12.5**0.5 + EPS)
+    assert torch.allclose(local[0], expected, atol=1e-6)

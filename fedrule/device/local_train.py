@@ -79,10 +79,11 @@ class _LocalOptimizer:
     updated at the steps where they get a gradient, with the device's own step count for bias
     correction; its user vector gets a gradient at every step of the device. State starts fresh
     every round, as a new local optimizer on a device would. ``rowwise-adam``: the same, but an
-    item row's second moment is one value, the mean of its squared gradient entries (as in
-    row-wise Adagrad for embedding tables, FBGEMM): an entry-wise first step is lr * sign(g) on
-    every entry a device touched, while a row-wise step keeps the entries' relative sizes, so
-    blocks that few sub-configurations use move little. The user vector stays entry-wise.
+    item row's second moment is one value, the mean of its squared gradient entries over the
+    entries the device may train (as in row-wise Adagrad for embedding tables, FBGEMM): an
+    entry-wise first step is lr * sign(g) on every entry a device touched, while a row-wise
+    step keeps the entries' relative sizes, so blocks that few sub-configurations use move
+    little. The user vector stays entry-wise.
 
     ``touches`` (every step's rows, step after step) says which rows get a gradient more than
     once: only they keep Adam moments. A row stepped once (most sampled negatives) has zero
@@ -128,7 +129,7 @@ class _LocalOptimizer:
                 self.local.index_add_(0, rows, grad_rows, alpha=-self.spec.lr)
             else:  # each row with its owning device's step count
                 step = self.steps.index_select(0, self.row_dev.index_select(0, rows)) + 1
-                update = self._row_update(rows, grad_rows, step)
+                update = self._row_update(rows, grad_rows, step, mask)
                 if mask is not None:
                     update = update.mul_(mask)
                 # distinct rows: gather, subtract, scatter back (bit for bit index_add_'s result,
@@ -137,21 +138,30 @@ class _LocalOptimizer:
         self._step_users(active, grad_users)
 
     def _row_update(
-        self, rows: torch.Tensor, grad: torch.Tensor, step: torch.Tensor
+        self,
+        rows: torch.Tensor,
+        grad: torch.Tensor,
+        step: torch.Tensor,
+        mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Adam's update of ``rows``: the first step in closed form for rows stepped once, the
         moments' step for the others."""
         # m = (1 - b1) g, v = (1 - b2) g^2: lr m / c1 / (sqrt(v / c2) + eps) in four passes
         root = torch.sqrt((1 - BETA2) / (1 - BETA2**step))[:, None]
         scale = (self.spec.lr * (1 - BETA1) / (1 - BETA1**step))[:, None]
-        size = _row_rms(grad) if self.rowwise else grad.abs()
+        square = _row_mean_square(grad, mask) if self.rowwise else None
+        size = grad.abs() if square is None else square.sqrt()
         inverse = size.mul_(root).add_(EPS).reciprocal_()
         update = (grad * inverse if self.rowwise else inverse.mul_(grad)).mul_(scale)
         state = self.state_of.index_select(0, rows)
         again = torch.nonzero(state >= 0).squeeze(1)
         if again.numel():
             kept = _adam_moments(
-                self.m_rows, self.v_rows, state.index_select(0, again), grad.index_select(0, again)
+                self.m_rows,
+                self.v_rows,
+                state.index_select(0, again),
+                grad.index_select(0, again),
+                None if square is None else square.index_select(0, again),
             )
             update.index_copy_(
                 0, again, _adam_update(*kept, step.index_select(0, again), self.spec.lr)
@@ -170,22 +180,30 @@ class _LocalOptimizer:
 
 
 def _adam_moments(
-    m: torch.Tensor, v: torch.Tensor, index: torch.Tensor, grad: torch.Tensor
+    m: torch.Tensor,
+    v: torch.Tensor,
+    index: torch.Tensor,
+    grad: torch.Tensor,
+    square: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Adam's moments of the (distinct) rows ``index`` after their gradient ``grad``, stored
-    back into ``m`` and ``v``; returns the new moments of those rows. A ``v`` of one column is
-    row-wise: it follows the mean of the row's squared gradient entries."""
+    back into ``m`` and ``v``; returns the new moments of those rows. ``v`` follows ``square``
+    (row-wise: one mean square per row), or by default the squared gradient entry by entry."""
     m_new = m.index_select(0, index).mul_(BETA1).add_(grad, alpha=1 - BETA1)
-    square = grad.square().mean(1, keepdim=True) if v.shape[1] == 1 else grad.square()
+    square = grad.square() if square is None else square
     v_new = v.index_select(0, index).mul_(BETA2).add_(square, alpha=1 - BETA2)
     m.index_copy_(0, index, m_new)
     v.index_copy_(0, index, v_new)
     return m_new, v_new
 
 
-def _row_rms(grad: torch.Tensor) -> torch.Tensor:
-    """Each row's root mean square gradient entry (rows x 1)."""
-    return grad.square().mean(1, keepdim=True).sqrt_()
+def _row_mean_square(grad: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """Each row's mean squared gradient entry over the entries the device may train (rows x 1):
+    a budgeted device's row steps as far as a full device's, however few blocks it holds."""
+    total = grad.square().sum(1, keepdim=True)
+    if mask is None:
+        return total.div_(grad.shape[1])
+    return total.div_(mask.sum(1, keepdim=True).clamp_(min=1))
 
 
 def _adam_update(m: torch.Tensor, v: torch.Tensor, step: torch.Tensor, lr: float) -> torch.Tensor:
