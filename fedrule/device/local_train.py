@@ -190,8 +190,11 @@ def _adam_moments(
     back into ``m`` and ``v``; returns the new moments of those rows. ``v`` follows ``square``
     (row-wise: one mean square per row), or by default the squared gradient entry by entry."""
     m_new = m.index_select(0, index).mul_(BETA1).add_(grad, alpha=1 - BETA1)
-    square = grad.square() if square is None else square
-    v_new = v.index_select(0, index).mul_(BETA2).add_(square, alpha=1 - BETA2)
+    v_new = v.index_select(0, index).mul_(BETA2)
+    if square is None:  # entry-wise (addcmul: the arithmetic of torch's Adam, bit for bit)
+        v_new.addcmul_(grad, grad, value=1 - BETA2)
+    else:
+        v_new.add_(square, alpha=1 - BETA2)
     m.index_copy_(0, index, m_new)
     v.index_copy_(0, index, v_new)
     return m_new, v_new
