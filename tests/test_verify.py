@@ -53,3 +53,17 @@ def test_each_budget_takes_the_best_measured_candidate_that_fits():
     np.testing.assert_array_equal(chosen[budgets[1]].config, configs[2])
     measured = [chosen[b].measured for b in budgets]
     assert measured == sorted(measured)
+
+
+def test_verifying_devices_are_the_ones_that_did_not_label_when_enough():
+    from fedrule.algorithm.labelling import label_devices, verify_devices
+
+    labelling = label_devices(7, 100, 30)
+    verifying = verify_devices(7, 100, 30)
+    assert labelling.size == 30 and verifying.size == 70
+    assert np.intersect1d(labelling, verifying).size == 0  # measured on unseen items
+    assert np.array_equal(np.union1d(labelling, verifying), np.arange(100))
+    assert np.array_equal(verify_devices(7, 100, 30), verifying)  # seeded
+    # too few left over (40 < 60), or every device labels: the labelling devices verify
+    assert np.array_equal(verify_devices(7, 100, 60), label_devices(7, 100, 60))
+    assert np.array_equal(verify_devices(7, 100, 0), np.arange(100))

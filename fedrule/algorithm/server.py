@@ -30,7 +30,12 @@ from fedrule.algorithm.coverage import BlockCoverage
 from fedrule.algorithm.dispatch import DispatchAndTest, search_budgets, searched_assignment
 from fedrule.algorithm.dp_state import ServerPrivacy
 from fedrule.algorithm.hooks import RoundHook, RoundState
-from fedrule.algorithm.labelling import Labelling, candidate_configs, label_devices
+from fedrule.algorithm.labelling import (
+    Labelling,
+    candidate_configs,
+    label_devices,
+    verify_devices,
+)
 from fedrule.algorithm.server_step import ServerStep, make_server_step
 from fedrule.algorithm.tables import (
     COMPRESSED,
@@ -337,7 +342,7 @@ class FleetServer:
     def _verified(self, found: dict[int, SearchResult]) -> dict[int, SearchResult]:
         """Each budget's best candidate by real validation quality (``search.verify``)."""
         configs = verify.candidates(self.codec, found)
-        devices = label_devices(
+        devices = verify_devices(
             self.seed, self.fleet.num_devices, self.scenario.estimator.label_users
         )
         self.events.message(

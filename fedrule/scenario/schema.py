@@ -254,8 +254,10 @@ class SearchConfig:
 
     verify: bool = doc(
         "(bool) measure each budget's searched configuration and its largest uniform one on "
-        "validation items (federated: the labelling devices', one more labelling; centralised: "
-        "every user's) and use the best measured candidate that fits: guards against the "
+        "validation items (federated: one more labelling, by the devices that did not label "
+        "when they are at least as many as estimator.label_users, so the choice is measured on "
+        "items the estimator never saw, else by the labelling devices; centralised: every "
+        "user's) and use the best measured candidate that fits: guards against the "
         "estimator's over-predictions",
         True,
     )
