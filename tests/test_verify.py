@@ -67,3 +67,23 @@ def test_verifying_devices_are_the_ones_that_did_not_label_when_enough():
     # too few left over (40 < 60), or every device labels: the labelling devices verify
     assert np.array_equal(verify_devices(7, 100, 60), label_devices(7, 100, 60))
     assert np.array_equal(verify_devices(7, 100, 0), np.arange(100))
+    assert np.array_equal(verify_devices(7, 100, 30, held_out=False), labelling)
+
+
+def test_verify_on_errors_name_the_key():
+    import pytest
+
+    from fedrule.errors import ConfigError
+    from fedrule.scenario.load import load_scenario
+
+    with pytest.raises(ConfigError, match="search.verify_on"):
+        load_scenario(
+            "scenarios/quickstart.yaml",
+            ["search.verify=false", "search.verify_on=labelling"],
+        )
+    with pytest.raises(ConfigError, match="search.verify_on"):
+        load_scenario(
+            "scenarios/quickstart.yaml", ["engine.kind=centralized", "search.verify_on=labelling"]
+        )
+    with pytest.raises(ConfigError, match="search.verify_on"):
+        load_scenario("scenarios/quickstart.yaml", ["search.verify_on=others"])

@@ -34,14 +34,14 @@ def label_devices(seed: int, num_devices: int, wanted: int) -> np.ndarray:
     return np.arange(num_devices)
 
 
-def verify_devices(seed: int, num_devices: int, wanted: int) -> np.ndarray:
-    """The devices that verify the searched configurations: those that did not label, when
-    they are at least as many as the labelling ones, so that the choice among candidates is
-    measured on validation items neither the estimator nor the search has seen; else the
-    labelling devices themselves."""
+def verify_devices(seed: int, num_devices: int, wanted: int, held_out: bool = True) -> np.ndarray:
+    """The devices that verify the searched configurations. ``held_out``: those that did not
+    label, when they are at least as many as the labelling ones, so that the choice among
+    candidates is measured on validation items neither the estimator nor the search has seen;
+    else (or not ``held_out``) the labelling devices themselves."""
     labelling = label_devices(seed, num_devices, wanted)
     rest = np.setdiff1d(np.arange(num_devices), labelling)
-    return rest if rest.size >= labelling.size else labelling
+    return rest if held_out and rest.size >= labelling.size else labelling
 
 
 class Labelling(Phase[tuple[ConfigSums, int]]):

@@ -342,14 +342,18 @@ class FleetServer:
     def _verified(self, found: dict[int, SearchResult]) -> dict[int, SearchResult]:
         """Each budget's best candidate by real validation quality (``search.verify``)."""
         configs = verify.candidates(self.codec, found)
+        search = self.scenario.search
         devices = verify_devices(
-            self.seed, self.fleet.num_devices, self.scenario.estimator.label_users
+            self.seed,
+            self.fleet.num_devices,
+            self.scenario.estimator.label_users,
+            held_out=search.verify_on == "held-out",
         )
         self.events.message(
             f"verifying {len(configs)} searched and uniform configurations on {devices.size} "
             "devices' validation items"
         )
-        tail_weight = self.scenario.search.tail_weight
+        tail_weight = search.tail_weight
         heads = head_items(self.popularity, self.scenario.eval.head_share) if tail_weight else None
         sums, _ = self._label(configs, devices, "verification", heads)
         if not sums.sums:

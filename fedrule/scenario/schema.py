@@ -256,15 +256,27 @@ class SearchConfig:
         "(bool) measure each budget's searched configuration and its largest uniform one on "
         "validation items (federated: one more labelling, by the devices that did not label "
         "when they are at least as many as estimator.label_users, so the choice is measured on "
-        "items the estimator never saw, else by the labelling devices; centralised: every "
-        "user's) and use the best measured candidate that fits: guards against the "
-        "estimator's over-predictions",
+        "items the estimator never saw (search.verify_on), else by the labelling devices; "
+        "centralised: every user's) and use the best measured candidate that fits: guards "
+        "against the estimator's over-predictions",
         True,
+    )
+    verify_on: Literal["held-out", "labelling"] = doc(
+        "(held-out|labelling) federated: which devices verify. held-out: those that did not "
+        "label, when they are at least as many as estimator.label_users (else the labelling "
+        "ones); labelling: the labelling devices, on the validation items the estimator was "
+        "fitted to (as before this key)",
+        "held-out",
     )
 
     def check(self, path: str) -> None:
         require(self.population >= 2, "must be >= 2", path=f"{path}.population")
         require(0 <= self.tail_weight <= 1, "must lie in [0, 1]", path=f"{path}.tail_weight")
+        require(
+            self.verify or self.verify_on == "held-out",
+            "has no effect with search.verify: false",
+            path=f"{path}.verify_on",
+        )
         require(
             1 <= self.tournament <= self.population,
             "must lie in [1, population]",
@@ -753,6 +765,12 @@ class Scenario:
             "expected 1-100 letters, digits, '.', '_' or '-', not starting with '.' or '-' "
             "(it names the run folder)",
             path="name",
+        )
+        require(
+            self.engine.kind == "federated" or self.search.verify_on == "held-out",
+            "chooses the verifying devices of a federated run: a centralised run verifies on "
+            "every user's validation items",
+            path="search.verify_on",
         )
         self._check_method()
 
