@@ -174,7 +174,8 @@ class _LocalOptimizer:
             return
         self.steps.index_add_(0, active, torch.ones(active.numel()))
         step = self.steps.index_select(0, active)
-        moments = _adam_moments(self.m_users, self.v_users, active, grad_users)
+        square = grad_users.square() if self.rowwise else None  # (rowwise-adam's arithmetic)
+        moments = _adam_moments(self.m_users, self.v_users, active, grad_users, square)
         update = _adam_update(*moments, step, self.spec.lr)
         self.users.index_copy_(0, active, self.users.index_select(0, active).sub_(update))
 
