@@ -174,7 +174,9 @@ class _LocalOptimizer:
             return
         self.steps.index_add_(0, active, torch.ones(active.numel()))
         step = self.steps.index_select(0, active)
-        square = grad_users.square() if self.rowwise else None  # (rowwise-adam's arithmetic)
+        # entry-wise either way; rowwise-adam adds the square it computed (its studies' last
+        # bits), adam keeps torch's addcmul (the earlier studies' last bits)
+        square = grad_users.square() if self.rowwise else None
         moments = _adam_moments(self.m_users, self.v_users, active, grad_users, square)
         update = _adam_update(*moments, step, self.spec.lr)
         self.users.index_copy_(0, active, self.users.index_select(0, active).sub_(update))

@@ -254,18 +254,16 @@ class SearchConfig:
 
     verify: bool = doc(
         "(bool) measure each budget's searched configuration and its largest uniform one on "
-        "validation items (federated: one more labelling, by the devices that did not label "
-        "when they are at least as many as estimator.label_users, so the choice is measured on "
-        "items the estimator never saw (search.verify_on), else by the labelling devices; "
-        "centralised: every user's) and use the best measured candidate that fits: guards "
-        "against the estimator's over-predictions",
+        "validation items (federated: one more labelling, by the devices search.verify_on "
+        "names; centralised: every user's) and use the best measured candidate that fits: "
+        "guards against the estimator's over-predictions",
         True,
     )
     verify_on: Literal["held-out", "labelling"] = doc(
         "(held-out|labelling) federated: which devices verify. held-out: those that did not "
         "label, when they are at least as many as estimator.label_users (else the labelling "
-        "ones); labelling: the labelling devices, on the validation items the estimator was "
-        "fitted to (as before this key)",
+        "ones), so the choice is measured on items the estimator never saw; labelling: the "
+        "labelling devices, on the validation items the estimator was fitted to",
         "held-out",
     )
 
