@@ -5,7 +5,7 @@ Prints figures measured in one run (it is not a timed test):
   * fedrule's plain epoch (1 uniform negative, ``sampling: none``, no diversity term, same
     batch size) and its ratio to the plain loop;
   * fedrule's epoch with the loss of ``scenarios/ml1m-fleet.yaml`` (its model and train keys:
-    32 blocks, 16 groups, 4 negatives by sqrt(popularity), sandwich sampling, lambda_div 0.01);
+    32 blocks, 16 groups, 2 negatives by sqrt(popularity), sandwich sampling, lambda_div 0.01);
   * full-ranking test evaluation.
 Usage:
     python benchmarks/bench_centralized.py [--scenario scenarios/ml1m-fleet.yaml] [--epochs 2]

@@ -4,7 +4,8 @@ Calls ``fedrule.device.local_train.train_cohort`` directly on cohorts of at most
 devices (the scenario's ``engine.devices_per_node`` by default), packed as the engine packs them
 (``fedrule.algorithm.packing.pack``: runs of devices of similar size), or with ``--spread`` as
 secure aggregation packs them (cohorts of similar sizes), with the scenario's local training
-(``scenarios/ml1m-fleet.yaml``: 4 negatives, sandwich sampling, lambda_div 0.01, batch 32, Adam).
+(``scenarios/ml1m-fleet.yaml``: 2 negatives, sandwich sampling, lambda_div 0.01, batch 32,
+row-wise Adam).
 Prints figures measured in one run (it is not a timed test). Usage:
     python benchmarks/bench_round.py [--scenario scenarios/ml1m-fleet.yaml] [--cohort 128]
         [--compile]  (``train.compile: true``; the first round, compiling, is not timed)
