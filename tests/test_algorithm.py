@@ -273,3 +273,26 @@ def test_a_federated_run_folder_has_its_convergence_plot(tmp_path):
     folder = run_scenario(scenario_from_dict(raw), tmp_path)
     assert (folder / "convergence.png").stat().st_size > 10_000
     assert "phase times: count" in (folder / "log.txt").read_text()
+
+
+@pytest.mark.parametrize("verify_on", ["held-out", "labelling"])
+def test_verification_runs_on_the_devices_that_did_not_label(monkeypatch, verify_on):
+    """End to end (in-process): the estimator's labels come from 24 of 48 devices; held-out
+    verification asks the other 24, ``verify_on: labelling`` the same 24."""
+    from fedrule.algorithm.server import FleetServer
+
+    asked: dict[str, np.ndarray] = {}
+    label = FleetServer._label
+
+    def spy(self, configs, devices, what, *args, **kwargs):
+        asked[what] = np.asarray(devices).copy()
+        return label(self, configs, devices, what, *args, **kwargs)
+
+    monkeypatch.setattr(FleetServer, "_label", spy)
+    _run(search__verify_on=verify_on)
+    labelling, verification = asked["labelling"], asked["verification"]
+    assert labelling.size == verification.size == 24
+    if verify_on == "held-out":
+        assert np.intersect1d(labelling, verification).size == 0
+    else:
+        assert np.array_equal(labelling, verification)
