@@ -9,7 +9,7 @@ plots linked, and every command listed, so that no number in it is typed by hand
 A study whose folder already holds finished runs is not run again (sweeps resume; delete the
 folder to start over). ``--only`` picks studies; ``--no-run`` only rebuilds reports and README.
 
-    python benchmarks/results.py                 # everything (about 4.9 hours on 2 cores)
+    python benchmarks/results.py                 # everything (about 5.25 hours on 2 cores)
     python benchmarks/results.py --only audit    # one study
 """
 
@@ -292,7 +292,7 @@ STUDIES = (
     ),
     Study(
         "fleet-shipped",
-        "The ML-1M fleet as shipped, both modes (3 seeds)",
+        "The ML-1M fleet in both modes, refitting user vectors before evaluation (3 seeds)",
         "`scenarios/ml1m-fleet.yaml` (120 rounds, 25% of 6,040 devices per round, four tiers, "
         "2 negatives, verification by the 4,040 devices that did not label, user vectors "
         "refitted for one epoch before evaluation as before `fleet-stored-users`): full "
@@ -328,12 +328,11 @@ STUDIES = (
         "rounds",
         "Longer federated training: the ML-1M fleet for 300 rounds (seed 0)",
         "`scenarios/ml1m-fleet.yaml` as `fleet-shipped` ran it, but 300 rounds instead of 120. "
-        "Validation "
-        "(`curves.png`) levels off near round 80 and then moves between 0.042 and 0.048 without "
-        "a trend; the kept round (230, 0.0479) is no better than the 120-round run's (round "
-        "100, 0.0478), and test NDCG@20 is 0.0419 against 0.0423 for seed 0 of "
-        "`fleet-shipped`, for 2.2 times the training time. More rounds do not close the gap "
-        "to centralised RULE.",
+        "Validation (`curves.png`) levels off near round 80 and then moves between 0.042 and "
+        "0.048 without a trend; the kept round (230, 0.0479) is no better than the 120-round "
+        "run's (round 100, 0.0478), and test NDCG@20 is 0.0419 against 0.0423 for seed 0 of "
+        "`fleet-shipped`, for 2.2 times the training time. More rounds do not close the gap to "
+        "centralised RULE.",
         (
             "run scenarios/ml1m-fleet.yaml --set federated.rounds=300 --set name=r300 -q "
             f"{REFIT} --out {{out}}",
@@ -351,7 +350,8 @@ STUDIES = (
         "user vector it kept from its last training round. Full mode (`rowwise-adam`, 2 "
         "negatives, the scenario's defaults now): 0.0380 / 0.0442 / 0.0452 / 0.0486 per tier, "
         "0.0439 ± 0.0003 overall, against 0.0395 / 0.0445 / 0.0447 / 0.0444 and 0.0433 ± 0.0011 "
-        "(`fleet-shipped`): the tv tier gains 9% in every seed, the watch tier loses 4% (its "
+        "(`fleet-shipped`): the tv tier gains in every seed (9% on average), the watch tier "
+        "loses 4% (its "
         "1/16 table scores differently from the table the vector was trained with), quality "
         "now grows with the budget, and the refits' few seconds are saved. Budgeted "
         "mode (`adam`, 4 negatives): 0.0342 / 0.0384 / 0.0388 / 0.0392, 0.0376 ± 0.0030 "
