@@ -127,7 +127,7 @@ def local_spec(scenario: Scenario, *, personal: bool = False) -> LocalSpec | Non
     return LocalSpec(
         epochs=fed.personalize_epochs if personal else fed.local_epochs,
         batch_size=fed.local_batch_size,
-        lr=fed.local_lr,
+        lr=fed.personalize_lr if personal and fed.personalize_lr is not None else fed.local_lr,
         negatives=train.negatives,
         l2=train.l2,
         lambda_div=0.0 if plain else train.lambda_div,

@@ -488,6 +488,11 @@ class FederatedConfig:
         "for this many local epochs (items fixed); 0: never",
         1,
     )
+    personalize_lr: float | None = doc(
+        "(float|null) the learning rate of that fit; null: federated.local_lr. The fit starts a "
+        "fresh optimizer, whose first Adam steps move every entry by about this much",
+        None,
+    )
     refit_every: int = doc(
         "(int) budgeted mode: relabel and refit the estimator every this many rounds, so devices "
         "train the blocks searched for their budget (uniform blocks before); 0: never",
@@ -526,6 +531,14 @@ class FederatedConfig:
         )
         require(self.refit_every >= 0, "must be >= 0", path=f"{path}.refit_every")
         require(self.personalize_epochs >= 0, "must be >= 0", path=f"{path}.personalize_epochs")
+        if self.personalize_lr is not None:
+            require(self.personalize_lr > 0, "must be > 0", path=f"{path}.personalize_lr")
+            require(
+                self.personalize_epochs > 0,
+                "has no effect with personalize_epochs: 0",
+                path=f"{path}.personalize_lr",
+                hint="set federated.personalize_epochs >= 1",
+            )
 
 
 FAULT_PHASES = ("train", "label", "test")
