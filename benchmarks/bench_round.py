@@ -10,16 +10,24 @@ Prints figures measured in one run (it is not a timed test). Usage:
     python benchmarks/bench_round.py [--scenario scenarios/ml1m-fleet.yaml] [--cohort 128]
         [--compile]  (``train.compile: true``; the first round, compiling, is not timed)
         [--repeat 3]  (the best of this many rounds is shown: this machine's timings are noisy)
+        [--epochs 2]  (also the best of this many centralised epochs with the same loss, and the
+                       ratio of a round to it: ``bench_centralized.py``'s fleet-loss epoch; 0: none)
+        [--workers 2]  (also the round as the engine runs it: cohorts shared out to this many
+                        worker processes of ``engine.cpus_per_node`` threads each, as Ray workers
+                        take them; no Flower messages, no aggregation)
 """
 
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 
 import numpy as np
 import torch
+from bench_centralized import fedrule_epochs
 
 from fedrule.algorithm.packing import num_cohorts, pack, spread
 from fedrule.device.cohort import gather_rows
@@ -33,27 +41,68 @@ from fedrule.scenario.schema import Scenario
 from fedrule.seeds import STREAM_TRAIN
 
 
+class _Round:
+    """What every cohort of a round needs: the split, layout, local training and a random
+    table and user vectors (the same in every process: seeded)."""
+
+    def __init__(self, scenario: Scenario, split: object | None = None) -> None:
+        self.scenario = scenario
+        self.split = split if split is not None else prepare_split(scenario.data, 0)
+        self.layout = build_layout(scenario.model, self.split.item_popularity())
+        self.spec = local_spec(scenario)
+        gen = torch.Generator().manual_seed(0)
+        dim = scenario.model.dim
+        self.table = torch.randn(self.split.n_items, dim, generator=gen) * 0.1
+        self.users = torch.randn(self.split.n_users, dim, generator=gen) * 0.1
+
+    def cohorts(self, cohort: int, similar: bool = True) -> list[np.ndarray]:
+        split = self.split
+        cost = np.diff(split.train.indptr).astype(np.float64)
+        everyone = np.arange(split.n_users)
+        count = num_cohorts(split.n_users, 2, self.scenario.engine.messages_per_worker, cohort)
+        return (pack if similar else spread)(everyone, cost, count, cohort)
+
+    def train(self, devices: np.ndarray, round_number: int) -> None:
+        split = self.split
+        rows = gather_rows(split.train.indptr, split.train.items, devices)
+        rngs = [device_rng(0, int(d), round_number, STREAM_TRAIN) for d in devices]
+        train_cohort(self.table, self.users[devices], rows, None, self.layout, self.spec, rngs)
+
+
 def round_seconds(
     split: object, scenario: Scenario, cohort: int, round_number: int = 1, similar: bool = True
 ) -> float:
     """One round of every device, cohort after cohort; returns its seconds."""
-    layout = build_layout(scenario.model, split.item_popularity())
-    spec = local_spec(scenario)
-    gen = torch.Generator().manual_seed(0)
-    table = torch.randn(split.n_items, scenario.model.dim, generator=gen) * 0.1
-    users = torch.randn(split.n_users, scenario.model.dim, generator=gen) * 0.1
-    cost = np.diff(split.train.indptr).astype(np.float64)
-    everyone = np.arange(split.n_users)
-    count = num_cohorts(split.n_users, 2, scenario.engine.messages_per_worker, cohort)
-    if similar:
-        cohorts = pack(everyone, cost, count, cohort)
-    else:
-        cohorts = spread(everyone, cost, count, cohort)
+    work = _Round(scenario, split)
+    cohorts = work.cohorts(cohort, similar)
     started = time.perf_counter()
     for devices in cohorts:
-        rows = gather_rows(split.train.indptr, split.train.items, devices)
-        rngs = [device_rng(0, int(d), round_number, STREAM_TRAIN) for d in devices]
-        train_cohort(table, users[devices], rows, None, layout, spec, rngs)
+        work.train(devices, round_number)
+    return time.perf_counter() - started
+
+
+_WORKER: _Round | None = None
+
+
+def _start_worker(scenario: Scenario, threads: int) -> None:
+    global _WORKER
+    torch.set_num_threads(threads)
+    _WORKER = _Round(scenario)
+
+
+def _train_in_worker(devices: np.ndarray, round_number: int) -> None:
+    _WORKER.train(devices, round_number)
+
+
+def worker_round_seconds(
+    pool: ProcessPoolExecutor, work: _Round, cohort: int, round_number: int
+) -> float:
+    """One round of every device, its cohorts shared out to the pool's workers in the engine's
+    order (costly cohorts first); returns its seconds."""
+    cohorts = work.cohorts(cohort)
+    started = time.perf_counter()
+    for done in [pool.submit(_train_in_worker, c, round_number) for c in cohorts]:
+        done.result()
     return time.perf_counter() - started
 
 
@@ -65,6 +114,8 @@ def main() -> None:
     parser.add_argument("--compile", action="store_true", help="train.compile: true (2 rounds)")
     parser.add_argument("--spread", action="store_true", help="cohorts of similar sizes")
     parser.add_argument("--repeat", type=int, default=3, help="rounds timed; the best is shown")
+    parser.add_argument("--workers", type=int, default=0, help="also in this many processes")
+    parser.add_argument("--epochs", type=int, default=2, help="centralised epochs timed")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     scenario = load_scenario(args.scenario)
@@ -72,6 +123,16 @@ def main() -> None:
     print(f"{scenario.data.source}: {split.n_users} devices, {split.train.nnz} train interactions")
     if args.compile:
         scenario = replace(scenario, train=replace(scenario.train, compile=True))
+    epoch = min(fedrule_epochs(split, scenario, args.epochs)) if args.epochs else 0.0
+    if epoch:
+        print(
+            f"centralised epoch with the same loss ({torch.get_num_threads()} threads): "
+            f"{epoch:6.2f} s"
+        )
+
+    def ratio(seconds: float) -> str:
+        return f" = {seconds / epoch:.2f}x epoch" if epoch else ""
+
     for cohort in args.cohort or [scenario.engine.devices_per_node]:
         similar = not args.spread
         first = 1
@@ -82,7 +143,24 @@ def main() -> None:
             round_seconds(split, scenario, cohort, round_number=first + r, similar=similar)
             for r in range(args.repeat)
         )
-        print(f"round of all {split.n_users} devices, cohorts of {cohort:5d}: {seconds:6.2f} s")
+        label = f"round of all {split.n_users} devices, cohorts of {cohort:5d}:"
+        print(f"{label} {seconds:6.2f} s{ratio(seconds)}")
+    if args.workers:
+        threads = scenario.engine.cpus_per_node
+        work = _Round(scenario, split)
+        context = multiprocessing.get_context("spawn")
+        start = {"initializer": _start_worker, "initargs": (scenario, threads)}
+        with ProcessPoolExecutor(args.workers, mp_context=context, **start) as pool:
+            worker_round_seconds(pool, work, scenario.engine.devices_per_node, 1)  # warm-up
+            seconds = min(
+                worker_round_seconds(pool, work, scenario.engine.devices_per_node, 2 + r)
+                for r in range(args.repeat)
+            )
+        print(
+            f"round of all {split.n_users} devices in {args.workers} worker processes of "
+            f"{threads} thread(s), cohorts of {scenario.engine.devices_per_node}: {seconds:6.2f} s"
+            f"{ratio(seconds)}"
+        )
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ import torch
 
 from fedrule.device.cohort import Rows
 from fedrule.device.composed_train import local_train_composed
-from fedrule.device.local_train import LocalSpec, _device_schedule
+from fedrule.device.local_train import LocalSpec, device_schedule
 from fedrule.model.codec import decode_trainable
 from fedrule.model.codecs.composed import plain_layout
 from fedrule.model.codecs.dense import SINGLE_CONFIG
@@ -46,8 +46,8 @@ def test_one_sgd_step_follows_the_centralised_codec_gradient(kind):
     items = np.array([0, 4, 5, 9, 11])  # 0, 4 (and 5, 9) hash or divide onto shared rows
     spec = _spec()
     rng = np.random.default_rng(3)
-    pos, neg, _ = _device_schedule(
-        copy.deepcopy(rng), items, N_ITEMS, spec, plain_layout(N_ITEMS, DIM), None
+    pos, neg, _ = device_schedule(
+        copy.deepcopy(rng), items, N_ITEMS, spec, plain_layout(N_ITEMS, DIM)
     )
     user = torch.randn(1, DIM, generator=torch.Generator().manual_seed(1))
     result = local_train_composed(

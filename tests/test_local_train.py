@@ -162,16 +162,20 @@ def test_lazy_adam_equals_torch_sparse_adam(masked):
 
 def test_device_negatives_follow_the_popularity_estimated_from_the_layout():
     """Groups hold equal interaction mass, so an item of a group of one is estimated 3x as
-    popular as each item of a group of three; with exponent 1 it is drawn half the time."""
-    from fedrule.device.local_train import _negatives, negative_distribution
+    popular as each item of a group of three; with exponent 1 item 1 is drawn half the time.
+    A device whose positive is item 0 redraws its clashes: it then draws items 1, 2, 3 in
+    proportion 3 : 1 : 1."""
+    from fedrule.device.local_train import _schedules, negative_distribution
 
     layout = ElasticLayout(4, 2, np.array([1, 0, 1, 1]), min_blocks=1)
     assert negative_distribution(layout, 0.0) is None
     by = negative_distribution(layout, 1.0)
     assert np.allclose(by.cdf, np.cumsum([1, 3, 1, 1]) / 6)
-    drawn = _negatives(np.random.default_rng(0), np.array([], np.int64), 4, (60_000,), by)
+    spec = LocalSpec(1, 32, 0.1, 60_000, 0.0, 0.0, "none", negative_exponent=1.0)
+    train = Rows(np.array([0, 1]), np.array([0]))
+    drawn = _schedules(train, np.array([0]), layout, spec, [np.random.default_rng(0)], 4).neg
     assert np.allclose(
-        np.bincount(drawn, minlength=4) / drawn.size, [1 / 6, 1 / 2, 1 / 6, 1 / 6], atol=0.01
+        np.bincount(drawn.ravel(), minlength=4) / drawn.size, [0, 0.6, 0.2, 0.2], atol=0.01
     )
 
 

@@ -9,7 +9,7 @@ import torch
 from torch.nn import functional as F
 
 from fedrule.device.cohort import Rows
-from fedrule.device.local_train import LocalSpec, _device_schedule, local_train
+from fedrule.device.local_train import LocalSpec, device_schedule, local_train
 from fedrule.fleet import device_rng
 from fedrule.model.elastic import ElasticLayout, make_groups
 from fedrule.model.mf import ElasticMF, diversity_per_item
@@ -169,7 +169,7 @@ def test_centralised_and_device_trainers_have_the_same_gradients(sampling):
     table, user = model.item.detach().clone(), model.user.detach().clone()
     rows = Rows(np.array([0, items.size], dtype=np.int64), items)
     result = local_train(table, user, rows, None, layout, spec, [device_rng(0, 9, 1)])
-    pos, neg, drawn = _device_schedule(device_rng(0, 9, 1), items, n_items, spec, layout, None)
+    pos, neg, drawn = device_schedule(device_rng(0, 9, 1), items, n_items, spec, layout)
     configs = build_subconfigs([drawn], layout)
     objective = Objective(blocks, spec.l2, spec.lambda_div)
     u = torch.zeros(items.size, dtype=torch.int64)

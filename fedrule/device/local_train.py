@@ -30,7 +30,7 @@ from fedrule.device.update import (
     sum_cohort,
 )
 from fedrule.model.elastic import ElasticLayout
-from fedrule.model.negatives import ItemDistribution, draw_items, redraw_clashes
+from fedrule.model.negatives import REDRAWS, ItemDistribution, NegativeSampler
 from fedrule.model.objective import (
     ConfigWeights,
     KnownDiversity,
@@ -220,28 +220,6 @@ def _adam_update(m: torch.Tensor, v: torch.Tensor, step: torch.Tensor, lr: float
     return m.div_(denom).mul_((lr / correction1)[:, None])
 
 
-def _negatives(
-    rng: np.random.Generator,
-    positives: np.ndarray,
-    n_items: int,
-    size: tuple,
-    by: ItemDistribution | None = None,
-) -> np.ndarray:
-    """Draws that avoid the device's positives: uniform, or ``by`` a distribution over items
-    (clashes redrawn as ``redraw_clashes`` does)."""
-    draws = draw_items(rng, n_items, size, by)
-    if positives.size < n_items:  # else no draw can avoid them
-        known = np.zeros(n_items, dtype=bool)
-        known[positives] = True
-        flat = draws.reshape(-1)
-        redraw_clashes(
-            flat,
-            lambda at: known[flat[at]],
-            lambda count, uniform: draw_items(rng, n_items, count, None if uniform else by),
-        )
-    return draws
-
-
 def negative_distribution(layout: ElasticLayout, exponent: float) -> ItemDistribution | None:
     """A device's sampling distribution of negatives (None: uniform): in proportion to each
     item's popularity estimated from the layout it received, ``** exponent``. Groups hold equal
@@ -252,24 +230,114 @@ def negative_distribution(layout: ElasticLayout, exponent: float) -> ItemDistrib
     return ItemDistribution(size[layout.group_of_item] ** -exponent)
 
 
-def _device_schedule(
+@dataclass(frozen=True)
+class _Schedules:
+    """What the trained devices of a cohort train this round, device after device: each pair
+    (a positive in minibatch order, epoch after epoch, and its negatives), its device, step,
+    slot (the device's step among all the cohort's steps) and weight, and the draws of every
+    slot's sub-configurations."""
+
+    dev: np.ndarray
+    pos: np.ndarray
+    neg: np.ndarray  # pairs x K
+    step: np.ndarray
+    slot: np.ndarray
+    weight: np.ndarray  # 1 / the size of the pair's minibatch
+    draws: SubconfigDraws
+    slot_bounds: np.ndarray  # the slots of the j-th trained device: slot_bounds[j]:[j + 1]
+
+
+def _schedules(
+    train: Rows,
+    trained: np.ndarray,
+    layout: ElasticLayout,
+    spec: LocalSpec,
+    rngs: list[np.random.Generator],
+    n_items: int,
+) -> _Schedules:
+    """Every trained device's schedule, each from its own random stream in this order: its
+    minibatch orders (one permutation per epoch), its negatives (drawn to avoid its positives:
+    uniform, or by the popularity it estimates from the layout, clashes redrawn as
+    ``redraw_clashes`` does) and its steps' sub-configurations (``draw_subconfigs``). Only the
+    draws are made device by device; everything else is laid out for the cohort at once."""
+    epochs, k_neg, bs = spec.epochs, spec.negatives, spec.batch_size
+    by = negative_distribution(layout, spec.negative_exponent)
+    counts = train.counts[trained]
+    orders, raw = [], []
+    for d, n in zip(trained.tolist(), counts.tolist(), strict=True):
+        rng = rngs[d]
+        orders.extend(rng.permutation(n) for _ in range(epochs))
+        size = n * epochs * k_neg
+        raw.append(rng.random(size) if by is not None else rng.integers(0, n_items, size=size))
+    pairs = counts * epochs
+    dev = np.repeat(trained, pairs)
+    within = np.arange(dev.size) - np.repeat(np.cumsum(pairs) - pairs, pairs)
+    n = np.repeat(counts, pairs)
+    pos = train.items[np.concatenate(orders) + np.repeat(train.indptr[trained], pairs)]
+    in_epoch = within % n // bs
+    per_epoch = -(-counts // bs)
+    step = within // n * np.repeat(per_epoch, pairs) + in_epoch
+    weight = 1.0 / np.minimum(bs, n - in_epoch * bs)
+    neg = np.concatenate(raw)
+    if by is not None:
+        neg = by.items(neg)
+    _redraw_known(neg, np.repeat(trained, pairs * k_neg), train, by, rngs, n_items)
+    steps = per_epoch * epochs
+    slot_bounds = np.concatenate([[0], np.cumsum(steps)])
+    slot = np.repeat(slot_bounds[:-1], pairs) + step
+    drawn = [
+        draw_subconfigs(layout, spec.sampling, rngs[d], s)
+        for d, s in zip(trained.tolist(), steps.tolist(), strict=True)
+    ]
+    draws = SubconfigDraws(
+        np.concatenate([x.counts for x in drawn]), np.concatenate([x.scores for x in drawn])
+    )
+    return _Schedules(dev, pos, neg.reshape(-1, k_neg), step, slot, weight, draws, slot_bounds)
+
+
+def device_schedule(
     rng: np.random.Generator,
     items: np.ndarray,
     n_items: int,
     spec: LocalSpec,
     layout: ElasticLayout,
-    by: ItemDistribution | None,
 ) -> tuple[np.ndarray, np.ndarray, SubconfigDraws]:
-    """What one device trains, from its own random stream: its positives in minibatch order
-    (epoch after epoch), their negatives (pairs x K) and the draws of the sub-configurations of
-    each of its steps (``build_subconfigs`` makes them; a budgeted device then restricts them to
-    what it holds with ``inside``, from the same stream)."""
-    n = items.size
-    steps = spec.epochs * -(-n // spec.batch_size)
-    order = np.concatenate([rng.permutation(n) for _ in range(spec.epochs)])
-    pos = items[order]
-    neg = _negatives(rng, items, n_items, (pos.size, spec.negatives), by)
-    return pos, neg, draw_subconfigs(layout, spec.sampling, rng, steps)
+    """What one device with positives ``items`` trains from its stream ``rng`` (as it would in
+    any cohort): its positives in step order, their negatives and its sub-configuration draws."""
+    rows = Rows(np.array([0, items.size]), items)
+    alone = _schedules(rows, np.array([0]), layout, spec, [rng], n_items)
+    return alone.pos, alone.neg, alone.draws
+
+
+def _redraw_known(
+    neg: np.ndarray,
+    neg_dev: np.ndarray,
+    train: Rows,
+    by: ItemDistribution | None,
+    rngs: list[np.random.Generator],
+    n_items: int,
+) -> None:
+    """Redraw, in place, the negatives (flat, device after device) that are their device's
+    positives: each device from its own stream, as ``redraw_clashes`` would on its negatives
+    alone (``by`` for ``REDRAWS`` rounds, then as many uniform), the cohort checked at once.
+    A device holding every item keeps its draws."""
+    users, items = train.pairs()
+    known = NegativeSampler(users, items, n_items)
+    checked = np.flatnonzero(train.counts[neg_dev] < n_items)
+    clash = checked[known.is_positive(neg_dev[checked], neg[checked])]
+    for r in range(2 * REDRAWS):
+        if clash.size == 0:
+            break
+        weighted = by is not None and r < REDRAWS
+        devs, many = np.unique(neg_dev[clash], return_counts=True)
+        new = np.concatenate(
+            [
+                rngs[d].random(c) if weighted else rngs[d].integers(0, n_items, size=c)
+                for d, c in zip(devs.tolist(), many.tolist(), strict=True)
+            ]
+        )
+        neg[clash] = by.items(new) if weighted else new
+        clash = clash[known.is_positive(neg_dev[clash], neg[clash])]
 
 
 def _segments(
@@ -342,40 +410,22 @@ def _plan(
     n_items: int,
 ) -> _Plan | None:
     """Draw every device's schedule and lay the cohort out (None: nothing to train)."""
-    parts: dict[str, list[np.ndarray]] = {k: [] for k in ("dev", "pos", "neg", "step", "w")}
-    slots, draws, trained = [], [], []
-    num_slots = 0
-    by = negative_distribution(layout, spec.negative_exponent)
-    for k in range(train.counts.size):
-        items = train.of(k)
-        if items.size == 0 or spec.epochs == 0:
-            continue
-        pos, neg, drawn = _device_schedule(rngs[k], items, n_items, spec, layout, by)
-        in_epoch = np.arange(items.size) // spec.batch_size
-        per_epoch = int(in_epoch[-1]) + 1
-        step = (np.arange(spec.epochs)[:, None] * per_epoch + in_epoch).ravel()
-        size = np.minimum(spec.batch_size, items.size - in_epoch * spec.batch_size)
-        parts["dev"].append(np.full(pos.size, k))
-        parts["pos"].append(pos)
-        parts["neg"].append(neg)
-        parts["step"].append(step)
-        parts["w"].append(np.tile(1.0 / size, spec.epochs))
-        slots.append(num_slots + step)
-        draws.append(drawn)
-        trained.append(k)
-        num_slots += drawn.counts.shape[0]
-    if not slots:
+    trained = np.flatnonzero(train.counts > 0) if spec.epochs else np.zeros(0, np.int64)
+    if trained.size == 0:
         return None
-    configs = build_subconfigs(draws, layout)  # every device's steps at once
+    drawn = _schedules(train, trained, layout, spec, rngs, n_items)
+    configs = build_subconfigs([drawn.draws], layout)  # every device's steps at once
     if allowed is not None:  # each restricted to what its device holds, from its own stream
-        bounds = np.cumsum([0, *(d.counts.shape[0] for d in draws)])
-        for j, k in enumerate(trained):
+        bounds = drawn.slot_bounds
+        for j, k in enumerate(trained.tolist()):
             part = slice(bounds[j], bounds[j + 1])
             configs[part] = inside(configs[part], allowed[k], rngs[k])
-    step = np.concatenate(parts["step"])  # a stable sort by step (radix on 16-bit steps)
+    step = drawn.step  # a stable sort by step (radix on 16-bit steps)
     order = np.argsort(step.astype(np.int16) if step.max() < 2**15 else step, kind="stable")
-    dev, pos, neg, step, weight = (np.concatenate(parts[k])[order] for k in parts)
-    slot = np.concatenate(slots)[order]
+    dev, pos, neg, step, weight, slot = (
+        x[order] for x in (drawn.dev, drawn.pos, drawn.neg, step, drawn.weight, drawn.slot)
+    )
+    num_slots = int(drawn.slot_bounds[-1])
     steps = int(step.max()) + 1
     # private rows: one copy of each (device, item) a device touches
     keys = np.concatenate([dev * n_items + pos, (dev[:, None] * n_items + neg).ravel()])
