@@ -512,20 +512,19 @@ def _known_diversity(
 
 def _minus_received(
     local: torch.Tensor,
-    tables: torch.Tensor,
-    row_table: torch.Tensor,
-    row_item: np.ndarray,
+    received: torch.Tensor,
+    row_source: torch.Tensor,
     row_mask: torch.Tensor | None,
     chunk: int = 4096,
 ) -> torch.Tensor:
-    """Each private row minus the row its device received (masked as it held it), in place,
-    a chunk at a time (no second copy of every private row is kept through training)."""
+    """Each private row minus the row its device received (``received[row_source]``, masked as
+    it held it), in place, a chunk at a time (no second copy of every private row is kept)."""
     for start in range(0, local.shape[0], chunk):
         part = slice(start, start + chunk)
-        received = tables[row_table[part], torch.from_numpy(row_item[part])]
+        before = received.index_select(0, row_source[part])
         if row_mask is not None:
-            received.mul_(row_mask[part])
-        local[part].sub_(received)
+            before.mul_(row_mask[part])
+        local[part].sub_(before)
     return local
 
 
@@ -570,8 +569,9 @@ def local_train(
     if plan is None:
         return LocalResult(DeviceDeltas.empty(train.counts, dim, nb), 0.0, 0.0, user_vecs)
     row_dev, row_item = plan.row_dev, plan.row_item
-    row_table = torch.from_numpy(table_of_device[row_dev])
-    local = tables[row_table, torch.from_numpy(row_item)]
+    received = tables.reshape(-1, dim)  # the received tables' rows, table after table
+    row_source = torch.from_numpy(table_of_device[row_dev] * n_items + row_item)
+    local = received.index_select(0, row_source)
     row_mask = row_block = None
     if allowed is not None:
         allowed_t = torch.from_numpy(allowed).float()
@@ -613,7 +613,7 @@ def local_train(
     deltas = DeviceDeltas(
         row_device=row_dev,
         row_item=row_item,
-        delta=_minus_received(local, tables, row_table, row_item, row_mask).numpy(),
+        delta=_minus_received(local, received, row_source, row_mask).numpy(),
         kept=kept,
         weight=train.counts.astype(np.float64),
     )
