@@ -4,8 +4,9 @@ Runs ``fedrule run SCENARIO`` (the driver, and the Ray and Flower processes it s
 every process of its tree once a second: the peak of their summed PSS (shared pages split
 between the processes that map them, so Ray's shared object store is counted once) and of their
 summed RSS (shared pages counted in every process: an upper bound). Then prints the run's phase
-times and the median seconds of a training round (its ``metrics.json`` and ``rounds-seed0.csv``). Linux only (reads /proc).
-Prints figures measured in one run (it is not a timed test). Usage:
+times and the median seconds of a training round (its ``metrics.json`` and
+``rounds-seed0.csv``). Linux only (reads /proc). Prints figures measured in one run (it is not
+a timed test). Usage:
     python benchmarks/bench_memory.py [scenarios/synthetic-100k.yaml] [--set key=value ...]
 """
 
