@@ -63,6 +63,14 @@ def _memory(pid: int) -> tuple[int, int]:
     return pss, rss
 
 
+def _name(pid: int) -> str:
+    try:
+        words = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+    except OSError:
+        return "?"
+    return " ".join(Path(words[0]).name if i == 0 else w for i, w in enumerate(words[:4]))[:60]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("scenario", nargs="?", default="scenarios/synthetic-100k.yaml")
@@ -75,10 +83,14 @@ def main() -> None:
         started = time.perf_counter()
         run = subprocess.Popen(command)
         peak_pss = peak_rss = processes = 0
+        at_peak: list[tuple[int, str]] = []
         while run.poll() is None:
             pids = _tree(run.pid)
             sizes = [_memory(pid) for pid in pids]
-            peak_pss = max(peak_pss, sum(p for p, _ in sizes))
+            if sum(p for p, _ in sizes) > peak_pss:
+                peak_pss = sum(p for p, _ in sizes)
+                at_peak = [(p, _name(pid)) for pid, (p, _) in zip(pids, sizes, strict=True)]
+                at_peak.append((int(time.perf_counter() - started), "seconds"))
             peak_rss = max(peak_rss, sum(r for _, r in sizes))
             processes = max(processes, len(pids))
             time.sleep(1.0)
@@ -96,6 +108,11 @@ def main() -> None:
     print(f"whole run: {seconds:.0f} s, up to {processes} processes")
     print(f"peak memory summed over the processes: PSS {peak_pss / GIB:.2f} GiB, ", end="")
     print(f"RSS {peak_rss / GIB:.2f} GiB (shared pages in every process)")
+    if at_peak:
+        when = at_peak.pop()[0]
+        largest = sorted(at_peak, reverse=True)[:4]
+        named = ", ".join(f"{name} {size / GIB:.2f}" for size, name in largest)
+        print(f"  at the peak ({when} s into the run), largest PSS in GiB: {named}")
     if phases:
         named = ", ".join(f"{k} {v:.0f} s" for k, v in phases["phase_seconds"].items())
         print(f"seed 0: {phases['seconds']:.0f} s in the engine; phases: {named}")

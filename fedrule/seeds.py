@@ -18,6 +18,7 @@ FLEET_TIERS = 0x71E5  # which devices fall in which tier
 TABLE_INIT = 0x7AB1E  # the initial item table
 ROUND_SAMPLE = 0x5A  # the devices sampled in a round (with the round number)
 LABEL_DEVICES = 0x1ABE1  # the labelling devices (users) and candidate configurations
+VERIFY_DEVICES = 0x7E21F  # the verifying devices, where search.verify_users samples them
 SEARCH = 0x5EA  # a searcher's stream (with the budget)
 HASH_ITEMS = 0x4A54  # the hashing baseline's hash function (with the budget)
 DP_NOISE = 0xD9015E  # the server's DP noise (with the round)

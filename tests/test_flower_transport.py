@@ -125,3 +125,23 @@ def test_messages_that_hit_a_restarting_worker_are_retried(monkeypatch):
 
     replies = _transport(ScriptedGrid(rule)).exchange(_requests(), "count")
     assert [int(r.counts[0]) for r in replies] == [4, 5, 6]
+
+
+def test_more_cohorts_than_nodes_go_out_as_nodes_free_up():
+    """Seven cohorts on three nodes: never more than three messages in flight, each to a node
+    without one, and every reply in request order."""
+    most = {"in_flight": 0}
+
+    class CountingGrid(ScriptedGrid):
+        def push_messages(self, messages):
+            busy = {m.metadata.dst_node_id for m in self.pending.values()}
+            assert not busy & {m.metadata.dst_node_id for m in messages}
+            ids = super().push_messages(messages)
+            most["in_flight"] = max(most["in_flight"], len(self.pending))
+            return ids
+
+    grid = CountingGrid(lambda message, sent: _echo_count(message))
+    requests = [CountRequest(devices=np.array([d])) for d in range(10, 17)]
+    replies = _transport(grid).exchange(requests, "count")
+    assert [int(r.counts[0]) for r in replies] == list(range(10, 17))
+    assert most["in_flight"] == 3 and grid.sent == 7

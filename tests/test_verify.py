@@ -68,6 +68,11 @@ def test_verifying_devices_are_the_ones_that_did_not_label_when_enough():
     assert np.array_equal(verify_devices(7, 100, 60), label_devices(7, 100, 60))
     assert np.array_equal(verify_devices(7, 100, 0), np.arange(100))
     assert np.array_equal(verify_devices(7, 100, 30, held_out=False), labelling)
+    # search.verify_users: a seeded sample of the held-out devices, at most that many
+    few = verify_devices(7, 100, 30, most=20)
+    assert few.size == 20 and np.all(np.diff(few) > 0) and np.isin(few, verifying).all()
+    assert np.array_equal(verify_devices(7, 100, 30, most=20), few)
+    assert np.array_equal(verify_devices(7, 100, 30, most=70), verifying)
 
 
 def test_verify_on_errors_name_the_key():

@@ -34,14 +34,21 @@ def label_devices(seed: int, num_devices: int, wanted: int) -> np.ndarray:
     return np.arange(num_devices)
 
 
-def verify_devices(seed: int, num_devices: int, wanted: int, held_out: bool = True) -> np.ndarray:
+def verify_devices(
+    seed: int, num_devices: int, wanted: int, held_out: bool = True, most: int = 0
+) -> np.ndarray:
     """The devices that verify the searched configurations. ``held_out``: those that did not
     label, when they are at least as many as the labelling ones, so that the choice among
     candidates is measured on validation items neither the estimator nor the search has seen;
-    else (or not ``held_out``) the labelling devices themselves."""
+    else (or not ``held_out``) the labelling devices themselves. ``most`` (0: no limit): a
+    seeded sample of at most this many of them."""
     labelling = label_devices(seed, num_devices, wanted)
     rest = np.setdiff1d(np.arange(num_devices), labelling)
-    return rest if held_out and rest.size >= labelling.size else labelling
+    chosen = rest if held_out and rest.size >= labelling.size else labelling
+    if most and chosen.size > most:
+        rng = seeds.server_rng(seed, seeds.VERIFY_DEVICES)
+        chosen = np.sort(rng.choice(chosen, size=most, replace=False))
+    return chosen
 
 
 class Labelling(Phase[tuple[ConfigSums, int]]):

@@ -348,6 +348,7 @@ class FleetServer:
             self.fleet.num_devices,
             self.scenario.estimator.label_users,
             held_out=search.verify_on == "held-out",
+            most=search.verify_users,
         )
         self.events.message(
             f"verifying {len(configs)} searched and uniform configurations on {devices.size} "

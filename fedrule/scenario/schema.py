@@ -266,9 +266,17 @@ class SearchConfig:
         "labelling devices, on the validation items the estimator was fitted to",
         "held-out",
     )
+    verify_users: int = doc(
+        "(int) federated: the most devices that verify, a seeded sample of those "
+        "search.verify_on names (a full-ranking evaluation per device and candidate: on a "
+        "fleet of 100,000 devices, verifying on all of them took longer than the rest of the "
+        "run); 0: all of them",
+        10_000,
+    )
 
     def check(self, path: str) -> None:
         require(self.population >= 2, "must be >= 2", path=f"{path}.population")
+        require(self.verify_users >= 0, "must be >= 0", path=f"{path}.verify_users")
         require(0 <= self.tail_weight <= 1, "must lie in [0, 1]", path=f"{path}.tail_weight")
         require(
             self.verify or self.verify_on == "held-out",

@@ -18,7 +18,7 @@ from fedrule.algorithm.transport import Transport
 from fedrule.device.host import HostSettings
 from fedrule.events import Events
 from fedrule.transports.flower.client_app import build_client_app
-from fedrule.transports.flower.server_app import build_server_app
+from fedrule.transports.flower.server_app import IN_FLIGHT_PER_WORKER, build_server_app
 
 
 def simulate(
@@ -33,7 +33,8 @@ def simulate(
 ) -> ServerResults | None:
     """The server's results, or None if the simulation ended before the server finished."""
     logging.getLogger("flwr").setLevel(logging.INFO if verbose else logging.ERROR)
-    num_nodes = packer.max_cohorts()  # every node can host any cohort
+    # every node can host any cohort: only as many nodes as messages in flight
+    num_nodes = min(packer.max_cohorts(), IN_FLIGHT_PER_WORKER * packer.workers)
     finished: list[ServerResults] = []
     server_app = build_server_app(
         make_server,
