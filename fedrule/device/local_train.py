@@ -30,7 +30,7 @@ from fedrule.device.update import (
     sum_cohort,
 )
 from fedrule.model.elastic import ElasticLayout
-from fedrule.model.negatives import REDRAWS, ItemDistribution, NegativeSampler
+from fedrule.model.negatives import ItemDistribution, NegativeSampler, redraw_clashes
 from fedrule.model.objective import (
     ConfigWeights,
     KnownDiversity,
@@ -257,8 +257,8 @@ def _schedules(
 ) -> _Schedules:
     """Every trained device's schedule, each from its own random stream in this order: its
     minibatch orders (one permutation per epoch), its negatives (drawn to avoid its positives:
-    uniform, or by the popularity it estimates from the layout, clashes redrawn as
-    ``redraw_clashes`` does) and its steps' sub-configurations (``draw_subconfigs``). Only the
+    uniform, or by the popularity it estimates from the layout, clashes redrawn by
+    ``redraw_clashes``) and its steps' sub-configurations (``draw_subconfigs``). Only the
     draws are made device by device; everything else is laid out for the cohort at once."""
     epochs, k_neg, bs = spec.epochs, spec.negatives, spec.batch_size
     by = negative_distribution(layout, spec.negative_exponent)
@@ -318,26 +318,29 @@ def _redraw_known(
     n_items: int,
 ) -> None:
     """Redraw, in place, the negatives (flat, device after device) that are their device's
-    positives: each device from its own stream, as ``redraw_clashes`` would on its negatives
-    alone (``by`` for ``REDRAWS`` rounds, then as many uniform), the cohort checked at once.
-    A device holding every item keeps its draws."""
+    positives (``redraw_clashes``, the cohort checked at once), each device from its own
+    stream, as it would redraw its negatives alone. A device holding every item keeps its
+    draws."""
     users, items = train.pairs()
     known = NegativeSampler(users, items, n_items)
-    checked = np.flatnonzero(train.counts[neg_dev] < n_items)
-    clash = checked[known.is_positive(neg_dev[checked], neg[checked])]
-    for r in range(2 * REDRAWS):
-        if clash.size == 0:
-            break
-        weighted = by is not None and r < REDRAWS
-        devs, many = np.unique(neg_dev[clash], return_counts=True)
+    can_avoid = train.counts < n_items
+
+    def clashes(at: np.ndarray) -> np.ndarray:
+        dev = neg_dev[at]
+        return known.is_positive(dev, neg[at]) & can_avoid[dev]
+
+    def draw(at: np.ndarray, uniform: bool) -> np.ndarray:
+        weighted = by is not None and not uniform
+        devs, many = np.unique(neg_dev[at], return_counts=True)  # ``at`` ascends: device order
         new = np.concatenate(
             [
                 rngs[d].random(c) if weighted else rngs[d].integers(0, n_items, size=c)
                 for d, c in zip(devs.tolist(), many.tolist(), strict=True)
             ]
         )
-        neg[clash] = by.items(new) if weighted else new
-        clash = clash[known.is_positive(neg_dev[clash], neg[clash])]
+        return by.items(new) if weighted else new
+
+    redraw_clashes(neg, clashes, draw)
 
 
 def _segments(

@@ -57,18 +57,19 @@ def draw_items(
 def redraw_clashes(
     negatives: np.ndarray,
     clashes: Callable[[np.ndarray], np.ndarray],
-    draw: Callable[[int, bool], np.ndarray],
+    draw: Callable[[np.ndarray, bool], np.ndarray],
     rounds: int = REDRAWS,
 ) -> None:
     """Redraw, in place, the entries of ``negatives`` (flat) that are positives: ``clashes``
-    says which of the given entries are, ``draw(count, uniform)`` draws anew. Weighted draws can
-    hit a user's popular positives again and again, so after ``rounds`` rounds drawn as before,
-    as many more are drawn uniformly; only the entries that clashed are redrawn and checked."""
+    says which of the given entries are, ``draw(at, uniform)`` draws anew for the entries ``at``
+    (ascending). Weighted draws can hit a user's popular positives again and again, so after
+    ``rounds`` rounds drawn as before, as many more are drawn uniformly; only the entries that
+    clashed are redrawn and checked."""
     clash = np.flatnonzero(clashes(np.arange(negatives.size)))
     for r in range(2 * rounds):
         if clash.size == 0:
             break
-        negatives[clash] = draw(clash.size, r >= rounds)
+        negatives[clash] = draw(clash, r >= rounds)
         clash = clash[clashes(clash)]
 
 
@@ -121,8 +122,8 @@ class NegativeSampler:
         redraw_clashes(
             negatives,
             lambda at: self.is_positive(users[at], negatives[at]),
-            lambda count, uniform: draw_items(
-                rng, self.n_items, count, None if uniform else self.by
+            lambda at, uniform: draw_items(
+                rng, self.n_items, at.size, None if uniform else self.by
             ),
             self.rounds,
         )
