@@ -92,3 +92,41 @@ def test_verify_on_errors_name_the_key():
         )
     with pytest.raises(ConfigError, match="search.verify_on"):
         load_scenario("scenarios/quickstart.yaml", ["search.verify_on=others"])
+
+
+def test_verify_users_limits_the_verifying_devices_and_names_the_key():
+    """``search.verify_users``: a seeded sample of that many held-out devices verifies, so the
+    candidates are measured on other validation items; a negative value is a one-line error."""
+    import numpy as np
+    import pytest
+
+    from fedrule.engine.federated import run_federated_seed
+    from fedrule.engine.prepare import prepare_split
+    from fedrule.errors import ConfigError
+    from fedrule.events import Silent
+    from fedrule.scenario import scenario_from_dict
+    from tests.fleets import fleet_scenario
+
+    class Said(Silent):
+        def __init__(self) -> None:
+            self.said: list[str] = []
+
+        def message(self, text: str) -> None:
+            self.said.append(text)
+
+    def run(**patch):
+        scenario = scenario_from_dict(
+            fleet_scenario(engine__transport="inprocess", federated__eval_every=0, **patch)
+        )
+        events = Said()
+        results = run_federated_seed(scenario, prepare_split(scenario.data, 0), 0, events).results
+        verifying = [t for t in events.said if t.startswith("verifying")]
+        return verifying, [r.measured for r in results.searches.values()]
+
+    said_all, measured_all = run()
+    said_few, measured_few = run(search__verify_users=5)
+    assert "on 24 devices" in said_all[0] and "on 5 devices" in said_few[0]
+    assert not np.allclose(measured_all, measured_few)
+    with pytest.raises(ConfigError) as err:
+        scenario_from_dict(fleet_scenario(search__verify_users=-1))
+    assert err.value.path == "search.verify_users" and "\n" not in str(err.value)
