@@ -55,11 +55,13 @@ class _Round:
         self.table = torch.randn(self.split.n_items, dim, generator=gen) * 0.1
         self.users = torch.randn(self.split.n_users, dim, generator=gen) * 0.1
 
-    def cohorts(self, cohort: int, similar: bool = True) -> list[np.ndarray]:
+    def cohorts(self, cohort: int, similar: bool = True, workers: int = 2) -> list[np.ndarray]:
+        """A round's cohorts as the engine packs them for ``workers`` Ray workers."""
         split = self.split
         cost = np.diff(split.train.indptr).astype(np.float64)
         everyone = np.arange(split.n_users)
-        count = num_cohorts(split.n_users, 2, self.scenario.engine.messages_per_worker, cohort)
+        per_worker = self.scenario.engine.messages_per_worker
+        count = num_cohorts(split.n_users, workers, per_worker, cohort)
         return (pack if similar else spread)(everyone, cost, count, cohort)
 
     def train(self, devices: np.ndarray, round_number: int) -> None:
@@ -95,11 +97,11 @@ def _train_in_worker(devices: np.ndarray, round_number: int) -> None:
 
 
 def worker_round_seconds(
-    pool: ProcessPoolExecutor, work: _Round, cohort: int, round_number: int
+    pool: ProcessPoolExecutor, work: _Round, cohort: int, round_number: int, workers: int
 ) -> float:
     """One round of every device, its cohorts shared out to the pool's workers in the engine's
     order (costly cohorts first); returns its seconds."""
-    cohorts = work.cohorts(cohort)
+    cohorts = work.cohorts(cohort, workers=workers)
     started = time.perf_counter()
     for done in [pool.submit(_train_in_worker, c, round_number) for c in cohorts]:
         done.result()
@@ -151,9 +153,10 @@ def main() -> None:
         context = multiprocessing.get_context("spawn")
         start = {"initializer": _start_worker, "initargs": (scenario, threads)}
         with ProcessPoolExecutor(args.workers, mp_context=context, **start) as pool:
-            worker_round_seconds(pool, work, scenario.engine.devices_per_node, 1)  # warm-up
+            per_node = scenario.engine.devices_per_node
+            worker_round_seconds(pool, work, per_node, 1, args.workers)  # warm-up
             seconds = min(
-                worker_round_seconds(pool, work, scenario.engine.devices_per_node, 2 + r)
+                worker_round_seconds(pool, work, per_node, 2 + r, args.workers)
                 for r in range(args.repeat)
             )
         print(
