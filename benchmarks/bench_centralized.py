@@ -3,12 +3,15 @@
 Prints figures measured in one run (it is not a timed test):
   * a plain ~30-line PyTorch BPR-MF loop (1 negative, batch 4096, Adam), seconds per epoch;
   * fedrule's plain epoch (1 uniform negative, ``sampling: none``, no diversity term, same
-    batch size) and its ratio to the plain loop;
+    batch size) and its ratio to the plain loop. The two take turns, one epoch each, for
+    ``--trials`` turns, so that a slow spell of the machine slows both: the best epoch of each
+    and the median of the turns' ratios are shown;
   * fedrule's epoch with the loss of ``scenarios/ml1m-fleet.yaml`` (its model and train keys:
     32 blocks, 16 groups, 2 negatives by sqrt(popularity), sandwich sampling, lambda_div 0.01);
   * full-ranking test evaluation.
 Usage:
     python benchmarks/bench_centralized.py [--scenario scenarios/ml1m-fleet.yaml] [--epochs 2]
+        [--trials 5]  (turns of the plain loop and fedrule's plain epoch)
         [--compile]  (also the epochs with ``train.compile: true``, compilation excluded)
 """
 
@@ -71,6 +74,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--scenario", default="scenarios/ml1m-fleet.yaml")
     parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--trials", type=int, default=5, help="turns of the plain epochs")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--compile", action="store_true", help="also time train.compile: true")
     args = parser.parse_args()
@@ -84,8 +88,12 @@ def main() -> None:
         fleet.train, negatives=1, negative_exponent=0.0, sampling="none", lambda_div=0.0
     )
     plain = replace(fleet, train=plain_train)
-    reference = min(plain_bpr_epochs(split, plain_train, args.epochs))
-    ours_plain = min(fedrule_epochs(split, plain, args.epochs))
+    references, ours = [], []
+    for trial in range(max(args.trials, 1)):  # turns: a slow spell slows both sides
+        references += plain_bpr_epochs(split, plain_train, 1, seed=trial)
+        ours += fedrule_epochs(split, plain, 1)
+    reference, ours_plain = min(references), min(ours)
+    turn_ratio = float(np.median(np.asarray(ours) / np.asarray(references)))
     ours_fleet = min(fedrule_epochs(split, fleet, args.epochs))
     t = fleet.train
     compiled = []
@@ -94,7 +102,10 @@ def main() -> None:
             on = replace(scenario, train=replace(scenario.train, compile=True))
             compiled.append(min(fedrule_epochs(split, on, max(args.epochs, 2))[1:]))
     print(f"plain PyTorch BPR loop epoch: {reference:6.2f} s")
-    print(f"fedrule plain epoch:          {ours_plain:6.2f} s = {ours_plain / reference:.2f}x loop")
+    print(
+        f"fedrule plain epoch:          {ours_plain:6.2f} s = {ours_plain / reference:.2f}x loop"
+        f"   (best of {len(ours)} turns each; median of the turns' ratios {turn_ratio:.2f}x)"
+    )
     print(
         f"fedrule fleet-loss epoch:     {ours_fleet:6.2f} s = {ours_fleet / reference:.2f}x loop"
         f"   ({t.negatives} negatives ^{t.negative_exponent}, {t.sampling}, "
