@@ -27,6 +27,8 @@ SCALARS = "config"  # the record of named scalars of a message
 
 Scalar = int | float | str | bool | list
 
+VALID, TEST = "valid", "test"  # the held-out items a labelling scores (LabelRequest.target)
+
 
 class Kind(enum.StrEnum):
     """Message kinds, spelled as Flower's message types."""
@@ -249,7 +251,9 @@ class TrainReply(Message):
 
 @dataclass(frozen=True)
 class LabelRequest(Message):
-    """Rank all items under each candidate configuration on the devices' validation items."""
+    """Rank all items under each candidate configuration on the devices' validation items
+    (``target`` ``"test"``: their test items, their validation items excluded from the ranking
+    as well)."""
 
     kind: ClassVar[Kind] = Kind.LABEL
     stamp: int = _field(  # a fresh random stream per labelling
@@ -267,6 +271,10 @@ class LabelRequest(Message):
     item_is_head: np.ndarray = _field(  # empty: no head/tail metrics (search.tail_weight 0)
         default_factory=lambda: np.zeros(0, bool),
         metadata=_reveals("nothing about devices (from the aggregated count)"),
+    )
+    target: str = _field(  # "valid", or "test": eval.every_device's measurement
+        default=VALID,
+        metadata=_reveals("nothing (which of its held-out items each device scores)"),
     )
 
 

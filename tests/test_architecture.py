@@ -115,4 +115,5 @@ def test_requests_carry_no_device_data():
         "configs",
         "item_is_head",
         "clip",  # the server's clipping norm of the round (adaptive clipping)
+        "target",  # which held-out items a labelling scores (validation, or test)
     }

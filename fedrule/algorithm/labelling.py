@@ -19,7 +19,7 @@ from fedrule import seeds
 from fedrule.algorithm.phase import Phase
 from fedrule.metrics import ConfigSums
 from fedrule.privacy import secagg
-from fedrule.protocol import LabelReply, LabelRequest, Message, NodeFailure
+from fedrule.protocol import TEST, VALID, LabelReply, LabelRequest, Message, NodeFailure
 from fedrule.search import customize
 
 if TYPE_CHECKING:
@@ -52,7 +52,8 @@ def verify_devices(
 
 
 class Labelling(Phase[tuple[ConfigSums, int]]):
-    """Metric sums of ``configs`` over ``devices``' validation items, and the failed nodes."""
+    """Metric sums of ``configs`` over ``devices``' validation items (``target`` ``TEST``:
+    their test items), and the failed nodes."""
 
     def __init__(
         self,
@@ -62,10 +63,12 @@ class Labelling(Phase[tuple[ConfigSums, int]]):
         what: str,
         item_is_head: np.ndarray | None = None,
         table: int = 0,
+        target: str = VALID,
     ) -> None:
         self.configs, self.devices, self.stamp, self.what = configs, devices, stamp, what
         self.heads = np.zeros(0, bool) if item_is_head is None else item_is_head  # tail metrics
         self.table = table  # which of the server's tables (per-tier: the devices' tier's)
+        self.target = target  # TEST: a measurement of the run (eval.every_device), not a label
 
     def configure(self, server: FleetServer) -> tuple[list[Message], list[np.ndarray]]:
         codec = server.tables.codecs[self.table]
@@ -78,6 +81,7 @@ class Labelling(Phase[tuple[ConfigSums, int]]):
                 payloads=(payload,),
                 configs=self.configs,
                 item_is_head=self.heads,
+                target=self.target,
             )
             for c in cohorts
         ]
@@ -104,6 +108,8 @@ class Labelling(Phase[tuple[ConfigSums, int]]):
             if secure is not None:
                 sums, counts = _unmask(out, len(self.configs), secure)
             total = total + ConfigSums.from_arrays(list(out.keys), sums, counts)
+        if self.target == TEST:  # measured as the dispatched tables are tested: not noised
+            return total, failed
         return server.dp.labels(total, self.stamp), failed  # noised: label_noise_multiplier
 
 

@@ -54,7 +54,7 @@ from fedrule.metrics import ConfigSums, head_items
 from fedrule.model.codec import elastic_codec
 from fedrule.model.codecs.dense import SINGLE_CONFIG
 from fedrule.model.elastic import ElasticLayout
-from fedrule.protocol import Message, NodeFailure
+from fedrule.protocol import TEST, Message, NodeFailure
 from fedrule.scenario.schema import Scenario
 from fedrule.search import customize, verify
 from fedrule.search.base import SearchResult
@@ -92,6 +92,7 @@ class ServerResults:
     phase_seconds: dict[str, float] = field(default_factory=dict)
     best_round: int = 0  # the validated round whose table was kept (0: the last round's)
     coverage: BlockCoverage | None = None  # training per (group, block) (elastic, no central DP)
+    every_device: dict[int, dict[str, float]] = field(default_factory=dict)  # eval.every_device
 
 
 @dataclass
@@ -373,8 +374,29 @@ class FleetServer:
         self.results.searches = search_budgets(self)
         if self.scenario.search.verify:
             self.results.searches = self._verified(self.results.searches)
+        if self.scenario.eval.every_device:
+            self.results.every_device = self._test_every_budget(self.results.searches)
         assignment = searched_assignment(self.results.searches, self.fleet.budget_bytes)
         self.results.devices = DispatchAndTest(assignment).run(self)
+
+    def _test_every_budget(self, found: dict[int, SearchResult]) -> dict[int, dict[str, float]]:
+        """``eval.every_device``: every budget's configuration tested on every device, each
+        device with the user vector it holds (refit to the full table under
+        ``federated.personalize_epochs``), as centralised RULE is tested on every user. The
+        devices return metric sums over the cohort, not per-device rows."""
+        budgets = sorted(found)
+        configs = np.stack([np.asarray(found[b].config, dtype=bool) for b in budgets])
+        devices = np.arange(self.fleet.num_devices)
+        heads = head_items(self.popularity, self.scenario.eval.head_share)
+        self.events.message(
+            f"testing {len(budgets)} budgets' configurations on every device (eval.every_device)"
+        )
+        phase = Labelling(configs, devices, 0, "test on every device", heads, target=TEST)
+        sums, _ = phase.run(self)  # stamp 0: the dispatched test's random streams
+        if not sums.sums:
+            return {}
+        means = sums.means()
+        return {b: {k: float(v[c]) for k, v in means.items()} for c, b in enumerate(budgets)}
 
 
 def baseline_dispatch(server: FleetServer) -> Assignment:

@@ -12,6 +12,7 @@ from fedrule.device.cohort import CohortData
 from fedrule.device.local_train import LocalSpec, local_train
 from fedrule.metrics import BUCKETS, ConfigSums, ranks_of_relevant, row_values_from_ranks
 from fedrule.model.elastic import ElasticLayout, SubEmbedding
+from fedrule.protocol import TEST, VALID
 from fedrule.search.labels import label_configs
 
 
@@ -41,19 +42,26 @@ def label_on_devices(
     data: CohortData,
     ks: list[int],
     item_is_head: np.ndarray | None = None,
+    target: str = VALID,
 ) -> ConfigSums:
     """Summed validation metrics of every configuration over the cohort's devices.
 
     Each device ranks all items except its training items and scores its own validation item
-    (also per head/tail bucket when ``item_is_head`` is given).
+    (also per head/tail bucket when ``item_is_head`` is given). ``target`` ``TEST``: it scores
+    its test items instead, ranked as a dispatched table is tested (validation items excluded
+    as well).
     """
+    excluded, relevant = data.train.pairs(), data.valid.pairs()
+    if target == TEST:
+        excluded = tuple(np.concatenate(a) for a in zip(excluded, relevant, strict=True))
+        relevant = data.test.pairs()
     return label_configs(
         user_vecs,
         table,
         layout,
         configs,
-        data.train.pairs(),
-        data.valid.pairs(),
+        excluded,
+        relevant,
         ks,
         item_is_head=item_is_head,
     )

@@ -233,7 +233,9 @@ class DeviceHost:
         heads = np.asarray(request.item_is_head, dtype=bool) if request.item_is_head.size else None
         secure = s.pipeline.secure
         if secure is None:
-            sums = label_on_devices(fitted, sub.table, layout, configs, cohort, list(s.ks), heads)
+            sums = label_on_devices(
+                fitted, sub.table, layout, configs, cohort, list(s.ks), heads, request.target
+            )
             keys = sorted(sums.sums)
             matrix, counts = sums.to_arrays(keys)
             return LabelReply(keys=tuple(keys), sums=matrix, counts=counts, dropped=dropped)
@@ -245,7 +247,9 @@ class DeviceHost:
         for k, row in enumerate(np.flatnonzero(alive)):
             part = cohort.take(np.array([k]))
             user = fitted[k : k + 1]
-            one = label_on_devices(user, sub.table, layout, configs, part, list(s.ks), heads)
+            one = label_on_devices(
+                user, sub.table, layout, configs, part, list(s.ks), heads, request.target
+            )
             matrix, counts = one.to_arrays(keys)
             own[row] = np.concatenate([matrix.ravel(), counts])
         upload = secagg.mask_cohort(secagg.encode_fixed(own), alive, secure)

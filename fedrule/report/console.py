@@ -101,6 +101,10 @@ def tier_table(tiers: list[Mapping[str, object]], k: str, method: str = "rule") 
     predicted = bool(tiers) and all("predicted" in row for row in tiers)
     if predicted:  # the estimator's prediction of the objective, next to the measured quality
         table.add_column("predicted", justify="right")
+    every = f"ndcg@{k}_every_device"
+    on_every_device = any(every in row for row in tiers)
+    if on_every_device:  # eval.every_device: the tier's configuration on every device
+        table.add_column("every device", justify="right")
     for row in tiers:
         budget = row["budget_bytes"]
         budget_text = format_bytes(float(budget)) if isinstance(budget, int | float) else "mixed"
@@ -117,5 +121,8 @@ def tier_table(tiers: list[Mapping[str, object]], k: str, method: str = "rule") 
             cells.append(f"{row[name]:.4f}{spread}")
         if predicted:
             cells.append(f"{row['predicted']:.4f}")
+        if on_every_device:
+            spread = f" ± {row[every + '_std']:.4f}" if row.get("seeds", 1) > 1 else ""
+            cells.append(f"{row[every]:.4f}{spread}" if every in row else "-")
         table.add_row(*cells)
     return table

@@ -19,7 +19,7 @@ from fedrule.events import Events, Silent
 from fedrule.report.convergence import plot_convergence
 from fedrule.report.coverage import plot_coverage
 from fedrule.report.rundir import CHECKPOINTS, RunDir
-from fedrule.report.tables import csv_text, tier_summary
+from fedrule.report.tables import csv_text, every_device_columns, tier_summary
 from fedrule.scenario import Scenario, dump_scenario, to_plain
 
 
@@ -209,6 +209,7 @@ def _run_federated(
     from fedrule.engine.federated import run_federated_seed
 
     device_tables = []
+    every_device: list[dict[int, dict[str, float]]] = []  # eval.every_device, per seed
     per_seed = {}
     keys: list[str] = []
     tier_names: tuple[str, ...] = ()
@@ -229,6 +230,8 @@ def _run_federated(
         tier_names = fleet.tier_names
         rows = _device_rows(outcome, split)
         device_tables.append(rows)
+        if res.every_device:
+            every_device.append(res.every_device)
         run.write_text(f"rounds-seed{seed}.csv", csv_text(res.rounds))
         run.write_text(f"devices-seed{seed}.csv", csv_text(rows))
         if res.coverage is not None:
@@ -265,6 +268,7 @@ def _run_federated(
                     "measured": float(r.measured),
                     "blocks_per_group": r.config.sum(axis=1).tolist(),
                     "seconds": float(r.seconds),
+                    **({"every_device": res.every_device[b]} if b in res.every_device else {}),
                 }
                 for b, r in res.searches.items()
             },
@@ -279,6 +283,9 @@ def _run_federated(
         _write_log(run, events)
     predicted = ["predicted"] if all("predicted" in r for t in device_tables for r in t) else []
     summary = tier_summary(device_tables, tier_names, [*keys, *predicted])
+    if every_device:
+        metric = scenario.eval.metric
+        every_device_columns(summary, every_device, [metric, f"tail/{metric}"])
     run.write_text("tiers.csv", csv_text(summary))
     rounds = {int(seed): data["rounds"] for seed, data in per_seed.items()}
     plot_convergence(rounds, scenario.eval.metric, run.file("convergence.png"))

@@ -75,3 +75,18 @@ def _evaluated(row: Mapping[str, object], keys: list[str]) -> bool:
     if "evaluated" in row:
         return bool(row["evaluated"])
     return bool(keys) and not np.isnan(float(row[keys[0]]))
+
+
+def every_device_columns(
+    summary: list[dict], per_seed: list[Mapping[int, Mapping[str, float]]], keys: list[str]
+) -> None:
+    """Adds ``<key>_every_device`` (and its seed spread) to each tier row of one budget: its
+    budget's configuration tested on every device (``eval.every_device``), mean over seeds."""
+    for row in summary:
+        budget = row["budget_bytes"]
+        if not isinstance(budget, int | np.integer):  # "all", or a tier of several budgets
+            continue
+        for key in keys:
+            values = [seed[int(budget)][key] for seed in per_seed if int(budget) in seed]
+            if values and all(key in seed[int(budget)] for seed in per_seed):
+                row[f"{key}_every_device"], row[f"{key}_every_device_std"] = mean_std(values)

@@ -184,6 +184,12 @@ class EvalConfig:
     )
     metric: Metric = doc("(str) model-selection metric, e.g. ndcg@20", "ndcg@20")
     batch_users: int = doc("(int) centralised: users scored per batch in evaluation", 1024)
+    every_device: bool = doc(
+        "(bool) federated rule: also test every budget's searched configuration on every "
+        "device (a measurement, as centralised RULE is tested on every user; tiers.csv "
+        "column <metric>_every_device)",
+        False,
+    )
 
     def check(self, path: str) -> None:
         require(
@@ -796,6 +802,12 @@ class Scenario:
     def _check_method(self) -> None:
         """Combinations the baselines (federated.method other than rule) cannot run."""
         method, privacy = self.federated.method, self.privacy
+        require(
+            not self.eval.every_device or (self.engine.kind == "federated" and method == "rule"),
+            "tests every budget's searched configuration on every device: only a federated "
+            "rule run searches",
+            path="eval.every_device",
+        )
         if method == "rule":
             return
         require(

@@ -75,11 +75,12 @@ def _run_rows(folder: Path) -> dict[str, dict]:
         out = {}
         for tier in metrics["tiers"]:
             budget = tier.get("budget_bytes")
+            measured = names + [k for k in tier if k.endswith("_every_device")]  # eval.every_device
             entry = {
                 "devices": tier.get("devices"),
                 "budget_bytes": budget if isinstance(budget, int | float) else None,
                 "bytes_received_mean": tier.get("bytes_received_mean"),
-                "metrics": {name: tier.get(name) for name in names},
+                "metrics": {name: tier.get(name) for name in measured},
             }
             out[str(tier["tier"])] = entry
         down, up = _traffic(folder)

@@ -1,0 +1,64 @@
+"""eval.every_device: every budget's searched configuration tested on every device, as
+centralised RULE is tested on every user."""
+
+import numpy as np
+import pytest
+
+from fedrule.engine.federated import run_federated_seed
+from fedrule.engine.prepare import prepare_split
+from fedrule.errors import ConfigError
+from fedrule.events import Silent
+from fedrule.scenario import scenario_from_dict
+from tests.fleets import fleet_scenario
+
+
+def _run(**patch):
+    scenario = scenario_from_dict(
+        fleet_scenario(
+            engine__transport="inprocess",
+            federated__eval_every=0,
+            federated__personalize_epochs=0,
+            eval__every_device=True,
+            **patch,
+        )
+    )
+    return run_federated_seed(scenario, prepare_split(scenario.data, 0), 0, Silent()).results
+
+
+def test_one_tier_every_device_equals_the_dispatched_test():
+    """With one tier every device receives the one searched configuration, so testing it on
+    every device measures exactly what the dispatched test measured, device by device."""
+    results = _run(fleet__tiers=[{"name": "only", "share": 1.0, "budget": 0.6}])
+    (budget,) = results.every_device
+    assert set(results.searches) == {budget}
+    measured = results.every_device[budget]
+    keys = results.metric_keys
+    dispatched = results.devices["metrics"][results.devices["evaluated"]]
+    for key in ("ndcg@10", "recall@5", "hit@10", "tail/ndcg@10"):
+        want = float(np.nanmean(dispatched[:, keys.index(key)]))
+        assert measured[key] == pytest.approx(want, rel=1e-5, abs=1e-9), key
+
+
+def test_two_tiers_measure_both_budgets_and_the_report_columns():
+    from fedrule.report.tables import every_device_columns
+
+    results = _run()
+    assert sorted(results.every_device) == sorted(results.searches)
+    small, large = sorted(results.every_device)
+    assert 0 < results.every_device[small]["ndcg@10"] <= 1
+    summary = [
+        {"tier": "small", "budget_bytes": small},
+        {"tier": "large", "budget_bytes": large},
+        {"tier": "all", "budget_bytes": f"{small}..{large}"},
+    ]
+    every_device_columns(summary, [results.every_device] * 2, ["ndcg@10"])
+    assert summary[0]["ndcg@10_every_device"] == results.every_device[small]["ndcg@10"]
+    assert summary[0]["ndcg@10_every_device_std"] == 0.0
+    assert "ndcg@10_every_device" not in summary[2]
+
+
+def test_every_device_without_a_search_names_the_key():
+    for patch in ({"federated__method": "nested"}, {"engine__kind": "centralized"}):
+        with pytest.raises(ConfigError) as err:
+            scenario_from_dict(fleet_scenario(eval__every_device=True, **patch))
+        assert err.value.path == "eval.every_device" and "\n" not in str(err.value)
