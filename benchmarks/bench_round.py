@@ -167,7 +167,10 @@ def main() -> None:
         if epochs:
             epoch = min(epoch, *epochs)
             turn_ratio = float(np.median(np.asarray(rounds) / np.asarray(epochs)))
-            turns = f" (median of {len(rounds)} turns' ratios to an epoch: {turn_ratio:.2f}x)"
+            turns = (
+                f" (best epoch of all {epoch:.2f} s; median of {len(rounds)} turns' ratios to "
+                f"an epoch: {turn_ratio:.2f}x)"
+            )
         print(
             f"round of all {split.n_users} devices in {args.workers} worker processes of "
             f"{threads} thread(s), cohorts of {scenario.engine.devices_per_node}: {seconds:6.2f} s"

@@ -62,3 +62,27 @@ def test_every_device_without_a_search_names_the_key():
         with pytest.raises(ConfigError) as err:
             scenario_from_dict(fleet_scenario(eval__every_device=True, **patch))
         assert err.value.path == "eval.every_device" and "\n" not in str(err.value)
+
+
+def test_run_folder_and_report_carry_the_every_device_columns(tmp_path):
+    """tiers.csv gets ``<metric>_every_device`` per tier (not for "all"), and ``fedrule
+    report`` shows the same figures in its summary."""
+    import csv
+
+    from fedrule.cli import main
+    from fedrule.report.run import run_scenario
+
+    raw = fleet_scenario(
+        engine__transport="inprocess", federated__eval_every=0, eval__every_device=True
+    )
+    run = run_scenario(scenario_from_dict(raw), tmp_path / "runs")
+    tiers = {r["tier"]: r for r in csv.DictReader((run / "tiers.csv").open())}
+    assert tiers["all"]["ndcg@10_every_device"] == ""
+    for name in ("small", "large"):
+        assert 0 < float(tiers[name]["ndcg@10_every_device"]) <= 1
+    out = tmp_path / "report"
+    assert main(["report", str(run), "--out", str(out)]) == 0
+    summary = {r["tier"]: r for r in csv.DictReader((out / "summary.csv").open())}
+    for name in ("small", "large"):
+        want = float(tiers[name]["ndcg@10_every_device"])
+        assert float(summary[name]["ndcg@10_every_device"]) == pytest.approx(want, rel=1e-5)

@@ -181,12 +181,21 @@ def _read_seeds(run: Path) -> list[Seed]:
                 }
                 if tier != "all" and rows:
                     seed.budgets[tier] = float(rows[0]["budget_bytes"])
+            _add_every_device(seed, data.get("searches") or {})
             seed.test = seed.tiers.get("all", {})
         else:
             seed.test = {k: float(v) for k, v in (data.get("test") or {}).items() if v is not None}
             seed.rows = data.get("rows") or []
         out.append(seed)
     return out
+
+
+def _add_every_device(seed: Seed, searches: dict) -> None:
+    """``eval.every_device``: each tier's configuration tested on every device, as the tier's
+    ``<metric>_every_device`` figures (from the run's searches, keyed by budget)."""
+    for tier, budget in seed.budgets.items():
+        measured = searches.get(str(int(budget)), {}).get("every_device") or {}
+        seed.tiers[tier] |= {f"{k}_every_device": float(v) for k, v in measured.items()}
 
 
 def _read_csv(path: Path) -> list[dict]:
@@ -209,13 +218,17 @@ def _number(text: str) -> object:
 # ---------------------------------------------------------------------- tables
 def summary_rows(groups: list[Group]) -> list[dict]:
     """Per group and tier (federated) or overall: seeds, the metric, tail metric and recall at
-    the metric's K (mean and spread over seeds), training seconds, traffic and final ε."""
+    the metric's K (mean and spread over seeds; with ``eval.every_device`` also the tier's
+    configuration tested on every device), training seconds, traffic and final ε."""
     rows = []
     for group in groups:
         metric = group.metric
         k = metric.partition("@")[2]
         names = [metric, f"tail/{metric}", f"recall@{k}"]
         tiers = list(group.seeds[0].tiers) if group.engine == "federated" else ["all"]
+        every = f"{metric}_every_device"  # eval.every_device
+        if any(every in t for s in group.seeds for t in s.tiers.values()):
+            names.append(every)
         for tier in tiers:
             row: dict[str, object] = {"group": group.label, "engine": group.engine}
             row |= {"tier": tier, "seeds": len(group.seeds)}
@@ -694,7 +707,7 @@ def write_report(folders: list[Path], out: Path) -> list[Path]:
     metric = groups[0].metric
     k = metric.partition("@")[2]
     columns = ["group", "engine", "tier", "seeds", "budget_bytes"]
-    for name in (metric, f"tail/{metric}", f"recall@{k}"):
+    for name in (metric, f"tail/{metric}", f"recall@{k}", f"{metric}_every_device"):
         columns += [name, f"{name}_std"]
     columns += ["train_seconds", "bytes_down", "bytes_up", "epsilon"]
     columns = [c for c in columns if any(r.get(c) is not None for r in summary)]
