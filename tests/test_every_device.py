@@ -12,12 +12,12 @@ from fedrule.scenario import scenario_from_dict
 from tests.fleets import fleet_scenario
 
 
-def _run(**patch):
+def _run(personalize_epochs=0, **patch):
     scenario = scenario_from_dict(
         fleet_scenario(
             engine__transport="inprocess",
             federated__eval_every=0,
-            federated__personalize_epochs=0,
+            federated__personalize_epochs=personalize_epochs,
             eval__every_device=True,
             **patch,
         )
@@ -25,10 +25,12 @@ def _run(**patch):
     return run_federated_seed(scenario, prepare_split(scenario.data, 0), 0, Silent()).results
 
 
-def test_one_tier_every_device_equals_the_dispatched_test():
+@pytest.mark.parametrize("personalize_epochs", [0, 1])
+def test_one_tier_every_device_equals_the_dispatched_test(personalize_epochs):
     """With one tier every device receives the one searched configuration, so testing it on
-    every device measures exactly what the dispatched test measured, device by device."""
-    results = _run(fleet__tiers=[{"name": "only", "share": 1.0, "budget": 0.6}])
+    every device measures exactly what the dispatched test measured, device by device: with
+    the user vector each device holds, or refitted to that configuration as on dispatch."""
+    results = _run(personalize_epochs, fleet__tiers=[{"name": "only", "share": 1.0, "budget": 0.6}])
     (budget,) = results.every_device
     assert set(results.searches) == {budget}
     measured = results.every_device[budget]
@@ -86,3 +88,14 @@ def test_run_folder_and_report_carry_the_every_device_columns(tmp_path):
     for name in ("small", "large"):
         want = float(tiers[name]["ndcg@10_every_device"])
         assert float(summary[name]["ndcg@10_every_device"]) == pytest.approx(want, rel=1e-5)
+
+
+def test_under_secure_aggregation_the_every_device_figures_are_the_same():
+    """Each device's sums travel masked (one device at a time, refitted per configuration):
+    the server unmasks the cohorts' sums, equal to the plain run's."""
+    plain = _run(1)
+    secure = _run(1, privacy__secure_aggregation=True, privacy__min_cohort=3)
+    assert plain.every_device.keys() == secure.every_device.keys()
+    for budget, measured in plain.every_device.items():
+        for key, value in measured.items():
+            assert secure.every_device[budget][key] == pytest.approx(value, abs=1e-6), key

@@ -380,10 +380,10 @@ class FleetServer:
         self.results.devices = DispatchAndTest(assignment).run(self)
 
     def _test_every_budget(self, found: dict[int, SearchResult]) -> dict[int, dict[str, float]]:
-        """``eval.every_device``: every budget's configuration tested on every device, each
-        device with the user vector it holds (refit to the full table under
-        ``federated.personalize_epochs``), as centralised RULE is tested on every user. The
-        devices return metric sums over the cohort, not per-device rows."""
+        """``eval.every_device``: every budget's configuration tested on every device as if
+        dispatched to it (with the user vector the device holds, refitted to the configuration
+        under ``federated.personalize_epochs``), as centralised RULE is tested on every user.
+        The devices return metric sums over the cohort, not per-device rows."""
         budgets = sorted(found)
         configs = np.stack([np.asarray(found[b].config, dtype=bool) for b in budgets])
         devices = np.arange(self.fleet.num_devices)

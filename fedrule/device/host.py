@@ -17,19 +17,25 @@ import torch
 from fedrule.device import faults as fault
 from fedrule.device.cohort import Rows
 from fedrule.device.composed_train import train_composed_cohort
-from fedrule.device.evaluate import label_on_devices, personalize, test_dispatched
+from fedrule.device.evaluate import (
+    label_on_devices,
+    personalize,
+    test_configs_on_devices,
+    test_dispatched,
+)
 from fedrule.device.faults import DeviceFaults
 from fedrule.device.local_train import LocalSpec, train_cohort
 from fedrule.device.state import DeviceStateStore
 from fedrule.device.store import DeviceStore, load_device_store
 from fedrule.device.update import CohortUpdate, UpdatePipeline
 from fedrule.fleet import device_rng
-from fedrule.metrics import metric_keys
+from fedrule.metrics import ConfigSums, metric_keys
 from fedrule.model.codec import composed, decode_payload, decode_trainable, layout_of
 from fedrule.model.schedule import LrSchedule
 from fedrule.privacy import secagg
 from fedrule.privacy.mechanisms import bounded_items
 from fedrule.protocol import (
+    TEST,
     CountReply,
     CountRequest,
     Kind,
@@ -221,21 +227,36 @@ class DeviceHost:
         (sub,) = self._decode(request.payloads)
         layout = layout_of(sub)
         cohort = self.data.cohort(devices)
-        fitted = personalize(
-            torch.from_numpy(self.state.get(devices)),
-            sub,
-            layout,
-            cohort,
-            s.personal,
-            self._personal_rngs(devices, request.stamp),
-        )
         configs = np.asarray(request.configs, dtype=bool)
         heads = np.asarray(request.item_is_head, dtype=bool) if request.item_is_head.size else None
+        users = torch.from_numpy(self.state.get(devices))
+        if request.target == TEST:  # eval.every_device: each configuration as if dispatched
+
+            def sums_of(rows: np.ndarray) -> ConfigSums:
+                return test_configs_on_devices(
+                    users[rows],
+                    sub,
+                    layout,
+                    configs,
+                    cohort.take(rows),
+                    list(s.ks),
+                    heads,
+                    s.personal,
+                    lambda: self._personal_rngs(devices[rows], request.stamp),
+                )
+        else:
+            rngs = self._personal_rngs(devices, request.stamp)
+            fitted = personalize(users, sub, layout, cohort, s.personal, rngs)
+
+            def sums_of(rows: np.ndarray) -> ConfigSums:
+                part = cohort.take(rows)
+                return label_on_devices(
+                    fitted[rows], sub.table, layout, configs, part, list(s.ks), heads
+                )
+
         secure = s.pipeline.secure
         if secure is None:
-            sums = label_on_devices(
-                fitted, sub.table, layout, configs, cohort, list(s.ks), heads, request.target
-            )
+            sums = sums_of(np.arange(devices.size))
             keys = sorted(sums.sums)
             matrix, counts = sums.to_arrays(keys)
             return LabelReply(keys=tuple(keys), sums=matrix, counts=counts, dropped=dropped)
@@ -245,12 +266,7 @@ class DeviceHost:
         own = np.zeros((named.size, configs.shape[0] * len(keys) + len(keys)))
         alive = np.isin(named, devices)
         for k, row in enumerate(np.flatnonzero(alive)):
-            part = cohort.take(np.array([k]))
-            user = fitted[k : k + 1]
-            one = label_on_devices(
-                user, sub.table, layout, configs, part, list(s.ks), heads, request.target
-            )
-            matrix, counts = one.to_arrays(keys)
+            matrix, counts = sums_of(np.array([k])).to_arrays(keys)
             own[row] = np.concatenate([matrix.ravel(), counts])
         upload = secagg.mask_cohort(secagg.encode_fixed(own), alive, secure)
         return LabelReply(
