@@ -276,6 +276,10 @@ class LabelRequest(Message):
         default=VALID,
         metadata=_reveals("nothing (which of its held-out items each device scores)"),
     )
+    as_dispatched: bool = _field(  # refit per configuration (every_device, verify_per_budget)
+        default=False,
+        metadata=_reveals("nothing (how each device fits its user vector: the server's choice)"),
+    )
 
 
 _LABEL_SA = _secagg_fields("metric sums per configuration and validation-item counts")

@@ -116,4 +116,5 @@ def test_requests_carry_no_device_data():
         "item_is_head",
         "clip",  # the server's clipping norm of the round (adaptive clipping)
         "target",  # which held-out items a labelling scores (validation, or test)
+        "as_dispatched",  # devices refit per configuration, as on dispatch
     }

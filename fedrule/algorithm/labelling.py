@@ -64,11 +64,13 @@ class Labelling(Phase[tuple[ConfigSums, int]]):
         item_is_head: np.ndarray | None = None,
         table: int = 0,
         target: str = VALID,
+        as_dispatched: bool = False,
     ) -> None:
         self.configs, self.devices, self.stamp, self.what = configs, devices, stamp, what
         self.heads = np.zeros(0, bool) if item_is_head is None else item_is_head  # tail metrics
         self.table = table  # which of the server's tables (per-tier: the devices' tier's)
         self.target = target  # TEST: a measurement of the run (eval.every_device), not a label
+        self.as_dispatched = as_dispatched  # devices refit per configuration, as on dispatch
 
     def configure(self, server: FleetServer) -> tuple[list[Message], list[np.ndarray]]:
         codec = server.tables.codecs[self.table]
@@ -82,6 +84,7 @@ class Labelling(Phase[tuple[ConfigSums, int]]):
                 configs=self.configs,
                 item_is_head=self.heads,
                 target=self.target,
+                as_dispatched=self.as_dispatched,
             )
             for c in cohorts
         ]

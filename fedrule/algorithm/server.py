@@ -286,9 +286,18 @@ class FleetServer:
         what: str,
         item_is_head: np.ndarray | None = None,
         table: int = 0,
+        as_dispatched: bool = False,
     ) -> tuple[ConfigSums, int]:
         self.label_stamp += 1  # a fresh random stream per labelling
-        phase = Labelling(configs, devices, self.label_stamp, what, item_is_head, table)
+        phase = Labelling(
+            configs,
+            devices,
+            self.label_stamp,
+            what,
+            item_is_head,
+            table,
+            as_dispatched=as_dispatched,
+        )
         sums, failed = phase.run(self)
         self.label_dropped = phase.dropped
         return sums, failed
@@ -357,13 +366,47 @@ class FleetServer:
         )
         tail_weight = search.tail_weight
         heads = head_items(self.popularity, self.scenario.eval.head_share) if tail_weight else None
-        sums, _ = self._label(configs, devices, "verification", heads)
-        if not sums.sums:
-            return found
-        measured = objective_labels(sums, self.scenario.eval.metric, tail_weight)
+        if search.verify_per_budget:
+            chosen = self._verified_per_budget(found, configs, devices, heads)
+        else:
+            sums, _ = self._label(configs, devices, "verification", heads)
+            if not sums.sums:
+                return found
+            measured = objective_labels(sums, self.scenario.eval.metric, tail_weight)
+            chosen = verify.choose(self.codec, found, configs, measured, self.results.estimator)
         report = self.results.label_report
         report.update(self.dp.spent(len(self.results.rounds), self.label_stamp))
-        return verify.choose(self.codec, found, configs, measured, self.results.estimator)
+        return chosen
+
+    def _verified_per_budget(
+        self,
+        found: dict[int, SearchResult],
+        configs: np.ndarray,
+        devices: np.ndarray,
+        heads: np.ndarray | None,
+    ) -> dict[int, SearchResult]:
+        """``search.verify_per_budget``: each budget's candidates that fit, measured on the
+        verifying devices of that budget, each device refitted to each candidate as on dispatch
+        (one labelling per budget). A budget none of whose devices measured keeps its search's
+        result."""
+        sizes = np.array([self.codec.memory_bytes(c) for c in configs])
+        search, metric = self.scenario.search, self.scenario.eval.metric
+        chosen: dict[int, SearchResult] = {}
+        for budget in sorted(found):
+            mine = devices[self.fleet.budget_bytes[devices] == budget]
+            fits = np.flatnonzero(sizes <= budget)
+            measured = np.full(len(configs), np.nan)
+            if mine.size and fits.size:
+                what = f"verification at {budget} bytes"
+                sums, _ = self._label(configs[fits], mine, what, heads, as_dispatched=True)
+                if sums.sums:
+                    measured[fits] = objective_labels(sums, metric, search.tail_weight)
+            if np.isnan(measured).all():
+                chosen[budget] = found[budget]
+                continue
+            one = {budget: found[budget]}
+            chosen |= verify.choose(self.codec, one, configs, measured, self.results.estimator)
+        return chosen
 
     def search_and_dispatch(self) -> None:
         if self.method != "rule":  # no search: what the method's devices receive
@@ -391,7 +434,8 @@ class FleetServer:
         self.events.message(
             f"testing {len(budgets)} budgets' configurations on every device (eval.every_device)"
         )
-        phase = Labelling(configs, devices, 0, "test on every device", heads, target=TEST)
+        what = "test on every device"
+        phase = Labelling(configs, devices, 0, what, heads, target=TEST, as_dispatched=True)
         sums, _ = phase.run(self)  # stamp 0: the dispatched test's random streams
         if not sums.sums:
             return {}

@@ -77,21 +77,23 @@ def test_configs_on_devices(
     item_is_head: np.ndarray | None,
     personal: LocalSpec | None,
     rngs: Callable[[], list[np.random.Generator]],
+    target: str = TEST,
 ) -> ConfigSums:
-    """Summed test metrics of every configuration over the cohort's devices, each as if the
+    """Summed metrics of every configuration over the cohort's devices, each as if the
     configuration had been dispatched to every device: the devices fit their user vectors to it
     (``personal``; fresh streams from ``rngs`` per configuration, as the dispatched test draws
-    them), then score their test items. Without ``personal`` one labelling scores them all."""
+    them), then score their ``target`` items (test, or validation). Without ``personal`` one
+    labelling scores them all."""
     if personal is None or data.size == 0:
         table = full.table
-        return label_on_devices(user_vecs, table, layout, configs, data, ks, item_is_head, TEST)
+        return label_on_devices(user_vecs, table, layout, configs, data, ks, item_is_head, target)
     parts = []
     for config in configs:
         kept = layout.item_weights(config) > 0  # items x blocks
         table = full.table * kept.repeat_interleave(layout.block_dim, dim=1)
         sub = SubEmbedding(layout, config, table)  # what decoding the dispatched payload gives
         fitted = personalize(user_vecs, sub, layout, data, personal, rngs())
-        one = label_on_devices(fitted, table, layout, config[None], data, ks, item_is_head, TEST)
+        one = label_on_devices(fitted, table, layout, config[None], data, ks, item_is_head, target)
         parts.append(one)
     counts = parts[0].counts  # the same for every configuration
     return ConfigSums({k: np.concatenate([p.sums[k] for p in parts]) for k in counts}, counts)

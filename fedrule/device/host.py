@@ -35,7 +35,6 @@ from fedrule.model.schedule import LrSchedule
 from fedrule.privacy import secagg
 from fedrule.privacy.mechanisms import bounded_items
 from fedrule.protocol import (
-    TEST,
     CountReply,
     CountRequest,
     Kind,
@@ -230,7 +229,7 @@ class DeviceHost:
         configs = np.asarray(request.configs, dtype=bool)
         heads = np.asarray(request.item_is_head, dtype=bool) if request.item_is_head.size else None
         users = torch.from_numpy(self.state.get(devices))
-        if request.target == TEST:  # eval.every_device: each configuration as if dispatched
+        if request.as_dispatched:  # each configuration as if dispatched: refitted to it
 
             def sums_of(rows: np.ndarray) -> ConfigSums:
                 return test_configs_on_devices(
@@ -243,6 +242,7 @@ class DeviceHost:
                     heads,
                     s.personal,
                     lambda: self._personal_rngs(devices[rows], request.stamp),
+                    request.target,
                 )
         else:
             rngs = self._personal_rngs(devices, request.stamp)
@@ -251,7 +251,14 @@ class DeviceHost:
             def sums_of(rows: np.ndarray) -> ConfigSums:
                 part = cohort.take(rows)
                 return label_on_devices(
-                    fitted[rows], sub.table, layout, configs, part, list(s.ks), heads
+                    fitted[rows],
+                    sub.table,
+                    layout,
+                    configs,
+                    part,
+                    list(s.ks),
+                    heads,
+                    request.target,
                 )
 
         secure = s.pipeline.secure

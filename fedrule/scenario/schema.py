@@ -272,6 +272,12 @@ class SearchConfig:
         "labelling devices, on the validation items the estimator was fitted to",
         "held-out",
     )
+    verify_per_budget: bool = doc(
+        "(bool) federated: measure each budget's candidates on the verifying devices of that "
+        "budget only, each device refitting its user vector to each candidate as a dispatched "
+        "test does (budgeted mode: a device's user vector knows the blocks its tier trained)",
+        False,
+    )
     verify_users: int = doc(
         "(int) federated: the most devices that verify, a seeded sample of those "
         "search.verify_on names (a full-ranking evaluation per device and candidate: on a "
@@ -288,6 +294,11 @@ class SearchConfig:
             self.verify or self.verify_on == "held-out",
             "has no effect with search.verify: false",
             path=f"{path}.verify_on",
+        )
+        require(
+            self.verify or not self.verify_per_budget,
+            "has no effect with search.verify: false",
+            path=f"{path}.verify_per_budget",
         )
         require(
             1 <= self.tournament <= self.population,
@@ -796,6 +807,12 @@ class Scenario:
             "chooses the verifying devices of a federated run: a centralised run verifies on "
             "every user's validation items",
             path="search.verify_on",
+        )
+        require(
+            self.engine.kind == "federated" or not self.search.verify_per_budget,
+            "splits the verifying devices of a federated run by budget: a centralised run "
+            "verifies on every user's validation items",
+            path="search.verify_per_budget",
         )
         self._check_method()
 
