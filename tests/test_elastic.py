@@ -84,6 +84,21 @@ def test_payload_size_is_memory_and_decoding_scores_like_the_masked_table(case):
     assert torch.allclose(sub.score(users), expected, atol=1e-5)
 
 
+@settings(max_examples=60, deadline=None)
+@given(layouts_and_configs())
+def test_restricting_the_full_payload_is_decoding_the_configurations_payload(case):
+    """``SubEmbedding.restrict``: cutting ``config`` from the decoded full table gives the very
+    table (bit for bit), configuration and scores that ``config``'s own payload decodes to."""
+    layout, config, seed = case
+    table = torch.randn(layout.n_items, layout.dim, generator=torch.Generator().manual_seed(seed))
+    full = decode(layout.encode(table, layout.full_config()))
+    cut = full.restrict(config)
+    sent = decode(layout.encode(table, config))
+    assert torch.equal(cut.table, sent.table) and np.array_equal(cut.config, sent.config)
+    users = torch.randn(2, layout.dim, generator=torch.Generator().manual_seed(seed + 1))
+    assert torch.equal(cut.score(users), sent.score(users))
+
+
 def test_items_without_blocks_rank_last():
     layout = ElasticLayout(dim=2, num_blocks=2, group_of_item=np.array([0, 1]), min_blocks=0)
     config = np.array([[False, False], [True, False]])

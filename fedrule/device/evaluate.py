@@ -89,12 +89,13 @@ def test_configs_on_devices(
         return label_on_devices(user_vecs, table, layout, configs, data, ks, item_is_head, target)
     parts = []
     for config in configs:
-        kept = layout.item_weights(config) > 0  # items x blocks
-        table = full.table * kept.repeat_interleave(layout.block_dim, dim=1)
-        sub = SubEmbedding(layout, config, table)  # what decoding the dispatched payload gives
+        sub = full.restrict(config)  # what decoding the dispatched payload gives
         fitted = personalize(user_vecs, sub, layout, data, personal, rngs())
-        one = label_on_devices(fitted, table, layout, config[None], data, ks, item_is_head, target)
-        parts.append(one)
+        parts.append(
+            label_on_devices(
+                fitted, sub.table, layout, config[None], data, ks, item_is_head, target
+            )
+        )
     counts = parts[0].counts  # the same for every configuration
     return ConfigSums({k: np.concatenate([p.sums[k] for p in parts]) for k in counts}, counts)
 

@@ -244,6 +244,12 @@ class SubEmbedding:
         scores = user_vectors @ self.effective_table.T
         return scores.masked_fill(~self.scored_items, UNSCORED)
 
+    def restrict(self, config: np.ndarray) -> SubEmbedding:
+        """The sub-embedding ``config`` cuts from this one (its other blocks zeroed): what a
+        device decodes from the payload of ``config`` made from this table."""
+        kept = np.repeat(config[self.layout.group_of_item], self.layout.block_dim, axis=1)
+        return SubEmbedding(self.layout, config, self.table * torch.from_numpy(kept))
+
 
 def decode(payload: bytes) -> SubEmbedding:
     """Rebuild a scorer from a payload made by ``ElasticLayout.encode``."""
