@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from fedrule.device import faults as fault
-from fedrule.device.cohort import Rows
+from fedrule.device.cohort import CohortData, Rows
 from fedrule.device.composed_train import train_composed_cohort
 from fedrule.device.evaluate import (
     label_on_devices,
@@ -231,13 +231,13 @@ class DeviceHost:
         users = torch.from_numpy(self.state.get(devices))
         if request.as_dispatched:  # each configuration as if dispatched: refitted to it
 
-            def sums_of(rows: np.ndarray) -> ConfigSums:
+            def sums_of(rows: np.ndarray | slice) -> ConfigSums:
                 return test_configs_on_devices(
                     users[rows],
                     sub,
                     layout,
                     configs,
-                    cohort.take(rows),
+                    _take(cohort, rows),
                     list(s.ks),
                     heads,
                     s.personal,
@@ -248,14 +248,13 @@ class DeviceHost:
             rngs = self._personal_rngs(devices, request.stamp)
             fitted = personalize(users, sub, layout, cohort, s.personal, rngs)
 
-            def sums_of(rows: np.ndarray) -> ConfigSums:
-                part = cohort.take(rows)
+            def sums_of(rows: np.ndarray | slice) -> ConfigSums:
                 return label_on_devices(
                     fitted[rows],
                     sub.table,
                     layout,
                     configs,
-                    part,
+                    _take(cohort, rows),
                     list(s.ks),
                     heads,
                     request.target,
@@ -263,7 +262,7 @@ class DeviceHost:
 
         secure = s.pipeline.secure
         if secure is None:
-            sums = sums_of(np.arange(devices.size))
+            sums = sums_of(slice(None))  # the whole cohort, as it is
             keys = sorted(sums.sums)
             matrix, counts = sums.to_arrays(keys)
             return LabelReply(keys=tuple(keys), sums=matrix, counts=counts, dropped=dropped)
@@ -317,6 +316,15 @@ class DeviceHost:
             metrics=np.stack([report.metrics[k] for k in keys], axis=1),
             dropped=dropped,
         )
+
+
+def _take(cohort: CohortData, rows: np.ndarray | slice) -> CohortData:
+    """The cohort's devices at ``rows`` (positions or a slice); all of them: not copied."""
+    if isinstance(rows, slice):
+        if rows == slice(None):
+            return cohort
+        rows = np.arange(cohort.size)[rows]
+    return cohort.take(rows)
 
 
 def _statuses(status: np.ndarray, bytes_down: int) -> dict:
