@@ -351,7 +351,7 @@ class FleetServer:
 
     def _verified(self, found: dict[int, SearchResult]) -> dict[int, SearchResult]:
         """Each budget's best candidate by real validation quality (``search.verify``)."""
-        configs = verify.candidates(self.codec, found)
+        configs = verify.candidates(self.codec, found, self._start_configs(found))
         search = self.scenario.search
         devices = verify_devices(
             self.seed,
@@ -361,8 +361,8 @@ class FleetServer:
             most=search.verify_users,
         )
         self.events.message(
-            f"verifying {len(configs)} searched and uniform configurations on {devices.size} "
-            "devices' validation items"
+            f"verifying {len(configs)} candidate configurations on {devices.size} devices' "
+            "validation items"
         )
         tail_weight = search.tail_weight
         heads = head_items(self.popularity, self.scenario.eval.head_share) if tail_weight else None
@@ -377,6 +377,14 @@ class FleetServer:
         report = self.results.label_report
         report.update(self.dp.spent(len(self.results.rounds), self.label_stamp))
         return chosen
+
+    def _start_configs(self, found: dict[int, SearchResult]) -> dict[int, np.ndarray] | None:
+        """Budgeted mode: what each budget's devices trained before the first estimator."""
+        fed = self.scenario.federated
+        if fed.mode != "budgeted":
+            return None
+        how = fed.start_config
+        return {b: customize.start_config(self.codec, b, self.popularity, how) for b in found}
 
     def _verified_per_budget(
         self,

@@ -89,7 +89,8 @@ def training_configs(server: FleetServer) -> Assignment:
         return Assignment.one_table([codec.full_config()], np.zeros(fleet.num_devices, np.int64))
     budgets, index = np.unique(fleet.budget_bytes, return_inverse=True)
     if server.results.estimator is None:
-        configs = [customize.uniform_fit(codec, int(budget)) for budget in budgets]
+        how, popularity = server.scenario.federated.start_config, server.popularity
+        configs = [customize.start_config(codec, int(b), popularity, how) for b in budgets]
     else:  # increasing budgets, each warm-started with the smaller ones' results
         found = customize.search_all(
             codec, budgets, server.results.estimator, server.scenario.search, server.seed

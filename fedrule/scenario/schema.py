@@ -520,8 +520,17 @@ class FederatedConfig:
     )
     refit_every: int = doc(
         "(int) budgeted mode: relabel and refit the estimator every this many rounds, so devices "
-        "train the blocks searched for their budget (uniform blocks before); 0: never",
+        "train the blocks searched for their budget (start_config before); 0: never",
         0,
+    )
+    start_config: Literal["uniform", "popularity"] = doc(
+        "(uniform|popularity) budgeted mode: what a budget's devices train before the first "
+        "estimator (throughout with refit_every 0). uniform: the largest uniform configuration "
+        "that fits; popularity: blocks per item group in proportion to the mean popularity of "
+        "its items (the counted popularity), as mixed-dimension embeddings, so the popular "
+        "groups the search favours are trained from the first round. Verification "
+        "(search.verify) measures it beside the searched and uniform configurations",
+        "uniform",
     )
 
     def check(self, path: str) -> None:
@@ -555,6 +564,12 @@ class FederatedConfig:
             path=f"{path}.patience",
         )
         require(self.refit_every >= 0, "must be >= 0", path=f"{path}.refit_every")
+        require(
+            self.start_config == "uniform" or (self.mode == "budgeted" and self.method == "rule"),
+            "only RULE's budgeted mode trains a start configuration",
+            path=f"{path}.start_config",
+            hint="set federated.mode: budgeted, or leave start_config at uniform",
+        )
         require(self.personalize_epochs >= 0, "must be >= 0", path=f"{path}.personalize_epochs")
         if self.personalize_lr is not None:
             require(self.personalize_lr > 0, "must be > 0", path=f"{path}.personalize_lr")

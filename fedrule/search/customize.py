@@ -3,7 +3,8 @@
 The glue that the centralised RULE run and the federated server share: fit the estimator on
 labels, search each budget with the scenario's searcher (all budgets of a run in increasing
 order, each warm-started with the smaller budgets' results: ``search_all``), and the uniform
-configuration a budgeted device trains before any estimator exists.
+configurations a budgeted device may train before any estimator exists (``uniform_fit``,
+``popularity_fit``).
 """
 
 from __future__ import annotations
@@ -22,7 +23,15 @@ from fedrule.search.sampling import sample_configs
 from fedrule.search.searchers import SearchResult
 from fedrule.search.searchers import search as search_budget
 
-__all__ = ["fit", "sample_configs", "search", "search_all", "uniform_fit"]
+__all__ = [
+    "fit",
+    "popularity_fit",
+    "sample_configs",
+    "search",
+    "search_all",
+    "start_config",
+    "uniform_fit",
+]
 
 
 def fit(
@@ -97,3 +106,43 @@ def uniform_fit(layout: ElasticLayout, budget_bytes: int) -> np.ndarray:
     """The largest uniform configuration (first k blocks of every group) within the budget."""
     layout.check_budget(budget_bytes)
     return layout.uniform_config(uniform_blocks(layout, budget_bytes))
+
+
+def popularity_fit(layout: ElasticLayout, budget_bytes: int, popularity: np.ndarray) -> np.ndarray:
+    """Blocks per group in proportion to the mean popularity of its items, the largest such
+    allocation within the budget (mixed-dimension embeddings, Ginart et al. 2021): group ``g``
+    keeps its first ``clip(floor(c * p_g / max p), min_blocks, B)`` blocks for the largest
+    ``c`` that fits, then the leftover bytes give one more block to each group that still fits,
+    the most popular first. Without counts every group is as popular: the uniform fit, with
+    the leftover bytes to the first groups."""
+    layout.check_budget(budget_bytes)
+    sizes = layout.group_sizes
+    share = group_popularity_share(layout, popularity)
+    mean = np.divide(share, sizes, out=np.zeros_like(share), where=sizes > 0)
+    ratio = mean / mean.max() if mean.max() > 0 else np.ones_like(mean)
+    lo_blocks, top = layout.min_blocks, layout.num_blocks
+
+    def blocks(scale: float) -> np.ndarray:
+        return np.clip(np.floor(scale * ratio), lo_blocks, top).astype(np.int64)
+
+    def cost(counts: np.ndarray) -> int:
+        return layout.metadata_bytes + int(counts @ layout.bytes_per_block)
+
+    low, high = 0.0, float(top) / max(float(ratio[ratio > 0].min(initial=1.0)), 1e-12) + 1.0
+    for _ in range(64):  # the largest scale that fits (cost grows with the scale)
+        middle = (low + high) / 2
+        low, high = (middle, high) if cost(blocks(middle)) <= budget_bytes else (low, middle)
+    counts = blocks(low)
+    for g in np.argsort(-ratio, kind="stable"):
+        if counts[g] < top and cost(counts) + layout.bytes_per_block[g] <= budget_bytes:
+            counts[g] += 1
+    return np.arange(top)[None, :] < counts[:, None]
+
+
+def start_config(
+    layout: ElasticLayout, budget_bytes: int, popularity: np.ndarray, how: str
+) -> np.ndarray:
+    """What a budgeted device trains before any estimator (``federated.start_config``)."""
+    if how == "popularity":
+        return popularity_fit(layout, budget_bytes, popularity)
+    return uniform_fit(layout, budget_bytes)
