@@ -147,6 +147,27 @@ def test_under_count_noise_each_device_counts_each_item_once_and_at_most_max_ite
     assert plain.sum() > 48 * 3
 
 
+@pytest.mark.parametrize(
+    "patch",
+    [
+        {"federated__mode": "budgeted"},  # a validation labels each budget's devices apart
+        {"federated__mode": "budgeted", "search__verify_per_budget": True},
+        {"federated__method": "nested"},  # one labelling per payload
+    ],
+)
+def test_labellings_of_disjoint_devices_in_one_step_are_one_release(patch):
+    """Each device labels once per validation (and per verification), whatever the split:
+    the accounting composes one labelling per step (parallel composition)."""
+    noisy = dict(privacy__label_noise_multiplier=2.0, federated__eval_every=1, **patch)
+    out = _run(**DP, **noisy)
+    scenario = scenario_from_dict(fleet_scenario(**DP, **noisy))
+    plan = accounting.plan_central_dp(scenario.privacy, scenario.federated, 48)
+    eps = [r["epsilon"] for r in out.results.rounds]
+    assert eps == pytest.approx([plan.epsilon(1, 1), plan.epsilon(2, 2)])
+    if scenario.federated.method == "rule":  # + the final labelling and the verification
+        assert out.results.label_report["epsilon"] == pytest.approx(plan.epsilon(2, 4))
+
+
 def test_a_noised_dp_run_is_reproducible_and_its_epsilon_covers_count_and_labels():
     noisy = dict(
         privacy__count_noise_multiplier=2.0,

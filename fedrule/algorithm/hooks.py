@@ -25,6 +25,7 @@ class RoundState:
     table: np.ndarray
     server_state: dict[str, np.ndarray] = field(default_factory=dict)
     label_stamp: int = 0  # labellings run so far (each draws a fresh device stream)
+    label_releases: int = 0  # of them, releases in the privacy accounting (see FleetServer)
     record: dict = field(default_factory=dict)  # this round's row of rounds-seed*.csv
     history: list[dict] = field(default_factory=list)  # every round's row so far
     best_round: int = 0
@@ -40,6 +41,7 @@ class RoundState:
             "round": self.round,
             "seed": self.seed,
             "label_stamp": self.label_stamp,
+            "label_releases": self.label_releases,
             "table": _tensor(self.table),
             "server_state": {
                 k: torch.from_numpy(np.asarray(v)) for k, v in self.server_state.items()
@@ -67,6 +69,7 @@ class RoundState:
             table=saved["table"].numpy(),
             server_state={k: v.numpy() for k, v in saved["server_state"].items()},
             label_stamp=int(saved["label_stamp"]),
+            label_releases=int(saved.get("label_releases", saved["label_stamp"])),
             record=history[-1] if history else {},
             history=history,
             best_round=int(saved["best_round"]),

@@ -140,6 +140,9 @@ class FleetServer:
         self.hooks = list(hooks)
         self.results = ServerResults()
         self.label_stamp = 0
+        # labellings as the privacy accounting counts them: labellings of disjoint devices in
+        # one step (a validation or verification split by payload or budget) are one release
+        self.label_releases = 0
         self.resume = resume
         self.dp = ServerPrivacy.of(scenario, seed, fleet.num_devices)
         self.coverage: BlockCoverage | None = None
@@ -223,7 +226,7 @@ class FleetServer:
             every = fed.eval_every
             if every and (round_number % every == 0 or round_number == fed.rounds):
                 record[metric] = self.validate(round_number)
-                record.update(self.dp.spent(round_number, self.label_stamp))  # and its labels
+                record.update(self.dp.spent(round_number, self.label_releases))  # and its labels
             record["seconds"] = time.perf_counter() - started
             self.results.rounds.append(record)
             info = {"loss": record["loss"], "trained": record["trained"], "s": record["seconds"]}
@@ -256,6 +259,7 @@ class FleetServer:
             table=self.table,
             server_state=self.server_step.state_dict(),
             label_stamp=self.label_stamp,
+            label_releases=self.label_releases,
             record=record,
             history=list(self.results.rounds),
             best_round=best.round,
@@ -271,6 +275,7 @@ class FleetServer:
         self.table = np.array(state.table, dtype=np.float32)
         self.server_step.load_state_dict(state.server_state)
         self.label_stamp = state.label_stamp
+        self.label_releases = state.label_releases
         self.dp.restore(state.history)
         if self.coverage is not None and state.coverage is not None:
             self.coverage = self.results.coverage = BlockCoverage(self.codec, state.coverage)
@@ -287,8 +292,12 @@ class FleetServer:
         item_is_head: np.ndarray | None = None,
         table: int = 0,
         as_dispatched: bool = False,
+        release: bool = True,
     ) -> tuple[ConfigSums, int]:
+        """One labelling; ``release=False``: part of a step whose other labellings, of
+        disjoint devices, count its release (parallel composition)."""
         self.label_stamp += 1  # a fresh random stream per labelling
+        self.label_releases += int(release)
         phase = Labelling(
             configs,
             devices,
@@ -304,22 +313,25 @@ class FleetServer:
 
     def validate(self, round_number: int) -> float:
         """Validation quality measured by the labelling devices: of the full configuration
-        (rule), or of what each device would receive (nested, per-tier: one labelling per
-        payload, over the labelling devices that receive it)."""
+        (rule in full mode, where every device trains it), or of what each device trains
+        (budgeted mode, nested, per-tier: one labelling per payload, over the labelling devices
+        that hold it). A budgeted fleet's full configuration is what no device holds: its
+        rarely trained blocks can fall while the budgets' configurations still gain."""
         devices = label_devices(
             self.seed, self.fleet.num_devices, self.scenario.estimator.label_users
         )
         what = f"validation {round_number}"
-        if self.method == "rule":
+        if self.method == "rule" and self.scenario.federated.mode == "full":
             sums, _ = self._label(self.codec.full_config()[None], devices, what)
         else:
             assignment = training_configs(self)
             sums = ConfigSums({}, {})
+            self.label_releases += 1  # each labelling device labels one payload
             for index, config in enumerate(assignment.configs):
                 mine = devices[assignment.config_of_device[devices] == index]
                 if mine.size:
                     table = int(assignment.table_of_config[index])
-                    part, _ = self._label(config[None], mine, what, table=table)
+                    part, _ = self._label(config[None], mine, what, table=table, release=False)
                     sums = sums + part
         return float(sums.means()[self.scenario.eval.metric][0]) if sums.sums else float("nan")
 
@@ -341,7 +353,7 @@ class FleetServer:
         report["devices"] = int(devices.size)
         report["failed_nodes"] = failed
         report["dropped_devices"] = self.label_dropped
-        report.update(self.dp.spent(len(self.results.rounds), self.label_stamp))  # so far
+        report.update(self.dp.spent(len(self.results.rounds), self.label_releases))  # so far
         self.results.estimator = estimator
         self.results.label_report = report
         self.events.message(
@@ -375,7 +387,7 @@ class FleetServer:
             measured = objective_labels(sums, self.scenario.eval.metric, tail_weight)
             chosen = verify.choose(self.codec, found, configs, measured, self.results.estimator)
         report = self.results.label_report
-        report.update(self.dp.spent(len(self.results.rounds), self.label_stamp))
+        report.update(self.dp.spent(len(self.results.rounds), self.label_releases))
         return chosen
 
     def _start_configs(self, found: dict[int, SearchResult]) -> dict[int, np.ndarray] | None:
@@ -400,13 +412,16 @@ class FleetServer:
         sizes = np.array([self.codec.memory_bytes(c) for c in configs])
         search, metric = self.scenario.search, self.scenario.eval.metric
         chosen: dict[int, SearchResult] = {}
+        self.label_releases += 1  # each verifying device labels for its own budget only
         for budget in sorted(found):
             mine = devices[self.fleet.budget_bytes[devices] == budget]
             fits = np.flatnonzero(sizes <= budget)
             measured = np.full(len(configs), np.nan)
             if mine.size and fits.size:
                 what = f"verification at {budget} bytes"
-                sums, _ = self._label(configs[fits], mine, what, heads, as_dispatched=True)
+                sums, _ = self._label(
+                    configs[fits], mine, what, heads, as_dispatched=True, release=False
+                )
                 if sums.sums:
                     measured[fits] = objective_labels(sums, metric, search.tail_weight)
             if np.isnan(measured).all():

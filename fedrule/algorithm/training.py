@@ -172,7 +172,7 @@ class TrainingRound(Phase[dict]):
                 hint="lower the learning rate",
             ) from None
         privacy = {**server.dp.after_round(self.round, below)}
-        privacy.update(server.dp.spent(self.round, server.label_stamp))
+        privacy.update(server.dp.spent(self.round, server.label_releases))
         local = server.scenario.privacy.local_noise_multiplier
         if local > 0:
             delta = server.scenario.privacy.delta or 1.0 / server.fleet.num_devices
