@@ -36,9 +36,28 @@ SMALL = [
 ]
 """Size only; every key is valid in every scenario (an engine ignores the ones it does not read)."""
 
+
+def _advised(path: Path) -> list[str]:
+    """The ``--set`` options of the command a scenario's header comment advises (its indented
+    lines), if any."""
+    header = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.startswith("#"):
+            break
+        if line.startswith("#  "):  # an indented command line
+            header.append(line.lstrip("#"))
+    words = " ".join(header).replace("\\", " ").split()
+    return [words[i + 1] for i, word in enumerate(words[:-1]) if word == "--set"]
+
+
 VARIANTS = [(path, []) for path in SCENARIOS] + [
-    (path, ["federated.mode=budgeted"]) for path in SCENARIOS if path.name == "ml1m-fleet.yaml"
+    (path, _advised(path)) for path in SCENARIOS if _advised(path)
 ]
+
+
+def test_the_fleets_header_advises_a_budgeted_variant():
+    (advised,) = [_advised(p) for p in SCENARIOS if p.name == "ml1m-fleet.yaml"]
+    assert "federated.mode=budgeted" in advised and "federated.start_config=popularity" in advised
 
 
 def _id(variant: tuple[Path, list[str]]) -> str:
