@@ -2,9 +2,9 @@
 
 The glue that the centralised RULE run and the federated server share: fit the estimator on
 labels, search each budget with the scenario's searcher (all budgets of a run in increasing
-order, each warm-started with the smaller budgets' results: ``search_all``), and the uniform
-configurations a budgeted device may train before any estimator exists (``uniform_fit``,
-``popularity_fit``).
+order, each warm-started with the smaller budgets' results: ``search_all``), and the
+configurations a budgeted device may train before any estimator exists (``start_config``: the
+largest uniform one, ``uniform_fit``, or popular groups first, ``popularity_fit``).
 """
 
 from __future__ import annotations
