@@ -253,7 +253,7 @@ def test_early_stopping_keeps_the_best_validated_round(monkeypatch):
     from fedrule.algorithm.server import FleetServer
 
     scripted = iter([0.1, 0.3, 0.2, 0.25, 0.1, 0.5])
-    monkeypatch.setattr(FleetServer, "validate", lambda self, r: next(scripted))
+    monkeypatch.setattr(FleetServer, "validate", lambda self, r, assignment: next(scripted))
     states = []
     outcome = _run(
         hooks=[states.append],

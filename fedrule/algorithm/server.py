@@ -225,7 +225,7 @@ class FleetServer:
             record[metric] = float("nan")
             every = fed.eval_every
             if every and (round_number % every == 0 or round_number == fed.rounds):
-                record[metric] = self.validate(round_number)
+                record[metric] = self.validate(round_number, assignment)
                 record.update(self.dp.spent(round_number, self.label_releases))  # and its labels
             record["seconds"] = time.perf_counter() - started
             self.results.rounds.append(record)
@@ -311,12 +311,13 @@ class FleetServer:
         self.label_dropped = phase.dropped
         return sums, failed
 
-    def validate(self, round_number: int) -> float:
+    def validate(self, round_number: int, assignment: Assignment) -> float:
         """Validation quality measured by the labelling devices: of the full configuration
         (rule in full mode, where every device trains it), or of what each device trains
         (budgeted mode, nested, per-tier: one labelling per payload, over the labelling devices
-        that hold it). A budgeted fleet's full configuration is what no device holds: its
-        rarely trained blocks can fall while the budgets' configurations still gain."""
+        that hold it; ``assignment``: the round's, as trained). A budgeted fleet's full
+        configuration is what no device holds: its rarely trained blocks can fall while the
+        budgets' configurations still gain."""
         devices = label_devices(
             self.seed, self.fleet.num_devices, self.scenario.estimator.label_users
         )
@@ -324,7 +325,6 @@ class FleetServer:
         if self.method == "rule" and self.scenario.federated.mode == "full":
             sums, _ = self._label(self.codec.full_config()[None], devices, what)
         else:
-            assignment = training_configs(self)
             sums = ConfigSums({}, {})
             self.label_releases += 1  # each labelling device labels one payload
             for index, config in enumerate(assignment.configs):

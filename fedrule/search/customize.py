@@ -128,7 +128,7 @@ def popularity_fit(layout: ElasticLayout, budget_bytes: int, popularity: np.ndar
     def cost(counts: np.ndarray) -> int:
         return layout.metadata_bytes + int(counts @ layout.bytes_per_block)
 
-    low, high = 0.0, float(top) / max(float(ratio[ratio > 0].min(initial=1.0)), 1e-12) + 1.0
+    low, high = 0.0, top / ratio[ratio > 0].min() + 1.0  # at high every group is full
     for _ in range(64):  # the largest scale that fits (cost grows with the scale)
         middle = (low + high) / 2
         low, high = (middle, high) if cost(blocks(middle)) <= budget_bytes else (low, middle)
