@@ -121,7 +121,7 @@ def test_diversity_matches_the_pairwise_definition():
 
 
 @settings(max_examples=30, deadline=None)
-@given(st.integers(0, 2**31), st.integers(0, 2), st.sampled_from(["random", "sandwich"]))
+@given(st.integers(0, 2**31), st.integers(0, 2), st.sampled_from(["random", "sandwich", "popular"]))
 def test_sub_configurations_keep_their_lowest_scored_blocks(seed, min_blocks, sampling):
     """Each drawn configuration keeps, per group, exactly its drawn count of blocks: those with
     the lowest scores."""
@@ -136,3 +136,47 @@ def test_sub_configurations_keep_their_lowest_scored_blocks(seed, min_blocks, sa
     assert np.array_equal(configs.sum(-1), counts)
     ranks = np.argsort(np.argsort(scores, axis=-1), axis=-1)
     assert np.array_equal(configs, ranks < counts[..., None])
+
+
+def test_popular_counts_follow_group_popularity_by_hand():
+    """Groups of 1, 2 and 4 items (equal mass: mean popularity 1, 1/2, 1/4). With the scale's
+    draw at its top every group is full; at the bottom the most popular group keeps one block,
+    the others the minimum."""
+    from fedrule.model.supernet import popular_counts
+
+    layout = ElasticLayout(8, 4, np.repeat(np.arange(3), [1, 2, 4]), min_blocks=1)
+
+    class Fixed:  # the scale's exponent draw, then the per-group dithers
+        def __init__(self, u: float) -> None:
+            self.u = u
+
+        def uniform(self, low: float, high: float, size: tuple[int, int]) -> np.ndarray:
+            return np.full(size, low + self.u * (high - low))
+
+        def random(self, size: tuple[int, int]) -> np.ndarray:
+            return np.zeros(size)
+
+    # top: log-scale log(4 / (1/4) + 1) = log 17, so s = 17: 17, 8.5, 4.25 blocks, clipped to 4
+    assert popular_counts(layout, Fixed(1.0), 1).tolist() == [[4, 4, 4]]  # type: ignore[arg-type]
+    # bottom: s = 1: 1, 0.5, 0.25 blocks, floored and kept at min_blocks 1
+    assert popular_counts(layout, Fixed(0.0), 1).tolist() == [[1, 1, 1]]  # type: ignore[arg-type]
+    # halfway: s = sqrt(17) = 4.12: 4.12, 2.06, 1.03 blocks
+    assert popular_counts(layout, Fixed(0.5), 1).tolist() == [[4, 2, 1]]  # type: ignore[arg-type]
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 2**31), st.integers(0, 2))
+def test_popular_sampling_gives_popular_groups_more_blocks(seed, min_blocks):
+    """The sandwich's smallest configuration comes first; the second one keeps, per step, no
+    fewer blocks (up to the dither's one) in a more popular group (groups are numbered most
+    popular first), within [min_blocks, B]."""
+    from fedrule.model.supernet import draw_subconfigs
+
+    layout = ElasticLayout(16, 8, make_groups(np.arange(1, 41), 3), min_blocks=min_blocks)
+    draws = draw_subconfigs(layout, "popular", np.random.default_rng(seed), 50)
+    assert (draws.counts[:, 0] == max(min_blocks, 1)).all()
+    popular = draws.counts[:, 1]
+    assert popular.min() >= min_blocks and popular.max() <= 8
+    assert (np.diff(popular, axis=1) <= 1).all()
+    mean = popular.mean(axis=0)
+    assert mean[0] > mean[-1]

@@ -23,7 +23,7 @@ def _setup(num_devices=6, n_items=30, dim=8, blocks=4, rescale=False):
 
 
 @pytest.mark.parametrize("optimizer", ["sgd", "adam", "rowwise-adam"])
-@pytest.mark.parametrize("sampling", ["none", "sandwich"])
+@pytest.mark.parametrize("sampling", ["none", "sandwich", "popular"])
 @pytest.mark.parametrize(("budgeted", "rescale"), [(False, False), (True, False), (True, True)])
 def test_cohort_equals_devices_one_by_one(sampling, budgeted, rescale, optimizer):
     rows, layout, table, users = _setup(rescale=rescale)

@@ -147,7 +147,7 @@ def test_gradients_match_autograd(sub_configs, weighted):
     assert torch.allclose(res.grad_items, grad_items, atol=1e-5)
 
 
-@pytest.mark.parametrize("sampling", ["none", "sandwich", "random"])
+@pytest.mark.parametrize("sampling", ["none", "sandwich", "popular", "random"])
 def test_centralised_and_device_trainers_have_the_same_gradients(sampling):
     """One device, one SGD step of lr 1 over its whole data: its update is minus the gradient;
     the centralised trainer's gradient on the same batch (same pairs, negatives and

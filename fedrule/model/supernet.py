@@ -1,10 +1,12 @@
 """Supernet training: which sub-configurations of the elastic item table a step trains.
 
 ``sampling``: ``sandwich`` (full + smallest + one random configuration per step, the default of
-the RULE method), ``random`` (full + two random configurations: the same cost as sandwich, no
-smallest one) and ``none`` (full only: plain BPR-MF, the ablation). Losses of the configurations
-are summed, as in sandwich-rule training of weight-sharing supernets (``fedrule.model.objective``).
-Both trainers draw their samples here.
+the RULE method), ``popular`` (full + smallest + one configuration shaped by popularity: blocks
+per group in proportion to the mean popularity of its items, at a random overall size, the shape
+the search gives small budgets), ``random`` (full + two random configurations: the same cost as
+sandwich, no smallest one) and ``none`` (full only: plain BPR-MF, the ablation). Losses of the
+configurations are summed, as in sandwich-rule training of weight-sharing supernets
+(``fedrule.model.objective``). Both trainers draw their samples here.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import numpy as np
 
 from fedrule.model.elastic import ElasticLayout
 
-SAMPLINGS = ("sandwich", "random", "none")
+SAMPLINGS = ("sandwich", "popular", "random", "none")
 
 
 def sample_subconfigs(
@@ -56,9 +58,26 @@ def draw_subconfigs(
     if sampling == "none":
         return SubconfigDraws(np.zeros((steps, 0, g), np.int64), np.zeros((steps, 0, g, b)))
     counts = rng.integers(layout.min_blocks, b + 1, size=(steps, 2, g))
-    if sampling == "sandwich":
+    if sampling in ("sandwich", "popular"):
         counts[:, 0, :] = max(layout.min_blocks, 1)
+    if sampling == "popular":
+        counts[:, 1, :] = popular_counts(layout, rng, steps)
     return SubconfigDraws(counts, rng.random((steps, 2, g, b)))
+
+
+def popular_counts(layout: ElasticLayout, rng: np.random.Generator, steps: int) -> np.ndarray:
+    """Blocks per group (steps x G) in proportion to the mean popularity of the group's items,
+    ``clip(floor(s * p_g / max p + u), min_blocks, B)`` with ``u`` uniform in [0, 1) and the
+    scale ``s`` log-uniform between 1 (the most popular group keeps about one block) and the
+    scale at which every group is full. Groups hold equal interaction mass, so a group's mean
+    popularity is in inverse proportion to its size: the layout alone gives it, as devices
+    estimate popularity for their negatives."""
+    sizes = layout.group_sizes.astype(np.float64)
+    ratio = np.divide(sizes[sizes > 0].min(), sizes, out=np.ones_like(sizes), where=sizes > 0)
+    top = layout.num_blocks
+    scale = np.exp(rng.uniform(0.0, np.log(top / ratio.min() + 1.0), size=(steps, 1)))
+    raw = np.floor(scale * ratio + rng.random((steps, ratio.size)))
+    return np.clip(raw, layout.min_blocks, top).astype(np.int64)
 
 
 def build_subconfigs(draws: list[SubconfigDraws], layout: ElasticLayout) -> np.ndarray:

@@ -150,9 +150,11 @@ class TrainConfig:
         "(int) centralised: stop after this many evaluations without gain; 0: never", 5
     )
     eval_every: int = doc("(int) centralised: validate every this many epochs", 2)
-    sampling: Literal["sandwich", "random", "none"] = doc(
-        "(sandwich|random|none) sub-configurations trained each step besides the full one; "
-        "none trains a plain BPR-MF",
+    sampling: Literal["sandwich", "popular", "random", "none"] = doc(
+        "(sandwich|popular|random|none) sub-configurations trained each step besides the full "
+        "one: the smallest and a random one (sandwich), the smallest and one with blocks per "
+        "group in proportion to popularity at a random size (popular), two random ones; none "
+        "trains a plain BPR-MF",
         "sandwich",
     )
     lambda_div: float = doc("(float) weight of the block-diversity regulariser; 0 disables", 0.01)
