@@ -226,7 +226,7 @@ def negative_distribution(layout: ElasticLayout, exponent: float) -> ItemDistrib
     shares of the interactions, so an item's estimate is 1 / the size of its group."""
     if exponent == 0:
         return None
-    size = np.bincount(layout.group_of_item, minlength=layout.num_groups).astype(np.float64)
+    size = layout.group_sizes.astype(np.float64)
     return ItemDistribution(size[layout.group_of_item] ** -exponent)
 
 

@@ -92,6 +92,16 @@ class ElasticLayout:
         return np.bincount(self.group_of_item, minlength=self.num_groups).astype(np.int64)
 
     @cached_property
+    def size_popularity(self) -> np.ndarray:
+        """Each group's mean item popularity as the layout alone tells it, relative to the most
+        popular group (in (0, 1]): groups hold equal interaction mass, so it is in inverse
+        proportion to the group's size (an empty group counts as the most popular)."""
+        sizes = self.group_sizes.astype(np.float64)
+        if not (sizes > 0).any():
+            return np.ones_like(sizes)
+        return np.divide(sizes[sizes > 0].min(), sizes, out=np.ones_like(sizes), where=sizes > 0)
+
+    @cached_property
     def identity_groups(self) -> bool:
         return bool(np.array_equal(self.group_of_item, np.arange(self.n_items)))
 

@@ -70,10 +70,9 @@ def popular_counts(layout: ElasticLayout, rng: np.random.Generator, steps: int) 
     ``clip(floor(s * p_g / max p + u), min_blocks, B)`` with ``u`` uniform in [0, 1) and the
     scale ``s`` log-uniform between 1 (the most popular group keeps about one block) and the
     scale at which every group is full. Groups hold equal interaction mass, so a group's mean
-    popularity is in inverse proportion to its size: the layout alone gives it, as devices
-    estimate popularity for their negatives."""
-    sizes = layout.group_sizes.astype(np.float64)
-    ratio = np.divide(sizes[sizes > 0].min(), sizes, out=np.ones_like(sizes), where=sizes > 0)
+    popularity is in inverse proportion to its size: the layout alone gives it
+    (``ElasticLayout.size_popularity``), as devices estimate popularity for their negatives."""
+    ratio = layout.size_popularity
     top = layout.num_blocks
     scale = np.exp(rng.uniform(0.0, np.log(top / ratio.min() + 1.0), size=(steps, 1)))
     raw = np.floor(scale * ratio + rng.random((steps, ratio.size)))
