@@ -3,6 +3,7 @@
 import csv
 import json
 
+import numpy as np
 import pytest
 import yaml
 
@@ -49,6 +50,19 @@ def test_rule_table_has_every_method_and_budget(rule_run):
     assert (rule_run / "quality_vs_memory.png").stat().st_size > 1000
     metrics = json.loads((rule_run / "metrics.json").read_text())
     assert metrics["seeds"]["0"]["estimator"]["n_configs"] == 24
+
+
+def test_each_users_test_metric_is_saved_for_paired_comparisons(rule_run):
+    with open(rule_run / "rule.csv") as fh:
+        rows = [r for r in csv.DictReader(fh) if r["searcher"] == "evolution"]
+    with open(rule_run / "users-seed0.csv") as fh:
+        users = list(csv.DictReader(fh))
+    assert len(users) == 150 and users[0]["user_id"]
+    assert len(rows) == 4  # rule and plain+search at two budgets
+    for row in rows:
+        column = f"{row['method']} ndcg@20 {int(float(row['budget_bytes']))}"
+        values = [float(u[column]) for u in users if u[column] != ""]
+        assert np.mean(values) == pytest.approx(float(row["ndcg@20"]), rel=1e-4)
 
 
 def test_search_is_retrain_free_and_verifies(rule_run, capsys):

@@ -23,7 +23,7 @@ from fedrule.events import Events
 from fedrule.metrics import head_items
 from fedrule.model.elastic import HEADER, ElasticLayout
 from fedrule.model.mf import ElasticMF
-from fedrule.model.train import evaluate_full
+from fedrule.model.train import evaluate_full, evaluate_users
 from fedrule.scenario.schema import Scenario
 from fedrule.search import customize, verify
 from fedrule.search.estimator import PerformanceEstimator
@@ -101,8 +101,11 @@ def searched_rows(
     seed: int,
     searchers: list[str],
     is_head: torch.Tensor,
+    per_user: dict[str, np.ndarray] | None = None,
 ) -> list[dict]:
-    """One row per (budget, searcher): the configuration's bytes and its test quality."""
+    """One row per (budget, searcher): the configuration's bytes and its test quality. With
+    ``per_user``, the main searcher's configurations' test metric per user is added to it
+    (``user_column``), for comparisons paired with a fleet's devices."""
     resolved = [b.resolve(layout.full_table_bytes) for b in scenario.search.budgets]
     found = {  # per searcher, increasing budgets warm-started: monotone predictions
         name: customize.search_all(layout, resolved, estimator, scenario.search, seed, name)
@@ -120,6 +123,11 @@ def searched_rows(
             result = found[name][budget_bytes]
             weights = layout.item_weights(result.config)
             test = evaluate_full(model, split, "test", scenario.eval, is_head, item_weights=weights)
+            if per_user is not None and name == scenario.search.searcher:
+                column = user_column(method, scenario.eval.metric, budget_bytes)
+                per_user[column] = evaluate_users(
+                    model, split, "test", scenario.eval, item_weights=weights
+                )
             rows.append(
                 {
                     "method": method,
@@ -134,6 +142,12 @@ def searched_rows(
                 }
             )
     return rows
+
+
+def user_column(method: str, metric: str, budget_bytes: int) -> str:
+    """The column of ``users-seed<N>.csv`` holding a method's per-user test metric at a budget
+    (its main searcher's configuration), e.g. ``rule ndcg@20 59296``."""
+    return f"{method} {metric} {budget_bytes}"
 
 
 def plain_scenario(scenario: Scenario, dim: int | None = None) -> Scenario:
@@ -175,8 +189,9 @@ def run_rule_experiment(
         f"estimator: held-out Spearman {report['holdout_spearman']:.3f} "
         f"(labels in {report['label_seconds']:.1f} s)"
     )
+    per_user: dict[str, np.ndarray] = {}
     rows = searched_rows(
-        "rule", supernet, split, layout, estimator, scenario, seed, searchers, is_head
+        "rule", supernet, split, layout, estimator, scenario, seed, searchers, is_head, per_user
     )
     full_bytes = layout.full_table_bytes
     plain_cfg = plain_scenario(scenario)
@@ -198,6 +213,7 @@ def run_rule_experiment(
             seed,
             [scenario.search.searcher],
             is_head,
+            per_user,
         )
         test = evaluate_full(plain, split, "test", scenario.eval, is_head).means()
         metrics = {k: test[k] for k in reported_keys(scenario)}
@@ -224,6 +240,7 @@ def run_rule_experiment(
     return {
         "rows": rows,
         "estimator": report,
+        "users": per_user,
         "checkpoint": {
             "estimator": estimator.state_dict(),
             "popularity": torch.from_numpy(split.item_popularity()),

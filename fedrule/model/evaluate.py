@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable
 import numpy as np
 import torch
 
-from fedrule.metrics import MetricSums, ranking_sums
+from fedrule.metrics import MetricSums, ranking_sums, ranks_of_relevant, row_values_from_ranks
 
 ScoreFn = Callable[[torch.Tensor], torch.Tensor]
 """``score_fn(users) -> scores`` of every item for each user (rows x n_items)."""
@@ -53,3 +53,36 @@ def evaluate_ranking(
                 scores[rows, items] = float("-inf")
             total = total + ranking_sums(scores, rel_rows, rel_items, ks, item_is_head)
     return total
+
+
+def user_values(
+    score_fn: ScoreFn,
+    split: object,
+    *,
+    target: str,
+    key: str,
+    batch_users: int = 1024,
+) -> np.ndarray:
+    """One metric (``key``: a plain cut-off metric such as ``ndcg@20``) of ``score_fn`` for every
+    user of the split, ranked as ``evaluate_ranking`` ranks; NaN for a user with nothing to
+    rank in ``split.<target>``. Its mean over the users with a value is ``evaluate_ranking``'s."""
+    k = int(key.partition("@")[2])
+    relevant = getattr(split, target)
+    excluded = [split.train] + ([split.valid] if target == "test" else [])
+    n_users = split.n_users
+    out = np.full(n_users, np.nan)
+    with torch.no_grad():
+        for start in range(0, n_users, batch_users):
+            stop = min(start + batch_users, n_users)
+            rel_rows, rel_items = csr_pairs(relevant.indptr, relevant.items, start, stop)
+            if rel_rows.numel() == 0:
+                continue
+            scores = score_fn(torch.arange(start, stop)).clone()
+            for part in excluded:
+                rows, items = csr_pairs(part.indptr, part.items, start, stop)
+                scores[rows, items] = float("-inf")
+            ranks = ranks_of_relevant(scores, rel_rows, rel_items)
+            values, has = row_values_from_ranks(ranks, rel_rows, stop - start, [k])
+            part_out = values[key].double().numpy()
+            out[start:stop] = np.where(has.numpy(), part_out, np.nan)
+    return out

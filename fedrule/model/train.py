@@ -21,7 +21,7 @@ import torch
 from fedrule.errors import FedruleError
 from fedrule.metrics import MetricSums
 from fedrule.model.elastic import ElasticLayout
-from fedrule.model.evaluate import evaluate_ranking
+from fedrule.model.evaluate import evaluate_ranking, user_values
 from fedrule.model.mf import ElasticMF, configured_scores
 from fedrule.model.negatives import NegativeSampler, popularity_weights
 from fedrule.model.objective import ConfigWeights, Objective, StepResult, objective_step
@@ -170,5 +170,26 @@ def evaluate_full(
         target=target,
         ks=evaluation.ks,
         item_is_head=item_is_head if head else None,
+        batch_users=evaluation.batch_users,
+    )
+
+
+def evaluate_users(
+    model: ElasticMF,
+    split: object,
+    target: str,
+    evaluation: EvalConfig,
+    *,
+    item_weights: torch.Tensor | None = None,
+) -> np.ndarray:
+    """``evaluation.metric`` of every user (NaN without a ``target`` item), ranked as
+    ``evaluate_full`` ranks: what a paired comparison with a fleet's devices needs."""
+    model.eval()
+    table, users = model.item.detach(), model.user.detach()
+    return user_values(
+        lambda rows: configured_scores(users[rows], table, item_weights),
+        split,
+        target=target,
+        key=evaluation.metric,
         batch_users=evaluation.batch_users,
     )

@@ -44,6 +44,8 @@ class Seed:
     estimator: dict = field(default_factory=dict)
     seconds: float = float("nan")
     audit_test: dict[str, float] = field(default_factory=dict)  # the test-rank attack
+    devices: list[dict] = field(default_factory=list)  # federated: devices-seed<N>.csv
+    users: list[dict] = field(default_factory=list)  # centralised RULE: users-seed<N>.csv
 
 
 @dataclass
@@ -169,7 +171,7 @@ def _read_seeds(run: Path) -> list[Seed]:
         seed.seconds = float(data.get("seconds", data.get("train_seconds", float("nan"))) or 0)
         if engine == "federated":
             seed.rounds = _read_csv(run / f"rounds-seed{name}.csv")
-            devices = _read_csv(run / f"devices-seed{name}.csv")
+            devices = seed.devices = _read_csv(run / f"devices-seed{name}.csv")
             keys = list(metrics.get("test", {}))
             order = [str(t["tier"]) for t in metrics.get("tiers", [])]  # the fleet's order
             order += [str(d["tier"]) for d in devices]
@@ -186,6 +188,8 @@ def _read_seeds(run: Path) -> list[Seed]:
         else:
             seed.test = {k: float(v) for k, v in (data.get("test") or {}).items() if v is not None}
             seed.rows = data.get("rows") or []
+            users = run / f"users-seed{name}.csv"
+            seed.users = _read_csv(users) if users.is_file() else []
         out.append(seed)
     return out
 
@@ -713,6 +717,13 @@ def write_report(folders: list[Path], out: Path) -> list[Path]:
     columns = [c for c in columns if any(r.get(c) is not None for r in summary)]
     written.append(_write(out / "summary.csv", csv_text(summary, columns)))
     written.append(_write(out / "summary.md", markdown_table(summary, columns)))
+    from fedrule.report.paired import paired_columns, paired_rows
+
+    paired = paired_rows(groups)
+    if paired:
+        pcols = paired_columns(metric)
+        written.append(_write(out / "paired.csv", csv_text(paired, pcols)))
+        written.append(_write(out / "paired.md", markdown_table(paired, pcols)))
     memory = memory_rows(groups)
     if memory:
         mcols = ["series", "point", "bytes", metric, f"{metric}_std"]
@@ -755,8 +766,18 @@ def write_report(folders: list[Path], out: Path) -> list[Path]:
         else:
             written.append(path)
             images.append(name)
-    written.append(_write(out / "report.md", _index(groups, summary, columns, images, notes)))
+    extra = [_PAIRED_HEAD, markdown_table(paired, paired_columns(metric))] if paired else []
+    index = _index(groups, summary, columns, images, notes, extra)
+    written.append(_write(out / "report.md", index))
     return written
+
+
+_PAIRED_HEAD = (
+    "## Against centralised RULE on the same devices\n\n"
+    "Each tier against centralised RULE's configuration of its budget on the tier's own "
+    "devices (`ratio`), and its configuration on every device against the centralised one on "
+    "every user (`every_device_ratio`); mean ± spread over the fleet's seeds.\n"
+)
 
 
 def _write(path: Path, text: str) -> Path:
@@ -770,6 +791,7 @@ def _index(
     columns: list[str],
     images: list[str],
     notes: list[str],
+    extra: tuple[str, ...] | list[str] = (),
 ) -> str:
     lines = ["# fedrule report", ""]
     for group in groups:
@@ -780,6 +802,7 @@ def _index(
         "## Test metrics (mean ± spread over seeds)",
         "",
         markdown_table(summary, columns),
+        *extra,
     ]
     for name in images:
         lines += [f"![{name}]({name})", ""]

@@ -187,6 +187,13 @@ def _save_centralized_seed(
     run: RunDir, scenario: Scenario, result: SeedResult, split: object
 ) -> None:
     run.write_text(f"history-seed{result.seed}.csv", csv_text(result.train.history))
+    per_user = result.extra.get("users")
+    if per_user:  # the searched configurations' test metric per user (paired comparisons)
+        rows = [{"user_id": str(u)} for u in split.user_ids]
+        for column, values in per_user.items():
+            for row, value in zip(rows, values, strict=True):
+                row[column] = value
+        run.write_text(f"users-seed{result.seed}.csv", csv_text(rows))
     torch.save(
         {
             "kind": "centralized",

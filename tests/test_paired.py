@@ -1,0 +1,117 @@
+"""Per-user test metrics, and fleet tiers set against centralised RULE on the same devices."""
+
+import math
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from fedrule.data.split import UserItems
+from fedrule.model.evaluate import evaluate_ranking, user_values
+from fedrule.report.compare import Group, Seed
+from fedrule.report.paired import paired_columns, paired_rows, reference_by_user
+
+
+def items(rows: list[list[int]]) -> UserItems:
+    users = np.repeat(np.arange(len(rows)), [len(r) for r in rows])
+    return UserItems.from_coo(users, np.array([i for r in rows for i in r]), len(rows))
+
+
+def test_user_values_hand_computed_and_their_mean_is_the_evaluation():
+    # 3 users, 5 items scored 4, 3, 2, 1, 0 for every user (item 0 first).
+    split = SimpleNamespace(
+        n_users=3,
+        train=items([[0], [], [1]]),
+        valid=items([[1], [], []]),
+        test=items([[2], [4], []]),
+    )
+    scores = torch.tensor([4.0, 3.0, 2.0, 1.0, 0.0]).repeat(3, 1)
+
+    def score(rows):
+        return scores[rows]
+
+    got = user_values(score, split, target="test", key="ndcg@2", batch_users=2)
+    # user 0: items 0 (train) and 1 (valid) excluded, item 2 ranks first: NDCG 1.
+    # user 1: item 4 ranks fifth: outside the top 2. user 2: no test item.
+    assert got[:2] == pytest.approx([1.0, 0.0]) and math.isnan(got[2])
+    recall = user_values(score, split, target="test", key="recall@5")
+    assert recall[:2] == pytest.approx([1.0, 1.0])
+    ndcg5 = user_values(score, split, target="test", key="ndcg@5")
+    assert ndcg5[1] == pytest.approx(1 / math.log2(6))  # rank 4 (0-based): 1 / log2(4 + 2)
+    expected = evaluate_ranking(score, split, target="test", ks=[5], item_is_head=None)
+    assert np.nanmean(ndcg5) == pytest.approx(expected.means()["ndcg@5"])
+
+
+def fleet_group(devices_per_seed: list[list[dict]], every: list[dict] | None = None) -> Group:
+    group = Group("fleet", {"engine": {"kind": "federated"}, "eval": {"metric": "ndcg@20"}})
+    for index, devices in enumerate(devices_per_seed):
+        seed = Seed(index, "federated", devices=devices)
+        seed.tiers = {d["tier"]: {} for d in devices} | {"all": {}}
+        seed.budgets = {d["tier"]: float(d["budget_bytes"]) for d in devices}
+        for tier, value in (every[index] if every else {}).items():
+            seed.tiers[tier]["ndcg@20_every_device"] = value
+        group.seeds.append(seed)
+    group.runs.append(Path("fleet"))
+    return group
+
+
+def central_group(per_seed: list[dict[str, dict[int, float]]]) -> Group:
+    group = Group("central", {"eval": {"metric": "ndcg@20"}})
+    for index, by_user in enumerate(per_seed):
+        users = [
+            {"user_id": u, **{f"rule ndcg@20 {b}": v for b, v in values.items()}}
+            for u, values in by_user.items()
+        ]
+        group.seeds.append(Seed(index, "centralized", users=users))
+    return group
+
+
+def device(user, tier, budget, value, evaluated="True"):
+    row = {"user_id": user, "tier": tier, "budget_bytes": budget, "ndcg@20": value}
+    return row | {"evaluated": evaluated}
+
+
+def test_tiers_are_set_against_the_reference_on_their_own_devices():
+    central = central_group(
+        [
+            {"a": {10: 0.2, 20: 0.4}, "b": {10: 0.0, 20: 0.2}, "c": {10: 0.4, 20: 0.6}},
+            {"a": {10: 0.4, 20: 0.4}, "b": {10: 0.0, 20: 0.2}, "c": {10: 0.4, 20: 0.6}},
+        ]
+    )
+    assert reference_by_user(central)[10] == pytest.approx({"a": 0.3, "b": 0.0, "c": 0.4})
+    seed0 = [device("a", "small", 10, 0.1), device("b", "small", 10, 0.2)]
+    seed0.append(device("c", "big", 20, 0.3))
+    # seed 1 draws other tiers; device c is not evaluated (no test item)
+    seed1 = [device("a", "big", 20, 0.2), device("b", "small", 10, 0.1)]
+    seed1.append(device("c", "small", 10, 0.9, evaluated="False"))
+    fleet = fleet_group(
+        [seed0, seed1],
+        every=[{"small": 0.1, "big": 0.45}, {"small": 0.35, "big": 0.3}],
+    )
+    rows = {r["tier"]: r for r in paired_rows([fleet, central])}
+    small, big, every = rows["small"], rows["big"], rows["all"]
+    # small, seed 0: fleet (0.1 + 0.2) / 2 = 0.15 against (0.3 + 0.0) / 2 = 0.15: ratio 1;
+    # seed 1: fleet 0.1 on b against 0.0: no ratio (NaN) -- only seed 0's counts.
+    assert small["ndcg@20"] == pytest.approx((0.15 + 0.1) / 2)
+    assert small["reference_ndcg@20"] == pytest.approx((0.15 + 0.0) / 2)
+    assert small["ratio"] == pytest.approx(1.0) and small["budget_bytes"] == 10
+    # big, seed 0: 0.3 against 0.6 on c; seed 1: 0.2 against 0.4 on a: 0.5 in both.
+    assert big["ratio"] == pytest.approx(0.5) and big["ratio_std"] == pytest.approx(0.0)
+    # every device: the tier's figure on every device against the reference's mean over all
+    # users at its budget (10: (0.3 + 0 + 0.4) / 3, 20: (0.4 + 0.2 + 0.6) / 3).
+    assert small["every_device_ratio"] == pytest.approx((0.1 / (0.7 / 3) + 0.35 / (0.7 / 3)) / 2)
+    assert big["every_device_ratio"] == pytest.approx((0.45 / 0.4 + 0.3 / 0.4) / 2)
+    # all: each device against its own budget; seed 0: 0.6 / 3 against (0.3 + 0 + 0.6) / 3
+    assert every["ratio"] == pytest.approx((0.6 / 0.9 + 0.3 / 0.4) / 2)
+    assert every["budget_bytes"] is None and every["seeds"] == 2
+    assert set(paired_columns("ndcg@20")) >= set(small)
+
+
+def test_a_tier_whose_budget_the_reference_lacks_is_left_out():
+    central = central_group([{"a": {10: 0.2}, "b": {10: 0.1}}])
+    fleet = fleet_group([[device("a", "small", 10, 0.1), device("b", "big", 20, 0.3)]])
+    rows = paired_rows([fleet, central])
+    assert [r["tier"] for r in rows] == ["small"]
+    assert paired_rows([fleet]) == [] and paired_rows([central]) == []
