@@ -1,5 +1,6 @@
 """Per-user test metrics, and fleet tiers set against centralised RULE on the same devices."""
 
+import csv
 import math
 from pathlib import Path
 from types import SimpleNamespace
@@ -115,3 +116,32 @@ def test_a_tier_whose_budget_the_reference_lacks_is_left_out():
     rows = paired_rows([fleet, central])
     assert [r["tier"] for r in rows] == ["small"]
     assert paired_rows([fleet]) == [] and paired_rows([central]) == []
+
+
+@pytest.mark.slow
+def test_report_pairs_a_real_fleet_with_centralised_rule_on_the_same_data(tmp_path):
+    from fedrule.cli import main
+    from fedrule.report.run import run_scenario
+    from fedrule.scenario import scenario_from_dict
+    from tests.fleets import fleet_scenario
+
+    raw = fleet_scenario()
+    raw["engine"]["transport"] = "inprocess"
+    fleet_run = run_scenario(scenario_from_dict(raw), tmp_path / "runs")
+    central = {k: v for k, v in fleet_scenario().items() if k not in ("fleet", "federated")}
+    central |= {"name": "central", "engine": {"kind": "centralized"}}
+    central["train"] |= {"epochs": 2, "batch_size": 64}
+    central["search"] |= {"budgets": [0.4, 1], "compare": []}
+    central["references"] = {"plain": False, "retrained": False}
+    run_scenario(scenario_from_dict(central), tmp_path / "runs")
+    out = tmp_path / "report"
+    assert main(["report", str(tmp_path / "runs"), "--out", str(out)]) == 0
+    with open(out / "paired.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [r["tier"] for r in rows] == ["small", "large", "all"]
+    with open(fleet_run / "tiers.csv") as fh:
+        tiers = {r["tier"]: r for r in csv.DictReader(fh)}
+    for row in rows:
+        assert float(row["ndcg@10"]) == pytest.approx(float(tiers[row["tier"]]["ndcg@10"]))
+        assert float(row["reference_ndcg@10"]) > 0 and float(row["ratio"]) > 0
+    assert "same devices" in (out / "report.md").read_text()
