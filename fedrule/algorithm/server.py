@@ -363,7 +363,9 @@ class FleetServer:
 
     def _verified(self, found: dict[int, SearchResult]) -> dict[int, SearchResult]:
         """Each budget's best candidate by real validation quality (``search.verify``)."""
-        configs = verify.candidates(self.codec, found, self._start_configs(found))
+        configs = verify.candidates(
+            self.codec, found, self._start_configs(found), popularity=self.popularity
+        )
         search = self.scenario.search
         devices = verify_devices(
             self.seed,

@@ -114,7 +114,7 @@ def searched_rows(
     if scenario.search.verify:  # each budget's best measured candidate, on every valid user
         users = np.flatnonzero(np.diff(split.valid.indptr) > 0)
         for name, results in found.items():
-            configs = verify.candidates(layout, results)
+            configs = verify.candidates(layout, results, popularity=split.item_popularity())
             measured = measure(model, split, layout, scenario, configs, users)
             found[name] = verify.choose(layout, results, configs, measured, estimator)
     rows = []
