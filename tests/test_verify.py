@@ -1,6 +1,6 @@
-"""search.verify: candidates are each budget's searched and largest uniform configuration; each
-budget takes the best measured candidate that fits, so measured quality never falls with the
-budget."""
+"""search.verify: candidates are each budget's searched and largest uniform configuration and
+its popularity fit; each budget takes the best measured candidate that fits, so measured quality
+never falls with the budget."""
 
 import numpy as np
 
@@ -30,6 +30,29 @@ def test_candidates_are_searched_and_uniform_without_repeats():
     assert len(got) == 3  # the large budget's uniform configuration is the searched one
     for config, want in zip(got, expected, strict=True):
         np.testing.assert_array_equal(config, want)
+
+
+def test_the_popularity_fit_is_a_candidate_and_wins_where_it_measures_best():
+    layout = _layout()
+    tail_heavy, large = [[1, 0], [1, 1]], [[1, 1], [1, 1]]  # group 0 holds the popular items
+    found = _found(layout, [tail_heavy, large])
+    got = verify.candidates(layout, found, popularity=np.array([9, 9, 1, 1]))
+    # at the small budget (3 blocks of 2 items): searched, uniform (1 block each), and the
+    # popularity fit, 2 blocks for the popular group and the minimum of 1 for the other
+    head_heavy = np.array([[1, 1], [1, 0]], bool)
+    assert len(got) == 4
+    np.testing.assert_array_equal(got[2], head_heavy)
+    np.testing.assert_array_equal(got[3], np.array(large, bool))
+    assert layout.memory_bytes(head_heavy) == layout.memory_bytes(np.array(tail_heavy, bool))
+    chosen = verify.choose(
+        layout, found, got, np.array([0.1, 0.05, 0.2, 0.15]), lambda c: np.zeros(len(c))
+    )
+    small, big = sorted(chosen)
+    np.testing.assert_array_equal(chosen[small].config, head_heavy)
+    np.testing.assert_array_equal(chosen[big].config, head_heavy)  # measured above the full one
+    # the trained configuration (budgeted mode) is not measured twice when it is the same one
+    again = verify.candidates(layout, found, {small: head_heavy}, popularity=np.array([9, 9, 1, 1]))
+    assert len(again) == 4
 
 
 def test_each_budget_takes_the_best_measured_candidate_that_fits():
