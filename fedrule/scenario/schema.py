@@ -261,8 +261,8 @@ class SearchConfig:
     )
 
     verify: bool = doc(
-        "(bool) measure each budget's searched configuration and its largest uniform one on "
-        "validation items (federated: one more labelling, by the devices search.verify_on "
+        "(bool) measure each budget's searched configuration, its largest uniform one and its "
+        "popularity fit on validation items (federated: one more labelling, by the devices search.verify_on "
         "names; centralised: every user's) and use the best measured candidate that fits: "
         "guards against the estimator's over-predictions",
         True,
