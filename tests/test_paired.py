@@ -8,6 +8,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fedrule.data.split import UserItems
 from fedrule.model.evaluate import evaluate_ranking, user_values
@@ -145,3 +147,32 @@ def test_report_pairs_a_real_fleet_with_centralised_rule_on_the_same_data(tmp_pa
         assert float(row["ndcg@10"]) == pytest.approx(float(tiers[row["tier"]]["ndcg@10"]))
         assert float(row["reference_ndcg@10"]) > 0 and float(row["ratio"]) > 0
     assert "same devices" in (out / "report.md").read_text()
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    values=st.lists(st.floats(0.01, 1.0), min_size=2, max_size=12),
+    scale=st.floats(0.1, 2.0),
+    seeds=st.integers(1, 3),
+    data=st.data(),
+)
+def test_a_fleet_scaling_the_reference_has_that_ratio_in_every_tier(values, scale, seeds, data):
+    users = [f"u{i}" for i in range(len(values))]
+    central = central_group([{u: {10: v, 20: 2 * v} for u, v in zip(users, values, strict=True)}])
+    runs = []
+    for _ in range(seeds):
+        tiers = data.draw(
+            st.lists(st.sampled_from(["s", "b"]), min_size=len(users), max_size=len(users))
+        )
+        runs.append(
+            [
+                device(u, t, 10 if t == "s" else 20, scale * v * (1 if t == "s" else 2))
+                for u, v, t in zip(users, values, tiers, strict=True)
+            ]
+        )
+    rows = paired_rows([fleet_group(runs), central])
+    assert rows and rows[-1]["tier"] == "all"
+    for row in rows:
+        assert row["ratio"] == pytest.approx(scale) and row["ratio_std"] == pytest.approx(
+            0, abs=1e-9
+        )
