@@ -118,6 +118,8 @@ def test_a_tier_whose_budget_the_reference_lacks_is_left_out():
     rows = paired_rows([fleet, central])
     assert [r["tier"] for r in rows] == ["small"]
     assert paired_rows([fleet]) == [] and paired_rows([central]) == []
+    central.scenario["data"] = {"source": "ml-1m"}  # another split: nothing is paired
+    assert paired_rows([fleet, central]) == []
 
 
 @pytest.mark.slow

@@ -44,7 +44,8 @@ def reference_by_user(group: Group, method: str = "rule") -> dict[int, dict[str,
 def paired_rows(groups: list[Group]) -> list[dict]:
     """Per federated group, centralised reference group and tier (and ``all``): the fleet's
     metric on the tier's devices, the reference on the same devices, and their ratio (mean and
-    spread over the fleet's seeds); tiers whose budget the reference lacks are left out."""
+    spread over the fleet's seeds); only references with the same ``data`` section, and tiers
+    whose budget the reference holds."""
     references = [
         (g, reference_by_user(g))
         for g in groups
@@ -54,8 +55,9 @@ def paired_rows(groups: list[Group]) -> list[dict]:
     for fleet in (g for g in groups if g.engine == "federated" and g.seeds[0].devices):
         metric = fleet.metric
         for ref_group, reference in references:
-            if not reference or ref_group.metric != metric:
-                continue
+            same_data = ref_group.scenario.get("data") == fleet.scenario.get("data")
+            if not reference or ref_group.metric != metric or not same_data:
+                continue  # users and budgets are only comparable on the same split
             rows += _fleet_rows(fleet, ref_group.label, reference, metric)
     return rows
 

@@ -262,8 +262,9 @@ class SearchConfig:
 
     verify: bool = doc(
         "(bool) measure each budget's searched configuration, its largest uniform one and its "
-        "popularity fit on validation items (federated: one more labelling, by the devices search.verify_on "
-        "names; centralised: every user's) and use the best measured candidate that fits: "
+        "popularity fit on validation items (federated: one more labelling, by the devices "
+        "search.verify_on names; centralised: every user's) and use the best measured candidate "
+        "that fits: "
         "guards against the estimator's over-predictions",
         True,
     )
