@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -23,6 +24,37 @@ def csr_pairs(
     return torch.from_numpy(rows), torch.from_numpy(np.asarray(items[lo:hi], dtype=np.int64))
 
 
+@dataclass(frozen=True)
+class _Batch:
+    """Users ``start..stop-1`` scored, their excluded items at ``-inf``, and their relevant
+    (row, item) pairs (rows counted from ``start``)."""
+
+    start: int
+    stop: int
+    scores: torch.Tensor
+    rel_rows: torch.Tensor
+    rel_items: torch.Tensor
+
+
+def _batches(score_fn: ScoreFn, split: object, target: str, batch_users: int) -> Iterator[_Batch]:
+    """The scored batches of users with a ``target`` item ('valid' or 'test'). Excluded from the
+    ranking: the user's training items, and at test time its validation items."""
+    relevant = getattr(split, target)
+    excluded = [split.train] + ([split.valid] if target == "test" else [])
+    n_users = split.n_users
+    with torch.no_grad():
+        for start in range(0, n_users, batch_users):
+            stop = min(start + batch_users, n_users)
+            rel_rows, rel_items = csr_pairs(relevant.indptr, relevant.items, start, stop)
+            if rel_rows.numel() == 0:
+                continue
+            scores = score_fn(torch.arange(start, stop)).clone()
+            for part in excluded:
+                rows, items = csr_pairs(part.indptr, part.items, start, stop)
+                scores[rows, items] = float("-inf")
+            yield _Batch(start, stop, scores, rel_rows, rel_items)
+
+
 def evaluate_ranking(
     score_fn: ScoreFn,
     split: object,
@@ -37,21 +69,9 @@ def evaluate_ranking(
     Excluded from the ranking: the user's training items, and at test time its validation items.
     """
     ks = list(ks)
-    relevant = getattr(split, target)
-    excluded = [split.train] + ([split.valid] if target == "test" else [])
     total = MetricSums()
-    n_users = split.n_users
-    with torch.no_grad():
-        for start in range(0, n_users, batch_users):
-            stop = min(start + batch_users, n_users)
-            rel_rows, rel_items = csr_pairs(relevant.indptr, relevant.items, start, stop)
-            if rel_rows.numel() == 0:
-                continue
-            scores = score_fn(torch.arange(start, stop)).clone()
-            for part in excluded:
-                rows, items = csr_pairs(part.indptr, part.items, start, stop)
-                scores[rows, items] = float("-inf")
-            total = total + ranking_sums(scores, rel_rows, rel_items, ks, item_is_head)
+    for b in _batches(score_fn, split, target, batch_users):
+        total = total + ranking_sums(b.scores, b.rel_rows, b.rel_items, ks, item_is_head)
     return total
 
 
@@ -67,22 +87,9 @@ def user_values(
     user of the split, ranked as ``evaluate_ranking`` ranks; NaN for a user with nothing to
     rank in ``split.<target>``. Its mean over the users with a value is ``evaluate_ranking``'s."""
     k = int(key.partition("@")[2])
-    relevant = getattr(split, target)
-    excluded = [split.train] + ([split.valid] if target == "test" else [])
-    n_users = split.n_users
-    out = np.full(n_users, np.nan)
-    with torch.no_grad():
-        for start in range(0, n_users, batch_users):
-            stop = min(start + batch_users, n_users)
-            rel_rows, rel_items = csr_pairs(relevant.indptr, relevant.items, start, stop)
-            if rel_rows.numel() == 0:
-                continue
-            scores = score_fn(torch.arange(start, stop)).clone()
-            for part in excluded:
-                rows, items = csr_pairs(part.indptr, part.items, start, stop)
-                scores[rows, items] = float("-inf")
-            ranks = ranks_of_relevant(scores, rel_rows, rel_items)
-            values, has = row_values_from_ranks(ranks, rel_rows, stop - start, [k])
-            part_out = values[key].double().numpy()
-            out[start:stop] = np.where(has.numpy(), part_out, np.nan)
+    out = np.full(split.n_users, np.nan)
+    for b in _batches(score_fn, split, target, batch_users):
+        ranks = ranks_of_relevant(b.scores, b.rel_rows, b.rel_items)
+        values, has = row_values_from_ranks(ranks, b.rel_rows, b.stop - b.start, [k])
+        out[b.start : b.stop] = np.where(has.numpy(), values[key].double().numpy(), np.nan)
     return out

@@ -162,10 +162,8 @@ def evaluate_full(
     item_weights: torch.Tensor | None = None,
 ) -> MetricSums:
     """Full-ranking metrics of ``model`` (optionally under a configuration's item weights)."""
-    model.eval()
-    table, users = model.item.detach(), model.user.detach()
     return evaluate_ranking(
-        lambda rows: configured_scores(users[rows], table, item_weights),
+        _scorer(model, item_weights),
         split,
         target=target,
         ks=evaluation.ks,
@@ -184,12 +182,16 @@ def evaluate_users(
 ) -> np.ndarray:
     """``evaluation.metric`` of every user (NaN without a ``target`` item), ranked as
     ``evaluate_full`` ranks: what a paired comparison with a fleet's devices needs."""
+    scorer = _scorer(model, item_weights)
+    return user_values(
+        scorer, split, target=target, key=evaluation.metric, batch_users=evaluation.batch_users
+    )
+
+
+def _scorer(
+    model: ElasticMF, item_weights: torch.Tensor | None
+) -> Callable[[torch.Tensor], torch.Tensor]:
+    """Scores of every item for a batch of users (the model switched to evaluation)."""
     model.eval()
     table, users = model.item.detach(), model.user.detach()
-    return user_values(
-        lambda rows: configured_scores(users[rows], table, item_weights),
-        split,
-        target=target,
-        key=evaluation.metric,
-        batch_users=evaluation.batch_users,
-    )
+    return lambda rows: configured_scores(users[rows], table, item_weights)
