@@ -745,16 +745,21 @@ STUDIES = (
         "RULE itself at 1/4 and above: 0.0532 / 0.0531 / 0.0531 against 0.0515 / 0.0516 / 0.0516 "
         "without the candidate (in seeds 0 and 2 it is chosen at 1/4, in every seed at 1/2 and "
         "1), with tail NDCG@20 0.022-0.024 at 1/2 and 1.",
-        (
-            "sweep scenarios/ml1m-rule-centralized.yaml --grid train.sampling=sandwich "
-            "--seeds 0,1,2 --set references.plain=false --set references.retrained=false "
-            "--set 'search.compare=[]' --out {out}",
-            "sweep scenarios/ml1m-fleet.yaml --grid train.lambda_div=0 --seeds 0,1,2 --out {out}",
-            "sweep scenarios/ml1m-fleet.yaml --grid train.lambda_div=0.01 "
-            "--set federated.mode=budgeted --set federated.refit_every=0 "
-            "--set federated.start_config=popularity --set search.verify_per_budget=true "
-            "--set train.negatives=4 --set federated.personalize_epochs=1 "
-            "--set train.sampling=sandwich --seeds 0,1,2 --out {out}",
+        tuple(
+            command.format(seeds=seeds)
+            for seeds in ("0,1,2", "3,4")  # seeds 3 and 4 were added later, in their own sweeps
+            for command in (
+                "sweep scenarios/ml1m-rule-centralized.yaml --grid train.sampling=sandwich "
+                "--seeds {seeds} --set references.plain=false --set references.retrained=false "
+                "--set 'search.compare=[]' --out {{out}}",
+                "sweep scenarios/ml1m-fleet.yaml --grid train.lambda_div=0 --seeds {seeds} "
+                "--out {{out}}",
+                "sweep scenarios/ml1m-fleet.yaml --grid train.lambda_div=0.01 "
+                "--set federated.mode=budgeted --set federated.refit_every=0 "
+                "--set federated.start_config=popularity --set search.verify_per_budget=true "
+                "--set train.negatives=4 --set federated.personalize_epochs=1 "
+                "--set train.sampling=sandwich --seeds {seeds} --out {{out}}",
+            )
         ),
         ("paired.csv",),
         ("tiers.png",),
@@ -831,14 +836,17 @@ def run_study(study: Study) -> None:
 
 
 def _same_grid(sweep: Path, args: list[str]) -> bool:
-    """Was the sweep folder made by this command (same grid keys and values)?"""
+    """Was the sweep folder made by this command (same grid keys and values, and the same
+    seeds where the command names them)?"""
     try:
         plan = json.loads((sweep / "sweep.json").read_text(encoding="utf-8"))["plan"]
     except (OSError, ValueError, KeyError):
         return False
     grid = [f"{axis['key']}={','.join(axis['values'])}" for axis in plan["grid"]]
     asked = [args[i + 1] for i, a in enumerate(args[:-1]) if a == "--grid"]
-    return grid == asked
+    seeds = [args[i + 1] for i, a in enumerate(args[:-1]) if a == "--seeds"]
+    same_seeds = not seeds or [int(x) for x in seeds[-1].split(",")] == plan.get("seeds")
+    return grid == asked and same_seeds
 
 
 def _finished_run(out: Path, args: list[str]) -> bool:
