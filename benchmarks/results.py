@@ -721,7 +721,7 @@ STUDIES = (
     ),
     Study(
         "paired-reference",
-        "The ML-1M fleet against centralised RULE on the same devices (3 seeds)",
+        "The ML-1M fleet against centralised RULE on the same devices (5 seeds)",
         "Each tier of the ML-1M fleet against centralised RULE at its budget on the same "
         "devices (`paired.csv`). `scenarios/ml1m-rule-centralized.yaml` (RULE only, the "
         "sandwich, as `popular-sampling`) saves each user's test NDCG@20 under each budget's "
@@ -729,22 +729,23 @@ STUDIES = (
         "centralised seeds, on the devices each fleet seed drew into a tier. The fleets are "
         "`ml1m-fleet.yaml` in full mode with its defaults (labelled `sampling=popular`) and in "
         "budgeted mode as its header advises (`lambda_div-0.01`), both verifying each budget's "
-        "popularity fit besides its searched and uniform configurations. A tier's devices are "
-        "not average users: the centralised configurations score 0.0396 on the seeds' watches "
-        "against 0.0435 on every user, and 0.0556 on their TVs against 0.0531. Full mode keeps "
-        "91 / 97 / 98 / 92% of centralised RULE on each tier's own devices (1/16, 1/8, 1/4, 1; "
-        "spread 5-9% over seeds) and 94.7 / 96.1 / 96.1 / 95.5% on every device "
-        "(`every_device_ratio`), the more precise figure in full mode, where every device "
-        "trains the same way. The popularity fit won at 1/4 and 1 in seed 1 (every device "
-        "0.0528 at both, against 0.0515 and 0.0511 without it, `fleet-no-diversity`) and at 1/4 "
-        "in seed 2 (0.0510 against 0.0506); overall 0.0481 ± 0.0017 against 0.0479. Budgeted "
-        "mode, where a device's user vector knows only its tier's blocks, so that only its own "
-        "devices measure a tier: 95.5 / 88.1 / 88.7 / 95.0%, against 87 / 89 / 92 / 100% of the "
-        "all-user reference; its figures are those of the same command without the new "
-        "candidate, digit for digit, since its start configuration already was one. Centralised "
-        "RULE itself at 1/4 and above: 0.0532 / 0.0531 / 0.0531 against 0.0515 / 0.0516 / 0.0516 "
-        "without the candidate (in seeds 0 and 2 it is chosen at 1/4, in every seed at 1/2 and "
-        "1), with tail NDCG@20 0.022-0.024 at 1/2 and 1.",
+        "popularity fit besides its searched and uniform configurations. Seeds 0-4; centralised "
+        "RULE scores 0.0429 / 0.0502 / 0.0527 / 0.0529 at 1/16, 1/8, 1/4 and 1 over five seeds "
+        "(0.0435 / 0.0510 / 0.0532 / 0.0531 over seeds 0-2), and 0.0402 on the seeds' watches. "
+        "Full mode keeps 95.1 / 94.9 / 95.9 / 95.1% of it on every device "
+        "(`every_device_ratio`: the precise figure in full mode, where every device trains the "
+        "same way; over seeds 0-2 94.7 / 96.1 / 96.1 / 95.5%) and 95.0 / 93.9 / 98.4 / 92.9% on "
+        "each tier's own devices (spread 3-8% over seeds). The popularity fit won at 1/4 and 1 "
+        "in seed 1 (every device 0.0528 at both, against 0.0515 and 0.0511 without it, "
+        "`fleet-no-diversity`) and at 1/4 in seed 2 (0.0510 against 0.0506); seed 0 is the "
+        "same digit for digit. Budgeted mode, where a device's user vector knows only its "
+        "tier's blocks, so that only its own devices measure a tier: 101 / 89.2 / 88.6 / 91.7% "
+        "on the same devices, 95.0 / 92.2 / 90.3 / 93.1% of the all-user reference; its seeds "
+        "0-2 are those of the same command without the new candidate, digit for digit, since "
+        "its start configuration already was one. Centralised RULE itself at 1/4 and above, "
+        "seeds 0-2: 0.0532 / 0.0531 / 0.0531 against 0.0515 / 0.0516 / 0.0516 without the "
+        "candidate (in seeds 0 and 2 it is chosen at 1/4, in every seed at 1/2 and 1), with "
+        "tail NDCG@20 0.022-0.024 at 1/2 and 1.",
         tuple(
             command.format(seeds=seeds)
             for seeds in ("0,1,2", "3,4")  # seeds 3 and 4 were added later, in their own sweeps
