@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fedrule.data.split import UserItems
-from fedrule.model.evaluate import evaluate_ranking, user_values
+from fedrule.model.evaluate import evaluate_ranking, evaluate_ranking_users
 from fedrule.report.compare import Group, Seed
 from fedrule.report.paired import paired_columns, paired_rows, reference_by_user
 
@@ -35,13 +35,19 @@ def test_user_values_hand_computed_and_their_mean_is_the_evaluation():
     def score(rows):
         return scores[rows]
 
-    got = user_values(score, split, target="test", key="ndcg@2", batch_users=2)
+    def per_user(key):
+        _, values = evaluate_ranking_users(
+            score, split, target="test", ks=[2, 5], item_is_head=None, key=key, batch_users=2
+        )
+        return values
+
+    got = per_user("ndcg@2")
     # user 0: items 0 (train) and 1 (valid) excluded, item 2 ranks first: NDCG 1.
     # user 1: item 4 ranks fifth: outside the top 2. user 2: no test item.
     assert got[:2] == pytest.approx([1.0, 0.0]) and math.isnan(got[2])
-    recall = user_values(score, split, target="test", key="recall@5")
+    recall = per_user("recall@5")
     assert recall[:2] == pytest.approx([1.0, 1.0])
-    ndcg5 = user_values(score, split, target="test", key="ndcg@5")
+    ndcg5 = per_user("ndcg@5")
     assert ndcg5[1] == pytest.approx(1 / math.log2(6))  # rank 4 (0-based): 1 / log2(4 + 2)
     expected = evaluate_ranking(score, split, target="test", ks=[5], item_is_head=None)
     assert np.nanmean(ndcg5) == pytest.approx(expected.means()["ndcg@5"])

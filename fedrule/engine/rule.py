@@ -23,7 +23,7 @@ from fedrule.events import Events
 from fedrule.metrics import head_items
 from fedrule.model.elastic import HEADER, ElasticLayout
 from fedrule.model.mf import ElasticMF
-from fedrule.model.train import evaluate_full, evaluate_users
+from fedrule.model.train import evaluate_full, evaluate_full_users
 from fedrule.scenario.schema import Scenario
 from fedrule.search import customize, verify
 from fedrule.search.estimator import PerformanceEstimator
@@ -122,11 +122,14 @@ def searched_rows(
         for name in searchers:
             result = found[name][budget_bytes]
             weights = layout.item_weights(result.config)
-            test = evaluate_full(model, split, "test", scenario.eval, is_head, item_weights=weights)
-            if per_user is not None and name == scenario.search.searcher:
-                column = user_column(method, scenario.eval.metric, budget_bytes)
-                per_user[column] = evaluate_users(
-                    model, split, "test", scenario.eval, item_weights=weights
+            if per_user is not None and name == scenario.search.searcher:  # one ranking for both
+                test, values = evaluate_full_users(
+                    model, split, "test", scenario.eval, is_head, item_weights=weights
+                )
+                per_user[user_column(method, scenario.eval.metric, budget_bytes)] = values
+            else:
+                test = evaluate_full(
+                    model, split, "test", scenario.eval, is_head, item_weights=weights
                 )
             rows.append(
                 {

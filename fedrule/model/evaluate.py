@@ -8,7 +8,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from fedrule.metrics import MetricSums, ranking_sums, ranks_of_relevant, row_values_from_ranks
+from fedrule.metrics import (
+    MetricSums,
+    config_row_values,
+    config_sums_from_ranks,
+    ranks_of_relevant,
+)
 
 ScoreFn = Callable[[torch.Tensor], torch.Tensor]
 """``score_fn(users) -> scores`` of every item for each user (rows x n_items)."""
@@ -68,28 +73,35 @@ def evaluate_ranking(
 
     Excluded from the ranking: the user's training items, and at test time its validation items.
     """
-    ks = list(ks)
-    total = MetricSums()
-    for b in _batches(score_fn, split, target, batch_users):
-        total = total + ranking_sums(b.scores, b.rel_rows, b.rel_items, ks, item_is_head)
-    return total
+    sums, _ = evaluate_ranking_users(
+        score_fn, split, target=target, ks=ks, item_is_head=item_is_head, batch_users=batch_users
+    )
+    return sums
 
 
-def user_values(
+def evaluate_ranking_users(
     score_fn: ScoreFn,
     split: object,
     *,
     target: str,
-    key: str,
+    ks: Iterable[int],
+    item_is_head: torch.Tensor | None,
+    key: str | None = None,
     batch_users: int = 1024,
-) -> np.ndarray:
-    """One metric (``key``: a plain cut-off metric such as ``ndcg@20``) of ``score_fn`` for every
-    user of the split, ranked as ``evaluate_ranking`` ranks; NaN for a user with nothing to
-    rank in ``split.<target>``. Its mean over the users with a value is ``evaluate_ranking``'s."""
-    k = int(key.partition("@")[2])
-    out = np.full(split.n_users, np.nan)
+) -> tuple[MetricSums, np.ndarray | None]:
+    """``evaluate_ranking``'s sums and, with ``key`` (a plain cut-off metric such as
+    ``ndcg@20``), that metric of every user from the same ranks: NaN for a user with nothing to
+    rank in ``split.<target>``, so its mean over the other users is the sums' mean."""
+    ks = list(ks)
+    heads = None if item_is_head is None else item_is_head.numpy()
+    total = MetricSums()
+    out = None if key is None else np.full(split.n_users, np.nan)
     for b in _batches(score_fn, split, target, batch_users):
-        ranks = ranks_of_relevant(b.scores, b.rel_rows, b.rel_items)
-        values, has = row_values_from_ranks(ranks, b.rel_rows, b.stop - b.start, [k])
-        out[b.start : b.stop] = np.where(has.numpy(), values[key].double().numpy(), np.nan)
-    return out
+        ranks = ranks_of_relevant(b.scores, b.rel_rows, b.rel_items).numpy()[None]
+        rows, num_rows = b.rel_rows.numpy(), b.stop - b.start
+        sums = config_sums_from_ranks(ranks, rows, b.rel_items.numpy(), num_rows, ks, heads)
+        total = total + sums.for_config(0)
+        if out is not None:
+            values, has = config_row_values(ranks, rows, num_rows, [int(key.partition("@")[2])])
+            out[b.start : b.stop] = np.where(has, values[key][0], np.nan)
+    return total, out

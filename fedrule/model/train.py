@@ -21,7 +21,7 @@ import torch
 from fedrule.errors import FedruleError
 from fedrule.metrics import MetricSums
 from fedrule.model.elastic import ElasticLayout
-from fedrule.model.evaluate import evaluate_ranking, user_values
+from fedrule.model.evaluate import evaluate_ranking, evaluate_ranking_users
 from fedrule.model.mf import ElasticMF, configured_scores
 from fedrule.model.negatives import NegativeSampler, popularity_weights
 from fedrule.model.objective import ConfigWeights, Objective, StepResult, objective_step
@@ -172,20 +172,27 @@ def evaluate_full(
     )
 
 
-def evaluate_users(
+def evaluate_full_users(
     model: ElasticMF,
     split: object,
     target: str,
     evaluation: EvalConfig,
+    item_is_head: torch.Tensor | None,
     *,
     item_weights: torch.Tensor | None = None,
-) -> np.ndarray:
-    """``evaluation.metric`` of every user (NaN without a ``target`` item), ranked as
-    ``evaluate_full`` ranks: what a paired comparison with a fleet's devices needs."""
-    scorer = _scorer(model, item_weights)
-    return user_values(
-        scorer, split, target=target, key=evaluation.metric, batch_users=evaluation.batch_users
+) -> tuple[MetricSums, np.ndarray]:
+    """``evaluate_full``'s sums and, from the same ranking, ``evaluation.metric`` of every user
+    (NaN without a ``target`` item): what a paired comparison with a fleet's devices needs."""
+    sums, values = evaluate_ranking_users(
+        _scorer(model, item_weights),
+        split,
+        target=target,
+        ks=evaluation.ks,
+        item_is_head=item_is_head,
+        key=evaluation.metric,
+        batch_users=evaluation.batch_users,
     )
+    return sums, values
 
 
 def _scorer(

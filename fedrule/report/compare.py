@@ -27,7 +27,8 @@ import yaml
 from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
 
 from fedrule.errors import ConfigError
-from fedrule.report.tables import csv_text, mean_std
+from fedrule.report.paired import paired_columns, paired_rows
+from fedrule.report.tables import csv_text, evaluated_device, mean_std
 
 
 @dataclass
@@ -177,7 +178,7 @@ def _read_seeds(run: Path) -> list[Seed]:
             order += [str(d["tier"]) for d in devices]
             for tier in [*dict.fromkeys(t for t in order if t != "all"), "all"]:
                 rows = [d for d in devices if tier == "all" or d["tier"] == tier]
-                rows = [d for d in rows if str(d.get("evaluated", "True")) == "True"]
+                rows = [d for d in rows if evaluated_device(d)]
                 seed.tiers[tier] = {
                     k: float(np.nanmean([r[k] for r in rows])) if rows else math.nan for k in keys
                 }
@@ -717,8 +718,6 @@ def write_report(folders: list[Path], out: Path) -> list[Path]:
     columns = [c for c in columns if any(r.get(c) is not None for r in summary)]
     written.append(_write(out / "summary.csv", csv_text(summary, columns)))
     written.append(_write(out / "summary.md", markdown_table(summary, columns)))
-    from fedrule.report.paired import paired_columns, paired_rows
-
     paired = paired_rows(groups)
     if paired:
         pcols = paired_columns(metric)

@@ -17,11 +17,14 @@ from __future__ import annotations
 import math
 import re
 from collections import defaultdict
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from fedrule.report.compare import Group, Seed
-from fedrule.report.tables import mean_std
+from fedrule.report.tables import evaluated_device, mean_std
+
+if TYPE_CHECKING:  # compare imports this module to write the table
+    from fedrule.report.compare import Group, Seed
 
 _COLUMN = re.compile(r"^(?P<method>\S+) (?P<metric>\S+) (?P<bytes>\d+)$")
 
@@ -31,13 +34,18 @@ def reference_by_user(group: Group, method: str = "rule") -> dict[int, dict[str,
     the mean over its seeds that saved it."""
     values: dict[int, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     for seed in group.seeds:
+        if not seed.users:
+            continue
+        matches = [(c, _COLUMN.match(str(c))) for c in seed.users[0]]
+        budgets = {
+            c: int(m["bytes"])
+            for c, m in matches
+            if m and m["method"] == method and m["metric"] == group.metric
+        }
         for row in seed.users:
-            for column, value in row.items():
-                match = _COLUMN.match(str(column))
-                if not match or match["method"] != method or match["metric"] != group.metric:
-                    continue
-                if not _missing(value):
-                    values[int(match["bytes"])][str(row["user_id"])].append(float(value))
+            for column, budget in budgets.items():
+                if not _missing(row[column]):
+                    values[budget][str(row["user_id"])].append(float(row[column]))
     return {b: {u: float(np.mean(v)) for u, v in users.items()} for b, users in values.items()}
 
 
@@ -97,7 +105,7 @@ def _seed_pair(
     for device in seed.devices:
         if tier != "all" and device["tier"] != tier:
             continue
-        if str(device.get("evaluated", "True")) != "True" or _missing(device[metric]):
+        if not evaluated_device(device) or _missing(device[metric]):
             continue
         value = reference.get(int(device["budget_bytes"]), {}).get(str(device["user_id"]))
         if value is None:

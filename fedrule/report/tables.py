@@ -29,6 +29,12 @@ def _cell(value: object) -> object:
     return "" if value is None else value
 
 
+def evaluated_device(row: Mapping[str, object]) -> bool:
+    """Whether a row of a report's ``devices-seed<N>.csv`` was evaluated (rows without the
+    column, from older runs, count as evaluated)."""
+    return str(row.get("evaluated", "True")) == "True"
+
+
 def mean_std(values: Iterable[float]) -> tuple[float, float]:
     array = np.array([v for v in values if not np.isnan(v)], dtype=np.float64)
     if array.size == 0:
