@@ -7,7 +7,8 @@ which the groups differ (``dim=8, lr=0.05``), or by the scenario's name when the
 
 Files (each only when the runs hold its data): ``quality_vs_memory.png`` (+ ``.csv``/``.md``),
 ``tiers.png`` (+ ``.csv``/``.md``), ``curves.png``, ``traffic.png``, ``estimator.png``,
-``privacy.png``, ``audit.png`` (+ ``audit.csv``/``.md``), ``tradeoff.png`` (overall against tail
+``privacy.png``, ``audit.png`` (+ ``audit.csv``/``.md``), ``speed.csv``/``.md`` (rounds and
+seconds to 95% of the best validation), ``tradeoff.png`` (overall against tail
 quality per budget, for runs that differ in ``search.tail_weight``), ``summary.csv``/``summary.md``
 and ``report.md``, an index of them all.
 """
@@ -28,6 +29,7 @@ from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
 
 from fedrule.errors import ConfigError
 from fedrule.report.paired import paired_columns, paired_rows
+from fedrule.report.speed import speed_columns, speed_rows
 from fedrule.report.tables import csv_text, evaluated_device, mean_std
 
 
@@ -723,6 +725,11 @@ def write_report(folders: list[Path], out: Path) -> list[Path]:
         pcols = paired_columns(metric)
         written.append(_write(out / "paired.csv", csv_text(paired, pcols)))
         written.append(_write(out / "paired.md", markdown_table(paired, pcols)))
+    speed = speed_rows(groups)
+    if speed:
+        scols = speed_columns(metric)
+        written.append(_write(out / "speed.csv", csv_text(speed, scols)))
+        written.append(_write(out / "speed.md", markdown_table(speed, scols)))
     memory = memory_rows(groups)
     if memory:
         mcols = ["series", "point", "bytes", metric, f"{metric}_std"]
@@ -766,6 +773,8 @@ def write_report(folders: list[Path], out: Path) -> list[Path]:
             written.append(path)
             images.append(name)
     extra = [_PAIRED_HEAD, markdown_table(paired, paired_columns(metric))] if paired else []
+    if speed:
+        extra += [_SPEED_HEAD, markdown_table(speed, speed_columns(metric))]
     index = _index(groups, summary, columns, images, notes, extra)
     written.append(_write(out / "report.md", index))
     return written
@@ -776,6 +785,14 @@ _PAIRED_HEAD = (
     "Each tier against centralised RULE's configuration of its budget on the tier's own "
     "devices (`ratio`), and its configuration on every device against the centralised one on "
     "every user (`every_device_ratio`); mean ± spread over the fleet's seeds.\n"
+)
+
+_SPEED_HEAD = (
+    "## How fast validation rises\n\n"
+    "Per federated group: the best validation figure and its round, and the rounds and "
+    "training seconds until validation first reached 95% of the seed's own best (`_own`) and "
+    "of the best any group reached on the same fleet and seed (`_all`); mean ± spread over "
+    "the seeds that reached it.\n"
 )
 
 

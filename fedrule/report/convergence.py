@@ -6,6 +6,18 @@ import math
 from pathlib import Path
 
 
+def validation_points(rounds: list[dict], key: str) -> list[tuple[int, float, float]]:
+    """(round, training seconds until its end, value) of each round that recorded ``key``: the
+    seconds are the rounds' ``seconds`` summed, validated or not."""
+    elapsed, points = 0.0, []
+    for record in rounds:
+        elapsed += float(record.get("seconds", 0.0))
+        value = record.get(key)
+        if value is not None and not math.isnan(float(value)):
+            points.append((int(record["round"]), elapsed, float(value)))
+    return points
+
+
 def plot_convergence(
     rounds_per_seed: dict[int, list[dict]],
     metric: str,
@@ -16,16 +28,8 @@ def plot_convergence(
     ``reference`` (e.g. the centralised figure) is drawn as a dashed line. Returns False (and
     writes nothing) when no round was validated."""
     key = f"valid_{metric}"
-    series = {}
-    for seed, rounds in rounds_per_seed.items():
-        elapsed, points = 0.0, []
-        for record in rounds:
-            elapsed += float(record.get("seconds", 0.0))
-            value = record.get(key)
-            if value is not None and not math.isnan(float(value)):
-                points.append((int(record["round"]), elapsed, float(value)))
-        if points:
-            series[seed] = points
+    series = {seed: validation_points(rounds, key) for seed, rounds in rounds_per_seed.items()}
+    series = {seed: points for seed, points in series.items() if points}
     if not series:
         return False
     import matplotlib
