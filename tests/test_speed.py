@@ -72,8 +72,10 @@ def test_other_data_and_unvalidated_or_centralised_groups_are_not_compared():
     other = group("other", {0: rounds([0.50])}, data={"source": "ml-100k"})
     silent = group("silent", {0: rounds([None, None])})
     central = Group("central", {"eval": {"metric": "ndcg@20"}}, seeds=[Seed(0, "centralized")])
-    rows = by_label(speed_rows([ml, other, silent, central]))
-    assert set(rows) == {"ml", "other"}
+    fewer = group("fewer-labellers", {0: rounds([0.50])})
+    fewer.scenario["estimator"] = {"label_users": 100}  # validates on other devices
+    rows = by_label(speed_rows([ml, other, silent, central, fewer]))
+    assert set(rows) == {"ml", "other", "fewer-labellers"}
     assert rows["ml"]["reached_all"] == "1/1" and rows["ml"]["rounds_to_95_all"] == 1
 
 

@@ -791,8 +791,8 @@ _SPEED_HEAD = (
     "## How fast validation rises\n\n"
     "Per federated group: the best validation figure and its round, and the rounds and "
     "training seconds until validation first reached 95% of the seed's own best (`_own`) and "
-    "of the best any group reached on the same fleet and seed (`_all`); mean ± spread over "
-    "the seeds that reached it.\n"
+    "of the best any group reached on the same data, fleet, labelling devices and seed "
+    "(`_all`); mean ± spread over the seeds that reached it.\n"
 )
 
 

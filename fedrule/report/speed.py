@@ -6,9 +6,9 @@ seconds until its end, the rounds' ``seconds`` summed) at which validation reach
 ``SHARE`` of
 
 - the seed's own best (``*_own``): how soon the run has most of what it will get;
-- the best any group of the report reached on the same fleet, data and seed (``*_all``): how
-  soon it has most of what the best setting gets. Groups of one seed share their validation
-  users, so their curves compare point by point.
+- the best any group of the report reached on the same data, fleet, labelling devices and
+  seed (``*_all``): how soon it has most of what the best setting gets. Such groups validate
+  on the same users, so their curves compare point by point.
 
 Each figure is a mean ± spread over the seeds that reached the share; ``reached_all`` counts
 them.
@@ -92,7 +92,9 @@ def speed_rows(groups: list[Group], share: float = SHARE) -> list[dict]:
 
 
 def _comparable(group: Group) -> str:
-    """Groups with the same data, fleet and metric validate on the same users per seed."""
+    """Groups with the same data, fleet, labelling devices and metric validate on the same
+    users per seed."""
     scenario = group.scenario
-    parts = [scenario.get("data"), scenario.get("fleet"), group.metric]
+    label_users = (scenario.get("estimator") or {}).get("label_users")
+    parts = [scenario.get("data"), scenario.get("fleet"), label_users, group.metric]
     return json.dumps(parts, sort_keys=True, default=str)
