@@ -367,9 +367,22 @@ def ranking_sums(
     item) the head and tail buckets are reported too, each over the rows with a relevant item there.
     """
     ranks = ranks_of_relevant(scores, rel_rows, rel_items)
+    return sums_from_ranks(ranks, rel_rows, rel_items, scores.shape[0], ks, item_is_head)
+
+
+def sums_from_ranks(
+    ranks: torch.Tensor,
+    rel_rows: torch.Tensor,
+    rel_items: torch.Tensor,
+    num_rows: int,
+    ks: Iterable[int],
+    item_is_head: torch.Tensor | None = None,
+) -> MetricSums:
+    """``ranking_sums`` from the relevant pairs' ranks (``ranks_of_relevant``), for callers that
+    also need the ranks (per-row values, ``row_values_from_ranks``)."""
     heads = None if item_is_head is None else item_is_head.numpy()
     sums = config_sums_from_ranks(
-        ranks.numpy()[None], rel_rows.numpy(), rel_items.numpy(), scores.shape[0], ks, heads
+        ranks.numpy()[None], rel_rows.numpy(), rel_items.numpy(), num_rows, ks, heads
     )
     return sums.for_config(0)
 

@@ -8,12 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from fedrule.metrics import (
-    MetricSums,
-    config_row_values,
-    config_sums_from_ranks,
-    ranks_of_relevant,
-)
+from fedrule.metrics import MetricSums, ranks_of_relevant, row_values_from_ranks, sums_from_ranks
 
 ScoreFn = Callable[[torch.Tensor], torch.Tensor]
 """``score_fn(users) -> scores`` of every item for each user (rows x n_items)."""
@@ -93,15 +88,14 @@ def evaluate_ranking_users(
     ``ndcg@20``), that metric of every user from the same ranks: NaN for a user with nothing to
     rank in ``split.<target>``, so its mean over the other users is the sums' mean."""
     ks = list(ks)
-    heads = None if item_is_head is None else item_is_head.numpy()
     total = MetricSums()
     out = None if key is None else np.full(split.n_users, np.nan)
     for b in _batches(score_fn, split, target, batch_users):
-        ranks = ranks_of_relevant(b.scores, b.rel_rows, b.rel_items).numpy()[None]
-        rows, num_rows = b.rel_rows.numpy(), b.stop - b.start
-        sums = config_sums_from_ranks(ranks, rows, b.rel_items.numpy(), num_rows, ks, heads)
-        total = total + sums.for_config(0)
+        ranks = ranks_of_relevant(b.scores, b.rel_rows, b.rel_items)
+        num_rows = b.stop - b.start
+        total = total + sums_from_ranks(ranks, b.rel_rows, b.rel_items, num_rows, ks, item_is_head)
         if out is not None:
-            values, has = config_row_values(ranks, rows, num_rows, [int(key.partition("@")[2])])
-            out[b.start : b.stop] = np.where(has, values[key][0], np.nan)
+            k = int(key.partition("@")[2])
+            values, has = row_values_from_ranks(ranks, b.rel_rows, num_rows, [k])
+            out[b.start : b.stop] = np.where(has.numpy(), values[key].numpy(), np.nan)
     return total, out
