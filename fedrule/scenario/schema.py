@@ -473,7 +473,7 @@ class FederatedConfig:
         "(adam|rowwise-adam|sgd) a device's optimizer, fresh every round. adam: lazy, per touched "
         "row, so its first step moves every touched entry by local_lr; rowwise-adam: one second "
         "moment per item row (as row-wise Adagrad for embedding tables), so a row's blocks keep "
-        "their relative step sizes and the sub-configurations stay nested (README)",
+        "their relative step sizes and the sub-configurations stay nested (docs/results)",
         "adam",
     )
     local_lr: float = doc("(float) a device's learning rate", 0.01)

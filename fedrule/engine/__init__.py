@@ -1,0 +1,1 @@
+"""Runs a scenario's seed (centralised or federated); the only place that starts or joins Ray."""

@@ -1,0 +1,1 @@
+"""Run folders (written atomically), tables and plots: writes what the engine returns."""
