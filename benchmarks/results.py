@@ -24,7 +24,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from fedrule.report.compare import markdown_table
+from fedrule.report.tables import markdown_table
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNS = ROOT / "runs" / "results"

@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from fedrule.device.cohort import Rows
-from fedrule.device.local_train import LocalSpec, train_cohort
+from fedrule.device.local_spec import LocalSpec
+from fedrule.device.local_train import train_cohort
 from fedrule.fleet import device_rng
 from fedrule.model.elastic import ElasticLayout, make_groups
 
@@ -134,7 +135,7 @@ def test_looked_up_diversity_of_untouched_rows_changes_nothing(monkeypatch):
 def test_lazy_adam_equals_torch_sparse_adam(masked):
     """One device's rows, some stepped once (closed form), some again (kept moments), against
     ``torch.optim.SparseAdam`` on the same sparse gradients."""
-    from fedrule.device.local_train import _LocalOptimizer
+    from fedrule.device.local_optimizer import _LocalOptimizer
 
     gen = torch.Generator().manual_seed(3)
     start = torch.randn(8, 4, generator=gen)
@@ -165,7 +166,7 @@ def test_device_negatives_follow_the_popularity_estimated_from_the_layout():
     popular as each item of a group of three; with exponent 1 item 1 is drawn half the time.
     A device whose positive is item 0 redraws its clashes: it then draws items 1, 2, 3 in
     proportion 3 : 1 : 1."""
-    from fedrule.device.local_train import _schedules, negative_distribution
+    from fedrule.device.local_plan import _schedules, negative_distribution
 
     layout = ElasticLayout(4, 2, np.array([1, 0, 1, 1]), min_blocks=1)
     assert negative_distribution(layout, 0.0) is None
@@ -183,7 +184,7 @@ def test_rowwise_adam_by_hand():
     """Row-wise Adam keeps one second moment per row (the mean squared gradient entry):
     row 0 is stepped twice (kept moments), row 1 once (closed form); the user vector stays
     entry-wise."""
-    from fedrule.device.local_train import BETA1, BETA2, EPS, _LocalOptimizer
+    from fedrule.device.local_optimizer import BETA1, BETA2, EPS, _LocalOptimizer
 
     lr = 0.1
     spec = LocalSpec(1, 1, lr, 1, 0.0, 0.0, "none", optimizer="rowwise-adam")
@@ -210,7 +211,7 @@ def test_rowwise_adam_by_hand():
 def test_rowwise_adam_keeps_relative_entry_sizes():
     """A row's first row-wise step is proportional to its gradient (entry-wise Adam's is the
     gradient's sign): a block that barely gets a gradient barely moves."""
-    from fedrule.device.local_train import _LocalOptimizer
+    from fedrule.device.local_optimizer import _LocalOptimizer
 
     grad = torch.tensor([[1.0, 1.0, 1e-3, 1e-3]])
     moved = {}
@@ -229,7 +230,7 @@ def test_rowwise_adam_keeps_relative_entry_sizes():
 def test_rowwise_adam_of_a_budgeted_row_averages_over_the_blocks_it_holds():
     """A budgeted device's row (two of four entries allowed) steps as a full row with the
     allowed entries' gradient would: the mean square is over the entries it may train."""
-    from fedrule.device.local_train import EPS, _LocalOptimizer
+    from fedrule.device.local_optimizer import EPS, _LocalOptimizer
 
     lr = 0.1
     spec = LocalSpec(1, 1, lr, 1, 0.0, 0.0, "none", optimizer="rowwise-adam")

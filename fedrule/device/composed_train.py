@@ -21,14 +21,10 @@ import numpy as np
 import torch
 
 from fedrule.device.cohort import Rows
-from fedrule.device.local_train import (
-    LocalResult,
-    LocalSpec,
-    _LocalOptimizer,
-    _plan,
-    _segments,
-    cohort_reply,
-)
+from fedrule.device.local_optimizer import _LocalOptimizer
+from fedrule.device.local_plan import _plan, _segments
+from fedrule.device.local_spec import LocalSpec
+from fedrule.device.local_train import LocalResult, cohort_reply
 from fedrule.device.update import CohortUpdate, DeviceDeltas, UpdatePipeline
 from fedrule.model.codecs.composed import ComposedTable, plain_layout
 from fedrule.model.objective import Objective, objective_step

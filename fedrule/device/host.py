@@ -24,7 +24,8 @@ from fedrule.device.evaluate import (
     test_dispatched,
 )
 from fedrule.device.faults import DeviceFaults
-from fedrule.device.local_train import LocalSpec, train_cohort
+from fedrule.device.local_spec import LocalSpec
+from fedrule.device.local_train import train_cohort
 from fedrule.device.state import DeviceStateStore
 from fedrule.device.store import DeviceStore, load_device_store
 from fedrule.device.update import CohortUpdate, UpdatePipeline

@@ -39,7 +39,7 @@ from fedrule.algorithm.tables import (
 from fedrule.algorithm.transport import Stopped, Transport
 from fedrule.device.faults import DeviceFaults
 from fedrule.device.host import DeviceHost, HostSettings
-from fedrule.device.local_train import LocalSpec
+from fedrule.device.local_spec import LocalSpec
 from fedrule.device.state import DeviceStateStore
 from fedrule.device.store import write_device_store
 from fedrule.device.update import privacy_pipeline
