@@ -9,7 +9,7 @@ from fedrule.device.local_spec import LocalSpec
 BETA1, BETA2, EPS = 0.9, 0.999, 1e-8  # the devices' Adam
 
 
-class _LocalOptimizer:
+class LocalOptimizer:
     """Each device's own optimizer over its private rows and user vector, batched.
 
     ``sgd``: plain SGD. ``adam``: lazy Adam (as ``torch.optim.SparseAdam``): a device's rows are

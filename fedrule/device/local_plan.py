@@ -32,7 +32,7 @@ def negative_distribution(layout: ElasticLayout, exponent: float) -> ItemDistrib
 
 
 @dataclass(frozen=True)
-class _Schedules:
+class Schedules:
     """What the trained devices of a cohort train this round, device after device: each pair
     (a positive in minibatch order, epoch after epoch, and its negatives), its device, step,
     slot (the device's step among all the cohort's steps) and weight, and the draws of every
@@ -48,14 +48,14 @@ class _Schedules:
     slot_bounds: np.ndarray  # the slots of the j-th trained device: slot_bounds[j]:[j + 1]
 
 
-def _schedules(
+def draw_schedules(
     train: Rows,
     trained: np.ndarray,
     layout: ElasticLayout,
     spec: LocalSpec,
     rngs: list[np.random.Generator],
     n_items: int,
-) -> _Schedules:
+) -> Schedules:
     """Every trained device's schedule, each from its own random stream in this order: its
     minibatch orders (one permutation per epoch), its negatives (drawn to avoid its positives:
     uniform, or by the popularity it estimates from the layout, clashes redrawn by
@@ -93,7 +93,7 @@ def _schedules(
     draws = SubconfigDraws(
         np.concatenate([x.counts for x in drawn]), np.concatenate([x.scores for x in drawn])
     )
-    return _Schedules(dev, pos, neg.reshape(-1, k_neg), step, slot, weight, draws, slot_bounds)
+    return Schedules(dev, pos, neg.reshape(-1, k_neg), step, slot, weight, draws, slot_bounds)
 
 
 def device_schedule(
@@ -106,7 +106,7 @@ def device_schedule(
     """What one device with positives ``items`` trains from its stream ``rng`` (as it would in
     any cohort): its positives in step order, their negatives and its sub-configuration draws."""
     rows = Rows(np.array([0, items.size]), items)
-    alone = _schedules(rows, np.array([0]), layout, spec, [rng], n_items)
+    alone = draw_schedules(rows, np.array([0]), layout, spec, [rng], n_items)
     return alone.pos, alone.neg, alone.draws
 
 
@@ -144,7 +144,7 @@ def _redraw_known(
     redraw_clashes(neg, clashes, draw)
 
 
-def _segments(
+def step_segments(
     step: np.ndarray, values: np.ndarray, size: int, steps: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Distinct ``values`` (< size) of every step: (distinct values in step order, bounds of
@@ -181,7 +181,7 @@ class _Split:
 
 
 @dataclass
-class _Plan:
+class CohortPlan:
     """A cohort's local training laid out once, before the first step: every pair (a device's
     positive and its negatives) in step order, each step's distinct private rows and devices,
     and where every pair reads its rows, its device and its block weights."""
@@ -205,19 +205,19 @@ class _Plan:
     fresh: _Split  # each step's rows that no step changed before it (first touch), and the rest
 
 
-def _plan(
+def plan_cohort(
     train: Rows,
     allowed: np.ndarray | None,
     layout: ElasticLayout,
     spec: LocalSpec,
     rngs: list[np.random.Generator],
     n_items: int,
-) -> _Plan | None:
+) -> CohortPlan | None:
     """Draw every device's schedule and lay the cohort out (None: nothing to train)."""
     trained = np.flatnonzero(train.counts > 0) if spec.epochs else np.zeros(0, np.int64)
     if trained.size == 0:
         return None
-    drawn = _schedules(train, trained, layout, spec, rngs, n_items)
+    drawn = draw_schedules(train, trained, layout, spec, rngs, n_items)
     configs = build_subconfigs([drawn.draws], layout)  # every device's steps at once
     if allowed is not None:  # each restricted to what its device holds, from its own stream
         bounds = drawn.slot_bounds
@@ -235,12 +235,12 @@ def _plan(
     keys = np.concatenate([dev * n_items + pos, (dev[:, None] * n_items + neg).ravel()])
     uniq, inverse = distinct(keys)
     entries = np.concatenate([inverse[: pos.size, None], inverse[pos.size :].reshape(neg.shape)], 1)
-    step_rows, row_bounds, entry_local = _segments(step[:, None], entries, uniq.size, steps)
-    step_devs, dev_bounds, pair_dev = _segments(step, dev, train.counts.size, steps)
+    step_rows, row_bounds, entry_local = step_segments(step[:, None], entries, uniq.size, steps)
+    step_devs, dev_bounds, pair_dev = step_segments(step, dev, train.counts.size, steps)
     group = layout.group_of_item
     slot_dev = np.zeros(num_slots, dtype=np.int64)
     slot_dev[slot] = dev
-    return _Plan(
+    return CohortPlan(
         steps=steps,
         bounds=np.searchsorted(step, np.arange(steps + 1)),
         pair_dev=torch.from_numpy(pair_dev),

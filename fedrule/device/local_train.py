@@ -23,8 +23,8 @@ import numpy as np
 import torch
 
 from fedrule.device.cohort import Rows
-from fedrule.device.local_optimizer import _LocalOptimizer
-from fedrule.device.local_plan import _Plan, _plan
+from fedrule.device.local_optimizer import LocalOptimizer
+from fedrule.device.local_plan import CohortPlan, plan_cohort
 from fedrule.device.local_spec import LocalSpec
 from fedrule.device.update import (
     CohortUpdate,
@@ -43,7 +43,7 @@ from fedrule.model.objective import (
 
 
 def _config_weights(
-    plan: _Plan, allowed: np.ndarray | None, layout: ElasticLayout
+    plan: CohortPlan, allowed: np.ndarray | None, layout: ElasticLayout
 ) -> tuple[torch.Tensor | None, bool]:
     """Block weights per (slot, group) of the configurations each step trains (slots*G x C x B),
     and whether the full configuration is trained besides them (None, True: full only).
@@ -62,7 +62,7 @@ def _config_weights(
 
 
 def _known_diversity(
-    plan: _Plan,
+    plan: CohortPlan,
     allowed: np.ndarray | None,
     tables: torch.Tensor,
     table_of_device: np.ndarray,
@@ -150,7 +150,7 @@ def local_train(
         table_of_device = np.zeros(num_devices, dtype=np.int64)
     n_items, dim = tables.shape[1:]
     nb = layout.num_blocks
-    plan = _plan(train, allowed, layout, spec, rngs, n_items)
+    plan = plan_cohort(train, allowed, layout, spec, rngs, n_items)
     if plan is None:
         return LocalResult(DeviceDeltas.empty(train.counts, dim, nb), 0.0, 0.0, user_vecs)
     row_dev, row_item = plan.row_dev, plan.row_item
@@ -164,7 +164,7 @@ def local_train(
         row_mask = row_block.repeat_interleave(dim // nb, dim=1)
         local.mul_(row_mask)
     users = user_vecs.clone()
-    optimizer = _LocalOptimizer(
+    optimizer = LocalOptimizer(
         spec, local, users, torch.from_numpy(row_dev), row_mask, plan.step_rows
     )
     objective = Objective(nb, spec.l2, spec.lambda_div, spec.compiled)

@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 
-from fedrule.report.runs import Group, _final_epsilon, _last, _round_mean
+from fedrule.report.runs import Group, final_epsilon, last_value, round_mean
 from fedrule.report.tables import mean_std
 
 
@@ -42,7 +42,7 @@ def summary_rows(groups: list[Group]) -> list[dict]:
                 for column in ("bytes_down", "bytes_up"):
                     totals = [sum(r.get(column, 0.0) for r in s.rounds) for s in group.seeds]
                     row[column] = float(np.mean(totals)) if any(totals) else None
-                eps = [_final_epsilon(s) for s in group.seeds]
+                eps = [final_epsilon(s) for s in group.seeds]
                 row["epsilon"] = mean_std(eps)[0] if any(not math.isnan(e) for e in eps) else None
             rows.append(row)
     return rows
@@ -96,7 +96,7 @@ def audit_rows(groups: list[Group]) -> list[dict]:
             continue
         row: dict[str, object] = {"group": group.label, "seeds": len(group.seeds)}
         for attack in ("count", *UPLOAD_ATTACKS):
-            per_seed = [_round_mean(s, f"audit_{attack}_auc") for s in group.seeds]
+            per_seed = [round_mean(s, f"audit_{attack}_auc") for s in group.seeds]
             row[f"{attack}_auc"] = mean_std(per_seed)[0]
         uploads = [row[f"{a}_auc"] for a in UPLOAD_ATTACKS]
         row["strongest_auc"] = max((v for v in uploads if not math.isnan(v)), default=math.nan)
@@ -106,9 +106,9 @@ def audit_rows(groups: list[Group]) -> list[dict]:
         row[metric], row[f"{metric}_std"] = mean_std(
             s.test.get(metric, math.nan) for s in group.seeds
         )
-        eps = [_final_epsilon(s) for s in group.seeds]
+        eps = [final_epsilon(s) for s in group.seeds]
         row["epsilon"] = mean_std(eps)[0] if any(not math.isnan(e) for e in eps) else None
-        local = [_last(s, "local_epsilon") for s in group.seeds]  # each device's, local DP
+        local = [last_value(s, "local_epsilon") for s in group.seeds]  # each device's, local DP
         row["local_epsilon"] = mean_std(local)[0] if any(not math.isnan(e) for e in local) else None
         row["upload_bytes_per_round"] = mean_std(
             np.mean([r.get("bytes_up", math.nan) for r in s.rounds]) for s in group.seeds

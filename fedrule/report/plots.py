@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
 
-from fedrule.report.runs import Group, _final_epsilon
+from fedrule.report.runs import Group, final_epsilon
 from fedrule.report.tables import mean_std
 
 
@@ -214,7 +214,7 @@ def plot_privacy(groups: list[Group], path: Path) -> Path | None:
     dashed lines of the same colour."""
     private, public = [], []
     for group in groups:
-        eps = [_final_epsilon(s) for s in group.seeds]
+        eps = [final_epsilon(s) for s in group.seeds]
         if any(not math.isnan(e) for e in eps):
             private.append((group, mean_std(eps)))
         elif group.engine == "federated":

@@ -212,10 +212,12 @@ def _number(text: str) -> object:
         return text
 
 
-def _final_epsilon(seed: Seed) -> float:
+def final_epsilon(seed: Seed) -> float:
+    """A seed's ε after training: after the final labelling where the estimator recorded one,
+    else the last round's; NaN for a run without privacy accounting."""
     if seed.estimator.get("epsilon") is not None:  # after the final (possibly noised) labels
         return float(seed.estimator["epsilon"])
-    return _last(seed, "epsilon")
+    return last_value(seed, "epsilon")
 
 
 def _round_values(seed: Seed, key: str) -> list[float]:
@@ -224,11 +226,13 @@ def _round_values(seed: Seed, key: str) -> list[float]:
     return [v for v in values if isinstance(v, float) and not math.isnan(v)]
 
 
-def _last(seed: Seed, key: str) -> float:
+def last_value(seed: Seed, key: str) -> float:
+    """``key``'s last recorded value over a seed's rounds (NaN if none)."""
     values = _round_values(seed, key)
     return values[-1] if values else math.nan
 
 
-def _round_mean(seed: Seed, key: str) -> float:
+def round_mean(seed: Seed, key: str) -> float:
+    """``key``'s mean over the rounds that recorded it (NaN if none)."""
     values = _round_values(seed, key)
     return float(np.mean(values)) if values else math.nan
