@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from fedrule.model.supernet import SAMPLINGS
-
-OPTIMIZERS = ("adam", "rowwise-adam", "sgd")
+from fedrule.names import LOCAL_OPTIMIZERS, SAMPLINGS
 
 
 @dataclass(frozen=True)
@@ -25,7 +23,7 @@ class LocalSpec:
     def __post_init__(self) -> None:
         if self.sampling not in SAMPLINGS:
             raise ValueError(f"sampling must be one of {SAMPLINGS}, not {self.sampling!r}")
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, not {self.optimizer!r}")
+        if self.optimizer not in LOCAL_OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {LOCAL_OPTIMIZERS}, not {self.optimizer!r}")
         if self.epochs < 0 or self.batch_size < 1 or self.negatives < 1:
             raise ValueError("epochs must be >= 0, batch_size and negatives >= 1")

@@ -31,10 +31,12 @@ from fedrule.model.codecs.train import train_codec
 from fedrule.model.elastic import ElasticLayout
 from fedrule.model.evaluate import evaluate_ranking
 from fedrule.model.mf import ElasticMF
+from fedrule.names import BASELINES
 from fedrule.scenario.schema import Scenario
 from fedrule.search import customize
 
-METHOD_NAMES = {"full": "full-prefix", "hashing": "hashing", "qr": "qr", "popularity": "popularity"}
+METHOD_NAMES = dict(zip(BASELINES, ("full-prefix", "hashing", "qr", "popularity"), strict=True))
+"""The method a row of each baseline of ``fedrule.names.BASELINES`` names, in that order."""
 
 
 @dataclass(frozen=True)
