@@ -57,7 +57,8 @@ SERVER_OPTIMIZERS: tuple[str, ...] = get_args(ServerOptimizerName)
 
 FaultPhase = Literal["train", "label", "test"]
 FAULT_PHASES: tuple[str, ...] = get_args(FaultPhase)
-"""``faults.phases``: the phases a fault may hit (``fedrule.device.faults``)."""
+"""``faults.phases``: the phases a fault may hit; ``fedrule.protocol.FAULT_KINDS`` maps each to
+the message kind it stands for."""
 
 Accountant = Literal["rdp", "pld"]
 ACCOUNTANTS: tuple[str, ...] = get_args(Accountant)

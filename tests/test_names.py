@@ -149,3 +149,13 @@ def test_every_accountant_is_dp_accountings_own():
     assert len(set(eps.values())) == len(names.ACCOUNTANTS)  # two methods, two bounds
     with pytest.raises(ValueError, match="accountant"):
         local_epsilon(1.0, 10, 1e-5, "moments")
+
+
+def test_every_fault_phase_hits_its_own_message_kind():
+    from fedrule.protocol import FAULT_KINDS, KIND_NUMBERS, Kind
+
+    assert tuple(FAULT_KINDS) == names.FAULT_PHASES
+    assert len(set(FAULT_KINDS.values())) == len(names.FAULT_PHASES)
+    assert Kind.COUNT not in FAULT_KINDS.values()  # the count is never faulted
+    # the streams' numbers of the kinds (recorded runs depend on them)
+    assert KIND_NUMBERS == {Kind.COUNT: 0, Kind.TRAIN: 1, Kind.LABEL: 2, Kind.TEST: 3}

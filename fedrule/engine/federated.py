@@ -52,6 +52,7 @@ from fedrule.model.codec import elastic_codec
 from fedrule.model.schedule import LrSchedule
 from fedrule.pids import alive
 from fedrule.privacy.audit import LeakageAudit, training_items
+from fedrule.protocol import FAULT_KINDS
 from fedrule.scenario.schema import ModelConfig, Scenario
 from fedrule.transports.inprocess import InProcessTransport
 
@@ -267,7 +268,7 @@ def device_faults(scenario: Scenario) -> DeviceFaults:
         straggler_delay=faults.straggler_delay,
         deadline=faults.deadline,
         worker_crash=faults.worker_crash,
-        phases=tuple(faults.phases),
+        kinds=frozenset(FAULT_KINDS[phase] for phase in faults.phases),
     )
 
 
