@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import torch
 
 from fedrule import seeds
+from fedrule.data.split import SplitData
 from fedrule.errors import BudgetError
 from fedrule.events import Events
 from fedrule.model.codec import ReceivedTable
@@ -50,7 +51,7 @@ class PlainModel:
 
 def baseline_rows(
     scenario: Scenario,
-    split: object,
+    split: SplitData,
     seed: int,
     is_head: torch.Tensor,
     events: Events,
@@ -79,7 +80,7 @@ def baseline_rows(
 def evaluate_received(
     received: ReceivedTable,
     users: torch.Tensor,
-    split: object,
+    split: SplitData,
     scenario: Scenario,
     is_head: torch.Tensor,
 ) -> dict[str, float]:
@@ -97,7 +98,7 @@ def evaluate_received(
 
 def _prefix_rows(
     plain: PlainModel,
-    split: object,
+    split: SplitData,
     scenario: Scenario,
     is_head: torch.Tensor,
     budgets: list[tuple[str, int]],
@@ -120,7 +121,7 @@ def _prefix_rows(
 
 
 def _popularity_rows(
-    split: object,
+    split: SplitData,
     scenario: Scenario,
     is_head: torch.Tensor,
     budgets: list[tuple[str, int]],
@@ -142,7 +143,7 @@ def _popularity_rows(
 def _trained_row(
     name: str,
     scenario: Scenario,
-    split: object,
+    split: SplitData,
     seed: int,
     is_head: torch.Tensor,
     events: Events,

@@ -37,6 +37,7 @@ from fedrule.algorithm.tables import (
     popularity_tables,
 )
 from fedrule.algorithm.transport import Stopped, Transport
+from fedrule.data.split import SplitData
 from fedrule.device.faults import DeviceFaults
 from fedrule.device.host import DeviceHost, HostSettings
 from fedrule.device.local_spec import LocalSpec
@@ -66,7 +67,7 @@ class FederatedSeedResult:
     extra: dict = field(default_factory=dict)
 
 
-def build_fleet(scenario: Scenario, split: object, full_table_bytes: int, seed: int) -> Fleet:
+def build_fleet(scenario: Scenario, split: SplitData, full_table_bytes: int, seed: int) -> Fleet:
     """Devices (users with training data, or a seeded sample) and their budgets."""
     fleet_cfg = scenario.fleet
     if fleet_cfg.trace is not None:
@@ -150,7 +151,7 @@ def _ray_init_args(scenario: Scenario, verbose: bool) -> dict:
 
 def run_federated_seed(
     scenario: Scenario,
-    split: object,
+    split: SplitData,
     seed: int,
     events: Events,
     verbose: bool = False,
