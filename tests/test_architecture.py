@@ -3,14 +3,17 @@
 The layers of ``fedrule`` (docs/architecture.md), lowest first. A module may import from its own
 top-level package and from lower layers only; packages in one layer do not import each other.
 flwr appears only in ``transports/flower``; ray only in ``engine/federated.py``; the server side
-(``algorithm``) never imports device or data code; and no modules import each other in a circle,
-inside a package or across packages.
+(``algorithm``) never imports device or data code; no modules import each other in a circle,
+inside a package or across packages; and the layer table of docs/architecture.md says the same
+as ``LAYERS``.
 """
 
 import ast
+import re
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "fedrule"
+DOC = PACKAGE.parent / "docs" / "architecture.md"
 
 LAYERS: list[set[str]] = [
     {"errors"},
@@ -147,6 +150,30 @@ def test_every_module_imports_only_its_own_package_or_lower_layers():
             if _layer(other) >= mine:
                 violations.append(f"{path.relative_to(PACKAGE)} imports fedrule.{other}")
     assert not violations, "\n".join(violations)
+
+
+def _documented_layers() -> dict[str, float]:
+    """Package -> its layer in docs/architecture.md's table (``L4½`` -> 4.5)."""
+    fractions = {"": 0.0, "½": 0.5, "¾": 0.75}
+    layers = {}
+    for line in DOC.read_text(encoding="utf-8").splitlines():
+        row = re.match(r"\| L(\d+)(½|¾)? \| ([^|]+) \|", line)
+        if row:
+            level = int(row[1]) + fractions[row[2] or ""]
+            layers.update((name, level) for name in re.findall(r"`(\w+)`", row[3]))
+    return layers
+
+
+def test_the_documented_layers_are_the_checked_ones():
+    documented = _documented_layers()
+    checked = {unit for members in LAYERS for unit in members} - {"__main__", "__init__"}
+    assert set(documented) == checked, "docs/architecture.md's layer table and LAYERS differ"
+    for a in checked:
+        for b in checked:
+            if _layer(a) < _layer(b):
+                assert documented[a] <= documented[b], f"{a} is documented above {b}"
+            if _layer(a) == _layer(b):
+                assert documented[a] == documented[b], f"{a} and {b} share a layer"
 
 
 def test_no_modules_import_each_other_in_a_circle():
