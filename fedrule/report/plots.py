@@ -287,12 +287,13 @@ def plot_audit(rows: list[dict], metric: str, path: Path) -> Path | None:
         )
     ax.axhline(0.5, linestyle="--", color="grey", label="chance (AUC 0.5)")
     ax.axhline(0.6, linestyle=":", color="grey", label="target (AUC 0.6)")
-    ax.set_xlabel(f"test {metric} (all devices; higher is better)")
-    ax.set_ylabel("strongest upload attack's AUC (positives vs other items)")
-    ax.set_title("Leakage audit: what the server infers vs recommendation quality")
     ax.set_ylim(0.4, 1.02)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    _finish(
+        ax,
+        f"test {metric} (all devices; higher is better)",
+        "strongest upload attack's AUC (positives vs other items)",
+        "Leakage audit: what the server infers vs recommendation quality",
+    )
     return _save(fig, path)
 
 
