@@ -67,7 +67,11 @@ class SyntheticData:
 
 @dataclass(frozen=True)
 class DataConfig:
-    source: DataSource = doc(f"({'|'.join(DATA_SOURCES)}) the dataset", "ml-100k")
+    source: DataSource = doc(
+        f"({'|'.join(DATA_SOURCES)}) the dataset: MovieLens 100K or 1M (fetched once), a "
+        "GroupLens or csv file at data.path, or a seeded synthetic log (data.synthetic)",
+        "ml-100k",
+    )
     path: str | None = doc("(str|null) file for grouplens (zip, u.data, ratings.dat) or csv", None)
     data_dir: str | None = doc(
         "(str|null) cache folder; default $FEDRULE_DATA_DIR or ~/.cache/fedrule", None
