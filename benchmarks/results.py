@@ -34,7 +34,7 @@ from pathlib import Path
 
 import yaml
 
-from fedrule.report.compare import markdown_table
+from fedrule.report.tables import markdown_table
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNS = ROOT / "runs" / "results"

@@ -15,7 +15,7 @@ import typer
 from rich.console import Console
 
 from fedrule.errors import FedruleError, Terminated
-from fedrule.scenario.schema import SEARCHER_NAMES
+from fedrule.names import SEARCHER_NAMES
 
 app = typer.Typer(
     add_completion=False,

@@ -22,6 +22,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from fedrule.names import FAULT_PHASES
+
 ARRAYS = "arrays"  # the record of named arrays of a message
 SCALARS = "config"  # the record of named scalars of a message
 
@@ -37,6 +39,15 @@ class Kind(enum.StrEnum):
     TRAIN = "train"
     LABEL = "evaluate.label"
     TEST = "evaluate.test"
+
+
+KIND_NUMBERS: dict[Kind, int] = {kind: number for number, kind in enumerate(Kind)}
+"""Each kind's number in the random streams that decide a message's faults and its loss."""
+
+FAULT_KINDS: dict[str, Kind] = dict(
+    zip(FAULT_PHASES, (Kind.TRAIN, Kind.LABEL, Kind.TEST), strict=True)
+)
+"""The message kind each fault phase of ``faults.phases`` (``fedrule.names.FAULT_PHASES``) hits."""
 
 
 @dataclass(frozen=True)
@@ -370,6 +381,16 @@ REPLIES: dict[Kind, type[Message]] = {
     Kind.LABEL: LabelReply,
     Kind.TEST: TestReply,
 }
+
+
+def stamp_of(request: Message) -> int:
+    """A training request's round, a labelling request's stamp, else 0: what the random draws
+    of a request's faults and loss are keyed by besides its kind."""
+    if isinstance(request, TrainRequest):
+        return request.round
+    if isinstance(request, LabelRequest):
+        return request.stamp
+    return 0
 
 
 @dataclass(frozen=True)

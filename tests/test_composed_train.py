@@ -11,7 +11,8 @@ import torch
 
 from fedrule.device.cohort import Rows
 from fedrule.device.composed_train import local_train_composed
-from fedrule.device.local_train import LocalSpec, device_schedule
+from fedrule.device.local_plan import device_schedule
+from fedrule.device.local_spec import LocalSpec
 from fedrule.model.codec import decode_trainable
 from fedrule.model.codecs.composed import plain_layout
 from fedrule.model.codecs.dense import SINGLE_CONFIG

@@ -267,7 +267,8 @@ def _rows(path):
 
 
 def test_each_method_runs_end_to_end_and_the_report_tells_them_apart(tmp_path, capsys):
-    from fedrule.report.compare import load_groups, memory_rows, summary_rows
+    from fedrule.report.group_tables import memory_rows, summary_rows
+    from fedrule.report.runs import load_groups
 
     folders = {}
     for method in METHODS:

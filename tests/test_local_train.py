@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from fedrule.device.cohort import Rows
-from fedrule.device.local_train import LocalSpec, train_cohort
+from fedrule.device.local_spec import LocalSpec
+from fedrule.device.local_train import train_cohort
 from fedrule.fleet import device_rng
 from fedrule.model.elastic import ElasticLayout, make_groups
 
@@ -134,7 +135,7 @@ def test_looked_up_diversity_of_untouched_rows_changes_nothing(monkeypatch):
 def test_lazy_adam_equals_torch_sparse_adam(masked):
     """One device's rows, some stepped once (closed form), some again (kept moments), against
     ``torch.optim.SparseAdam`` on the same sparse gradients."""
-    from fedrule.device.local_train import _LocalOptimizer
+    from fedrule.device.local_optimizer import LocalOptimizer
 
     gen = torch.Generator().manual_seed(3)
     start = torch.randn(8, 4, generator=gen)
@@ -144,7 +145,7 @@ def test_lazy_adam_equals_torch_sparse_adam(masked):
     spec = LocalSpec(1, 1, 0.05, 1, 0.0, 0.0, "none", optimizer="adam")
     local = start.clone() if mask is None else start * mask
     users = torch.zeros(1, 4)
-    ours = _LocalOptimizer(
+    ours = LocalOptimizer(
         spec, local, users, torch.zeros(8, dtype=torch.long), mask, torch.cat(steps)
     )
     reference = torch.nn.Parameter(local.clone())
@@ -165,7 +166,7 @@ def test_device_negatives_follow_the_popularity_estimated_from_the_layout():
     popular as each item of a group of three; with exponent 1 item 1 is drawn half the time.
     A device whose positive is item 0 redraws its clashes: it then draws items 1, 2, 3 in
     proportion 3 : 1 : 1."""
-    from fedrule.device.local_train import _schedules, negative_distribution
+    from fedrule.device.local_plan import draw_schedules, negative_distribution
 
     layout = ElasticLayout(4, 2, np.array([1, 0, 1, 1]), min_blocks=1)
     assert negative_distribution(layout, 0.0) is None
@@ -173,7 +174,7 @@ def test_device_negatives_follow_the_popularity_estimated_from_the_layout():
     assert np.allclose(by.cdf, np.cumsum([1, 3, 1, 1]) / 6)
     spec = LocalSpec(1, 32, 0.1, 60_000, 0.0, 0.0, "none", negative_exponent=1.0)
     train = Rows(np.array([0, 1]), np.array([0]))
-    drawn = _schedules(train, np.array([0]), layout, spec, [np.random.default_rng(0)], 4).neg
+    drawn = draw_schedules(train, np.array([0]), layout, spec, [np.random.default_rng(0)], 4).neg
     assert np.allclose(
         np.bincount(drawn.ravel(), minlength=4) / drawn.size, [0, 0.6, 0.2, 0.2], atol=0.01
     )
@@ -183,14 +184,14 @@ def test_rowwise_adam_by_hand():
     """Row-wise Adam keeps one second moment per row (the mean squared gradient entry):
     row 0 is stepped twice (kept moments), row 1 once (closed form); the user vector stays
     entry-wise."""
-    from fedrule.device.local_train import BETA1, BETA2, EPS, _LocalOptimizer
+    from fedrule.device.local_optimizer import BETA1, BETA2, EPS, LocalOptimizer
 
     lr = 0.1
     spec = LocalSpec(1, 1, lr, 1, 0.0, 0.0, "none", optimizer="rowwise-adam")
     start = torch.tensor([[1.0, 2.0], [3.0, 4.0]])
     local, users = start.clone(), torch.zeros(1, 2)
     g1, g2 = torch.tensor([[3.0, 4.0], [0.0, 2.0]]), torch.tensor([[1.0, 1.0]])
-    opt = _LocalOptimizer(
+    opt = LocalOptimizer(
         spec, local, users, torch.zeros(2, dtype=torch.long), None, torch.tensor([0, 1, 0])
     )
     opt.step(torch.tensor([0, 1]), g1, torch.tensor([0]), torch.tensor([[1.0, -2.0]]))
@@ -210,7 +211,7 @@ def test_rowwise_adam_by_hand():
 def test_rowwise_adam_keeps_relative_entry_sizes():
     """A row's first row-wise step is proportional to its gradient (entry-wise Adam's is the
     gradient's sign): a block that barely gets a gradient barely moves."""
-    from fedrule.device.local_train import _LocalOptimizer
+    from fedrule.device.local_optimizer import LocalOptimizer
 
     grad = torch.tensor([[1.0, 1.0, 1e-3, 1e-3]])
     moved = {}
@@ -218,7 +219,7 @@ def test_rowwise_adam_keeps_relative_entry_sizes():
         spec = LocalSpec(1, 1, 0.1, 1, 0.0, 0.0, "none", optimizer=optimizer)
         local = torch.zeros(1, 4)
         owner, touches = torch.zeros(1, dtype=torch.long), torch.tensor([0])
-        opt = _LocalOptimizer(spec, local, torch.zeros(1, 4), owner, None, touches)
+        opt = LocalOptimizer(spec, local, torch.zeros(1, 4), owner, None, touches)
         opt.step(torch.tensor([0]), grad, torch.tensor([0]), torch.zeros(1, 4))
         moved[optimizer] = -local[0]
     assert torch.allclose(moved["adam"], torch.full((4,), 0.1), atol=1e-6)
@@ -229,14 +230,14 @@ def test_rowwise_adam_keeps_relative_entry_sizes():
 def test_rowwise_adam_of_a_budgeted_row_averages_over_the_blocks_it_holds():
     """A budgeted device's row (two of four entries allowed) steps as a full row with the
     allowed entries' gradient would: the mean square is over the entries it may train."""
-    from fedrule.device.local_train import EPS, _LocalOptimizer
+    from fedrule.device.local_optimizer import EPS, LocalOptimizer
 
     lr = 0.1
     spec = LocalSpec(1, 1, lr, 1, 0.0, 0.0, "none", optimizer="rowwise-adam")
     mask = torch.tensor([[1.0, 1.0, 0.0, 0.0]])
     local = torch.zeros(1, 4)
     owner, touches = torch.zeros(1, dtype=torch.long), torch.tensor([0])
-    opt = _LocalOptimizer(spec, local, torch.zeros(1, 4), owner, mask, touches)
+    opt = LocalOptimizer(spec, local, torch.zeros(1, 4), owner, mask, touches)
     opt.step(
         torch.tensor([0]),
         torch.tensor([[3.0, 4.0, 7.0, 7.0]]),

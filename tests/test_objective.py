@@ -9,7 +9,9 @@ import torch
 from torch.nn import functional as F
 
 from fedrule.device.cohort import Rows
-from fedrule.device.local_train import LocalSpec, device_schedule, local_train
+from fedrule.device.local_plan import device_schedule
+from fedrule.device.local_spec import LocalSpec
+from fedrule.device.local_train import local_train
 from fedrule.fleet import device_rng
 from fedrule.model.elastic import ElasticLayout, make_groups
 from fedrule.model.mf import ElasticMF, diversity_per_item

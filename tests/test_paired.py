@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 
 from fedrule.data.split import UserItems
 from fedrule.model.evaluate import evaluate_ranking, evaluate_ranking_users
-from fedrule.report.compare import Group, Seed
 from fedrule.report.paired import paired_columns, paired_rows, reference_by_user
+from fedrule.report.runs import Group, Seed
 
 
 def items(rows: list[list[int]]) -> UserItems:

@@ -9,8 +9,9 @@ import pytest
 import yaml
 
 from fedrule.cli import main
-from fedrule.report.compare import find_runs, load_groups, markdown_table
 from fedrule.report.run import run_scenario
+from fedrule.report.runs import find_runs, load_groups
+from fedrule.report.tables import markdown_table
 from fedrule.scenario import scenario_from_dict
 from tests.fleets import fleet_scenario
 
@@ -103,7 +104,9 @@ def test_many_differing_keys_label_each_group_by_its_departures(tmp_path):
 def test_tradeoff_plot_follows_the_tail_weight(tmp_path):
     """Two budgets, three tail weights: one line per budget through its (tail, overall) points
     in order of the weight; groups that share a tail weight make no plot."""
-    from fedrule.report.compare import Group, Seed, plot_tradeoff, tradeoff_rows
+    from fedrule.report.group_tables import tradeoff_rows
+    from fedrule.report.plots import plot_tradeoff
+    from fedrule.report.runs import Group, Seed
 
     def group(weight: float, overall: float, tail: float) -> Group:
         rows = [

@@ -180,7 +180,7 @@ def test_greedy_all_candidates_and_swaps():
         search("greedy", layout, budget, predict, np.random.default_rng(0), candidates="some")
 
 
-def test_searchers_are_the_schema_list():
-    from fedrule.scenario.schema import SEARCHER_NAMES
+def test_searchers_are_the_names_list():
+    from fedrule.names import SEARCHER_NAMES
 
     assert tuple(SEARCHERS) == SEARCHER_NAMES

@@ -7,13 +7,8 @@ import numpy as np
 import pytest
 
 from fedrule.algorithm.aggregation import DivergedError, RowBlockAggregator
-from fedrule.algorithm.server_step import (
-    SERVER_OPTIMIZERS,
-    FedAdaptive,
-    FedAvg,
-    FedAvgM,
-    make_server_step,
-)
+from fedrule.algorithm.server_step import FedAdaptive, FedAvg, FedAvgM, make_server_step
+from fedrule.names import SERVER_OPTIMIZERS
 
 
 def _aggregate(row_delta: dict[int, float]) -> RowBlockAggregator:

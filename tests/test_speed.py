@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fedrule.report.compare import Group, Seed, write_report
+from fedrule.report.compare import write_report
+from fedrule.report.runs import Group, Seed
 from fedrule.report.speed import first_reaching, speed_columns, speed_rows
 
 ML = {"source": "ml-1m"}

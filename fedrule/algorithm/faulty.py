@@ -12,16 +12,13 @@ import numpy as np
 
 from fedrule import seeds
 from fedrule.algorithm.transport import Transport
-from fedrule.protocol import Kind, Message, NodeFailure
-
-_KIND_IDS = {kind: i for i, kind in enumerate(Kind)}
-_PHASE_KINDS = {"train": Kind.TRAIN, "label": Kind.LABEL, "test": Kind.TEST}
+from fedrule.protocol import FAULT_KINDS, KIND_NUMBERS, Message, NodeFailure, stamp_of
 
 
 class LossyTransport:
     def __init__(self, inner: Transport, loss: float, seed: int, phases: Sequence[str]) -> None:
         self.inner, self.loss, self.seed = inner, loss, seed
-        self.kinds = {_PHASE_KINDS[p] for p in phases if p in _PHASE_KINDS}
+        self.kinds = {FAULT_KINDS[phase] for phase in phases}
 
     def pack(self, devices: np.ndarray) -> list[np.ndarray]:
         return self.inner.pack(devices)
@@ -35,8 +32,8 @@ class LossyTransport:
     def _lost(self, request: Message) -> bool:
         if request.kind not in self.kinds:
             return False
-        stamp = int(getattr(request, "round", getattr(request, "stamp", 0)))
+        stamp = stamp_of(request)
         devices = getattr(request, "devices", np.zeros(0))
         first = int(devices[0]) if len(devices) else 0
-        salts = [self.seed, seeds.MESSAGE_LOSS, _KIND_IDS[request.kind], stamp, first]
+        salts = [self.seed, seeds.MESSAGE_LOSS, KIND_NUMBERS[request.kind], stamp, first]
         return bool(np.random.default_rng(np.random.SeedSequence(salts)).random() < self.loss)

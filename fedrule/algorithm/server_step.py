@@ -17,8 +17,7 @@ from typing import Protocol
 import numpy as np
 
 from fedrule.algorithm.aggregation import RowBlockAggregator, finite
-
-SERVER_OPTIMIZERS = ("fedavg", "fedavgm", "fedadam", "fedyogi")
+from fedrule.names import SERVER_OPTIMIZERS
 
 
 class ServerStep(Protocol):

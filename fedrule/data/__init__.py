@@ -4,13 +4,12 @@ from fedrule.data.fetch import REMOTES, Remote, fetch_remote, resolve_data_dir
 from fedrule.data.interactions import Interactions
 from fedrule.data.preprocess import dedupe, kcore, to_implicit
 from fedrule.data.sources import DATASETS, load_dataset, load_source
-from fedrule.data.split import SPLIT_METHODS, SplitData, UserItems, split_data
+from fedrule.data.split import SplitData, UserItems, split_data
 from fedrule.data.synthetic import generate_synthetic
 
 __all__ = [
     "DATASETS",
     "REMOTES",
-    "SPLIT_METHODS",
     "Interactions",
     "Remote",
     "SplitData",

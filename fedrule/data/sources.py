@@ -22,16 +22,24 @@ from fedrule.data.interactions import Interactions
 from fedrule.data.readers import read_csv, read_grouplens, read_inter
 from fedrule.data.synthetic import SYNTHETIC_KEYS, generate_synthetic
 from fedrule.errors import DataError, did_you_mean
+from fedrule.names import DATA_SOURCES
 
 Progress = Callable[[str], None]
 
-DATASETS: dict[str, str] = {
-    "ml-100k": "MovieLens 100K (943 users, 1,682 items, 100,000 ratings), fetched once",
-    "ml-1m": "MovieLens 1M (6,040 users, 3,706 items, 1,000,209 ratings), fetched once",
-    "grouplens": "an official GroupLens ml-100k/ml-1m zip, u.data or ratings.dat (needs path)",
-    "csv": "delimited text with user/item[/rating/timestamp] columns (needs path)",
-    "synthetic": "a seeded power-law interaction log (options under synthetic)",
-}
+DATASETS: dict[str, str] = dict(
+    zip(
+        DATA_SOURCES,
+        (
+            "MovieLens 100K (943 users, 1,682 items, 100,000 ratings), fetched once",
+            "MovieLens 1M (6,040 users, 3,706 items, 1,000,209 ratings), fetched once",
+            "an official GroupLens ml-100k/ml-1m zip, u.data or ratings.dat (needs path)",
+            "delimited text with user/item[/rating/timestamp] columns (needs path)",
+            "a seeded power-law interaction log (options under synthetic)",
+        ),
+        strict=True,
+    )
+)
+"""Each source of ``fedrule.names.DATA_SOURCES``, described, in that order."""
 
 
 def _need_path(name: str, path: str | Path | None) -> Path:

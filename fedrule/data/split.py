@@ -28,8 +28,8 @@ import numpy as np
 
 from fedrule.data.interactions import Interactions
 from fedrule.errors import DataError, did_you_mean
+from fedrule.names import SPLIT_METHODS
 
-SPLIT_METHODS = ("loo", "ratio")
 MIN_EVAL_INTERACTIONS = 3
 
 

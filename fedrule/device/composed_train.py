@@ -21,14 +21,10 @@ import numpy as np
 import torch
 
 from fedrule.device.cohort import Rows
-from fedrule.device.local_train import (
-    LocalResult,
-    LocalSpec,
-    _LocalOptimizer,
-    _plan,
-    _segments,
-    cohort_reply,
-)
+from fedrule.device.local_optimizer import LocalOptimizer
+from fedrule.device.local_plan import plan_cohort, step_segments
+from fedrule.device.local_spec import LocalSpec
+from fedrule.device.local_train import LocalResult, cohort_reply
 from fedrule.device.update import CohortUpdate, DeviceDeltas, UpdatePipeline
 from fedrule.model.codecs.composed import ComposedTable, plain_layout
 from fedrule.model.objective import Objective, objective_step
@@ -60,7 +56,7 @@ def _param_plan(
     uniq, inverse = np.unique(keys, return_inverse=True)
     inverse = inverse.reshape(keys.shape)
     step_of_entry = np.repeat(np.arange(steps), np.diff(row_bounds))[None, :]
-    params, bounds, where = _segments(step_of_entry, inverse[:, step_rows], uniq.size, steps)
+    params, bounds, where = step_segments(step_of_entry, inverse[:, step_rows], uniq.size, steps)
     return _ParamPlan(
         param_dev=uniq // rows,
         param_row=uniq % rows,
@@ -84,7 +80,7 @@ def local_train_composed(
     if spec.sampling != "none" or spec.lambda_div:
         raise ValueError("compressed tables train plain BPR: no sub-configurations or diversity")
     layout = plain_layout(n_items, dim)
-    plan = _plan(train, None, layout, spec, rngs, n_items)
+    plan = plan_cohort(train, None, layout, spec, rngs, n_items)
     if plan is None:
         return LocalResult(DeviceDeltas.empty(train.counts, dim, 1), 0.0, 0.0, user_vecs)
     rows = int(received.table.shape[0])
@@ -99,7 +95,7 @@ def local_train_composed(
     )
     local = received.table.index_select(0, torch.from_numpy(params.param_row))
     users = user_vecs.clone()
-    optimizer = _LocalOptimizer(
+    optimizer = LocalOptimizer(
         spec, local, users, torch.from_numpy(params.param_dev), None, params.step_params
     )
     objective = Objective(1, spec.l2, 0.0, spec.compiled)

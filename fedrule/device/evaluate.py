@@ -9,7 +9,8 @@ import numpy as np
 import torch
 
 from fedrule.device.cohort import CohortData
-from fedrule.device.local_train import LocalSpec, local_train
+from fedrule.device.local_spec import LocalSpec
+from fedrule.device.local_train import local_train
 from fedrule.metrics import BUCKETS, ConfigSums, ranks_of_relevant, row_values_from_ranks
 from fedrule.model.elastic import ElasticLayout, SubEmbedding
 from fedrule.protocol import TEST, VALID

@@ -24,7 +24,8 @@ from fedrule.device.evaluate import (
     test_dispatched,
 )
 from fedrule.device.faults import DeviceFaults
-from fedrule.device.local_train import LocalSpec, train_cohort
+from fedrule.device.local_spec import LocalSpec
+from fedrule.device.local_train import train_cohort
 from fedrule.device.state import DeviceStateStore
 from fedrule.device.store import DeviceStore, load_device_store
 from fedrule.device.update import CohortUpdate, UpdatePipeline
@@ -89,9 +90,9 @@ class DeviceHost:
         }
         return handlers[request.kind](request)
 
-    def _survivors(self, devices: np.ndarray, phase: str, stamp: int) -> np.ndarray:
-        """Per device: does it neither crash nor miss the deadline in this phase?"""
-        return self.settings.faults.fates(self.settings.seed, devices, phase, stamp) == fault.OK
+    def _survivors(self, devices: np.ndarray, kind: Kind, stamp: int) -> np.ndarray:
+        """Per device: does it neither crash nor miss the deadline in this request?"""
+        return self.settings.faults.fates(self.settings.seed, devices, kind, stamp) == fault.OK
 
     def _devices(self, devices: np.ndarray) -> np.ndarray:
         devices = np.asarray(devices, dtype=np.int64)
@@ -142,7 +143,7 @@ class DeviceHost:
                 status[k] = UNAVAILABLE
             elif rng.random() < s.failure_rate:
                 status[k] = FAILED
-        fate = s.faults.fates(s.seed, devices, "train", round_number)
+        fate = s.faults.fates(s.seed, devices, Kind.TRAIN, round_number)
         status[(status == TRAINED) & (fate == fault.CRASHED)] = FAILED
         status[(status == TRAINED) & (fate == fault.LATE)] = LATE
         return status
@@ -221,7 +222,7 @@ class DeviceHost:
         stored), rank all items under every candidate configuration, and sum the metrics."""
         s = self.settings
         named = self._devices(request.devices)
-        kept = self._survivors(named, "label", request.stamp)
+        kept = self._survivors(named, Kind.LABEL, request.stamp)
         devices, dropped = named[kept], int((~kept).sum())
         (sub,) = self._decode(request.payloads)
         layout = layout_of(sub)
@@ -287,7 +288,7 @@ class DeviceHost:
     def test(self, request: TestRequest) -> TestReply:
         s = self.settings
         named = self._devices(request.devices)
-        kept = self._survivors(named, "test", 0)
+        kept = self._survivors(named, Kind.TEST, 0)
         devices, dropped = named[kept], int((~kept).sum())
         subs = self._decode(request.payloads)
         sizes = np.array([len(p) for p in request.payloads], dtype=np.int64)

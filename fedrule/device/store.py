@@ -13,7 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
+from fedrule.data.split import SplitData
 from fedrule.device.cohort import CohortData, Rows, gather_rows
+from fedrule.fleet import Fleet
 
 _CACHE: dict[str, DeviceStore] = {}
 
@@ -41,7 +43,9 @@ class DeviceStore:
 DATA_FILE = "data.npz"
 
 
-def write_device_store(folder: str | Path, split: object, users: np.ndarray, fleet: object) -> Path:
+def write_device_store(
+    folder: str | Path, split: SplitData, users: np.ndarray, fleet: Fleet
+) -> Path:
     """Write the private data of the fleet's devices (device k holds user ``users[k]``) into
     ``folder``; returns the folder."""
     parts = {}

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import torch
 
 from fedrule import seeds
+from fedrule.data.split import SplitData
 from fedrule.errors import BudgetError
 from fedrule.events import Events
 from fedrule.model.codec import ReceivedTable
@@ -31,10 +32,12 @@ from fedrule.model.codecs.train import train_codec
 from fedrule.model.elastic import ElasticLayout
 from fedrule.model.evaluate import evaluate_ranking
 from fedrule.model.mf import ElasticMF
+from fedrule.names import BASELINES
 from fedrule.scenario.schema import Scenario
 from fedrule.search import customize
 
-METHOD_NAMES = {"full": "full-prefix", "hashing": "hashing", "qr": "qr", "popularity": "popularity"}
+METHOD_NAMES = dict(zip(BASELINES, ("full-prefix", "hashing", "qr", "popularity"), strict=True))
+"""The method a row of each baseline of ``fedrule.names.BASELINES`` names, in that order."""
 
 
 @dataclass(frozen=True)
@@ -48,7 +51,7 @@ class PlainModel:
 
 def baseline_rows(
     scenario: Scenario,
-    split: object,
+    split: SplitData,
     seed: int,
     is_head: torch.Tensor,
     events: Events,
@@ -77,7 +80,7 @@ def baseline_rows(
 def evaluate_received(
     received: ReceivedTable,
     users: torch.Tensor,
-    split: object,
+    split: SplitData,
     scenario: Scenario,
     is_head: torch.Tensor,
 ) -> dict[str, float]:
@@ -95,7 +98,7 @@ def evaluate_received(
 
 def _prefix_rows(
     plain: PlainModel,
-    split: object,
+    split: SplitData,
     scenario: Scenario,
     is_head: torch.Tensor,
     budgets: list[tuple[str, int]],
@@ -118,7 +121,7 @@ def _prefix_rows(
 
 
 def _popularity_rows(
-    split: object,
+    split: SplitData,
     scenario: Scenario,
     is_head: torch.Tensor,
     budgets: list[tuple[str, int]],
@@ -140,7 +143,7 @@ def _popularity_rows(
 def _trained_row(
     name: str,
     scenario: Scenario,
-    split: object,
+    split: SplitData,
     seed: int,
     is_head: torch.Tensor,
     events: Events,

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from fedrule.data.split import SplitData
 from fedrule.engine.rule import run_rule_experiment
 from fedrule.engine.training import build_layout, item_heads, train_model
 from fedrule.errors import BudgetError
@@ -32,7 +33,7 @@ class SeedResult:
 
 
 def run_centralized_seed(
-    scenario: Scenario, split: object, seed: int, events: Events
+    scenario: Scenario, split: SplitData, seed: int, events: Events
 ) -> SeedResult:
     """One seed; PyTorch runs with ``engine.num_cpus`` threads (0: all cores) and the previous
     thread count is restored afterwards."""
@@ -53,7 +54,7 @@ def torch_threads(num: int) -> Iterator[None]:
             torch.set_num_threads(before)
 
 
-def _run_seed(scenario: Scenario, split: object, seed: int, events: Events) -> SeedResult:
+def _run_seed(scenario: Scenario, split: SplitData, seed: int, events: Events) -> SeedResult:
     if scenario.engine.num_cpus > 0:
         events.message(f"torch threads: {torch.get_num_threads()} (engine.num_cpus)")
     torch.manual_seed(seed)

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from fedrule.data.split import SplitData
 from fedrule.errors import ConfigError, FedruleError
 from fedrule.model.codec import elastic_codec_of_groups
 from fedrule.model.elastic import ElasticLayout
@@ -138,7 +139,7 @@ def _verify(
     checkpoint: dict,
     layout: ElasticLayout,
     config: np.ndarray,
-    split: object,
+    split: SplitData,
     scenario: Scenario,
     is_head: torch.Tensor,
 ) -> dict[str, float]:

@@ -37,9 +37,10 @@ from fedrule.algorithm.tables import (
     popularity_tables,
 )
 from fedrule.algorithm.transport import Stopped, Transport
+from fedrule.data.split import SplitData
 from fedrule.device.faults import DeviceFaults
 from fedrule.device.host import DeviceHost, HostSettings
-from fedrule.device.local_train import LocalSpec
+from fedrule.device.local_spec import LocalSpec
 from fedrule.device.state import DeviceStateStore
 from fedrule.device.store import write_device_store
 from fedrule.device.update import privacy_pipeline
@@ -52,6 +53,7 @@ from fedrule.model.codec import elastic_codec
 from fedrule.model.schedule import LrSchedule
 from fedrule.pids import alive
 from fedrule.privacy.audit import LeakageAudit, training_items
+from fedrule.protocol import FAULT_KINDS
 from fedrule.scenario.schema import ModelConfig, Scenario
 from fedrule.transports.inprocess import InProcessTransport
 
@@ -65,7 +67,7 @@ class FederatedSeedResult:
     extra: dict = field(default_factory=dict)
 
 
-def build_fleet(scenario: Scenario, split: object, full_table_bytes: int, seed: int) -> Fleet:
+def build_fleet(scenario: Scenario, split: SplitData, full_table_bytes: int, seed: int) -> Fleet:
     """Devices (users with training data, or a seeded sample) and their budgets."""
     fleet_cfg = scenario.fleet
     if fleet_cfg.trace is not None:
@@ -149,7 +151,7 @@ def _ray_init_args(scenario: Scenario, verbose: bool) -> dict:
 
 def run_federated_seed(
     scenario: Scenario,
-    split: object,
+    split: SplitData,
     seed: int,
     events: Events,
     verbose: bool = False,
@@ -267,7 +269,7 @@ def device_faults(scenario: Scenario) -> DeviceFaults:
         straggler_delay=faults.straggler_delay,
         deadline=faults.deadline,
         worker_crash=faults.worker_crash,
-        phases=tuple(faults.phases),
+        kinds=frozenset(FAULT_KINDS[phase] for phase in faults.phases),
     )
 
 

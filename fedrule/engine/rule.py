@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from fedrule import seeds
+from fedrule.data.split import SplitData, UserItems
 from fedrule.engine.baselines import PlainModel, baseline_rows
 from fedrule.engine.training import train_model
 from fedrule.events import Events
@@ -38,7 +39,7 @@ def reported_keys(scenario: Scenario) -> tuple[str, ...]:
 
 def label_and_fit(
     model: ElasticMF,
-    split: object,
+    split: SplitData,
     layout: ElasticLayout,
     scenario: Scenario,
     seed: int,
@@ -60,7 +61,7 @@ def label_and_fit(
 
 def measure(
     model: ElasticMF,
-    split: object,
+    split: SplitData,
     layout: ElasticLayout,
     scenario: Scenario,
     configs: np.ndarray,
@@ -83,7 +84,7 @@ def measure(
     return objective_labels(sums, scenario.eval.metric, tail_weight)
 
 
-def _pairs(part: object, users: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _pairs(part: UserItems, users: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     counts = np.diff(part.indptr)[users]
     rows = np.repeat(np.arange(users.size), counts)
     starts = part.indptr[users]
@@ -94,7 +95,7 @@ def _pairs(part: object, users: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def searched_rows(
     method: str,
     model: ElasticMF,
-    split: object,
+    split: SplitData,
     layout: ElasticLayout,
     estimator: PerformanceEstimator,
     scenario: Scenario,
@@ -163,7 +164,12 @@ def plain_scenario(scenario: Scenario, dim: int | None = None) -> Scenario:
 
 
 def train_reference(
-    scenario: Scenario, split: object, seed: int, is_head: torch.Tensor, events: Events, what: str
+    scenario: Scenario,
+    split: SplitData,
+    seed: int,
+    is_head: torch.Tensor,
+    events: Events,
+    what: str,
 ) -> tuple[ElasticMF, ElasticLayout, float]:
     """Train a plain BPR-MF; returns the model, its layout and the training seconds."""
     model, layout, result = train_model(scenario, split, seed, is_head, events, what)
@@ -177,7 +183,7 @@ def equal_memory_dim(budget_bytes: int, n_items: int, bytes_per_value: int) -> i
 
 def run_rule_experiment(
     scenario: Scenario,
-    split: object,
+    split: SplitData,
     seed: int,
     supernet: ElasticMF,
     layout: ElasticLayout,

@@ -7,11 +7,12 @@ import math
 
 import numpy as np
 
+from fedrule.data.split import SplitData
 from fedrule.errors import ConfigError
 from fedrule.scenario.schema import Scenario
 
 
-def check_against_data(scenario: Scenario, split: object) -> None:
+def check_against_data(scenario: Scenario, split: SplitData) -> None:
     n_items = int(split.n_items)
     model, evaluation = scenario.model, scenario.eval
     if model.groups > n_items:
@@ -38,7 +39,7 @@ def check_against_data(scenario: Scenario, split: object) -> None:
         _check_fleet(scenario, split)
 
 
-def _check_fleet(scenario: Scenario, split: object) -> None:
+def _check_fleet(scenario: Scenario, split: SplitData) -> None:
     if scenario.fleet.trace is not None:
         return  # the trace names its devices; they are checked when it is read
     eligible = int((np.diff(split.train.indptr) > 0).sum())

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from fedrule.data.split import SplitData
 from fedrule.events import Events
 from fedrule.metrics import head_items
 from fedrule.model.codec import elastic_codec
@@ -20,13 +21,13 @@ def build_layout(model: ModelConfig, popularity: np.ndarray) -> ElasticLayout:
     return elastic_codec(model, popularity)
 
 
-def item_heads(split: object, head_share: float) -> torch.Tensor:
+def item_heads(split: SplitData, head_share: float) -> torch.Tensor:
     return torch.from_numpy(head_items(split.item_popularity(), head_share))
 
 
 def train_model(
     scenario: Scenario,
-    split: object,
+    split: SplitData,
     seed: int,
     is_head: torch.Tensor,
     events: Events,

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from fedrule.data.split import SplitData
 from fedrule.metrics import MetricSums, ranks_of_relevant, row_values_from_ranks, sums_from_ranks
 
 ScoreFn = Callable[[torch.Tensor], torch.Tensor]
@@ -36,7 +37,9 @@ class _Batch:
     rel_items: torch.Tensor
 
 
-def _batches(score_fn: ScoreFn, split: object, target: str, batch_users: int) -> Iterator[_Batch]:
+def _batches(
+    score_fn: ScoreFn, split: SplitData, target: str, batch_users: int
+) -> Iterator[_Batch]:
     """The scored batches of users with a ``target`` item ('valid' or 'test'). Excluded from the
     ranking: the user's training items, and at test time its validation items."""
     relevant = getattr(split, target)
@@ -57,7 +60,7 @@ def _batches(score_fn: ScoreFn, split: object, target: str, batch_users: int) ->
 
 def evaluate_ranking(
     score_fn: ScoreFn,
-    split: object,
+    split: SplitData,
     *,
     target: str,
     ks: Iterable[int],
@@ -76,7 +79,7 @@ def evaluate_ranking(
 
 def evaluate_ranking_users(
     score_fn: ScoreFn,
-    split: object,
+    split: SplitData,
     *,
     target: str,
     ks: Iterable[int],

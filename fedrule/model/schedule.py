@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-SCHEDULES = ("constant", "linear", "cosine")
+from fedrule.names import LR_SCHEDULES
 
 
 @dataclass(frozen=True)
@@ -21,8 +21,8 @@ class LrSchedule:
     length: int = 1  # rounds
 
     def __post_init__(self) -> None:
-        if self.kind not in SCHEDULES:
-            raise ValueError(f"schedule must be one of {SCHEDULES}, not {self.kind!r}")
+        if self.kind not in LR_SCHEDULES:
+            raise ValueError(f"schedule must be one of {LR_SCHEDULES}, not {self.kind!r}")
         if not 0 < self.final <= 1 or self.length < 1:
             raise ValueError("need 0 < final <= 1 and length >= 1")
 

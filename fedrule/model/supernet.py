@@ -16,8 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from fedrule.model.elastic import ElasticLayout
-
-SAMPLINGS = ("sandwich", "popular", "random", "none")
+from fedrule.names import SAMPLINGS
 
 
 def sample_subconfigs(

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from fedrule.data.split import SplitData
 from fedrule.errors import FedruleError
 from fedrule.metrics import MetricSums
 from fedrule.model.elastic import ElasticLayout
@@ -52,7 +53,7 @@ def make_optimizer(name: str, params: list[torch.nn.Parameter], lr: float) -> to
 
 
 def train_centralized(
-    split: object,
+    split: SplitData,
     layout: ElasticLayout,
     model: ElasticMF,
     train: TrainConfig,
@@ -153,7 +154,7 @@ def batch_gradients(
 
 def evaluate_full(
     model: ElasticMF,
-    split: object,
+    split: SplitData,
     target: str,
     evaluation: EvalConfig,
     item_is_head: torch.Tensor | None,
@@ -174,7 +175,7 @@ def evaluate_full(
 
 def evaluate_full_users(
     model: ElasticMF,
-    split: object,
+    split: SplitData,
     target: str,
     evaluation: EvalConfig,
     item_is_head: torch.Tensor | None,

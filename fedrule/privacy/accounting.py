@@ -24,11 +24,9 @@ import dp_accounting
 from dp_accounting import pld, rdp
 
 from fedrule.errors import ConfigError
+from fedrule.names import ACCOUNTANTS
 from fedrule.privacy.adaptive import plan_adaptive_clip, update_noise_multiplier
 from fedrule.scenario.schema import FederatedConfig, PrivacyConfig
-
-ACCOUNTANTS = ("rdp", "pld")
-
 
 # dp-accounting's RDP accountant logs a warning for every order whose series does not converge
 # (it then leaves that order out, which is safe); keep those out of a run's output

@@ -17,14 +17,11 @@ from __future__ import annotations
 import math
 import re
 from collections import defaultdict
-from typing import TYPE_CHECKING
 
 import numpy as np
 
+from fedrule.report.runs import Group, Seed
 from fedrule.report.tables import evaluated_device, mean_std
-
-if TYPE_CHECKING:  # compare imports this module to write the table
-    from fedrule.report.compare import Group, Seed
 
 _COLUMN = re.compile(r"^(?P<method>\S+) (?P<metric>\S+) (?P<bytes>\d+)$")
 

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from fedrule.data.interactions import original_ids
+from fedrule.data.split import SplitData
 from fedrule.engine.centralized import SeedResult, run_centralized_seed, summarize
 from fedrule.engine.checkpoint import clear_checkpoint
 from fedrule.engine.prepare import prepare_split
@@ -115,7 +116,7 @@ def _write_log(run: RunDir, events: Events) -> None:
         run.write_text("log.txt", "\n".join(lines) + "\n")
 
 
-def _split_info(scenario: Scenario, split: object) -> dict:
+def _split_info(scenario: Scenario, split: SplitData) -> dict:
     """How the data was split, and how many users train but are not evaluated."""
     return {
         "split": scenario.data.split,
@@ -127,7 +128,7 @@ def _split_info(scenario: Scenario, split: object) -> dict:
     }
 
 
-def _id_maps(split: object) -> dict:
+def _id_maps(split: SplitData) -> dict:
     """The original user and item ids of the tables' rows (int64 tensors for integer ids, else
     lists of str), readable with ``torch.load(weights_only=True)``."""
     out = {}
@@ -138,7 +139,7 @@ def _id_maps(split: object) -> dict:
 
 
 # ---------------------------------------------------------------------- centralized
-def _run_centralized(run: RunDir, scenario: Scenario, split: object, events: Events) -> dict:
+def _run_centralized(run: RunDir, scenario: Scenario, split: SplitData, events: Events) -> dict:
     results: list[SeedResult] = []
     for seed in scenario.seeds:
         result = run_centralized_seed(scenario, split, seed, events)
@@ -184,7 +185,7 @@ def _write_rule_table(run: RunDir, scenario: Scenario, results: list[SeedResult]
 
 
 def _save_centralized_seed(
-    run: RunDir, scenario: Scenario, result: SeedResult, split: object
+    run: RunDir, scenario: Scenario, result: SeedResult, split: SplitData
 ) -> None:
     run.write_text(f"history-seed{result.seed}.csv", csv_text(result.train.history))
     per_user = result.extra.get("users")
@@ -211,7 +212,7 @@ def _save_centralized_seed(
 
 # ---------------------------------------------------------------------- federated
 def _run_federated(
-    run: RunDir, scenario: Scenario, split: object, events: Events, verbose: bool
+    run: RunDir, scenario: Scenario, split: SplitData, events: Events, verbose: bool
 ) -> dict:
     from fedrule.engine.federated import run_federated_seed
 
@@ -312,7 +313,7 @@ def _run_federated(
     return {"method": scenario.federated.method, "seeds": per_seed, "tiers": summary, "test": test}
 
 
-def _device_rows(outcome: object, split: object) -> list[dict]:
+def _device_rows(outcome: object, split: SplitData) -> list[dict]:
     res, fleet = outcome.results, outcome.fleet
     table = res.devices
     rows = []

@@ -19,13 +19,10 @@ from __future__ import annotations
 import json
 import math
 from collections import defaultdict
-from typing import TYPE_CHECKING
 
 from fedrule.report.convergence import validation_points
+from fedrule.report.runs import Group
 from fedrule.report.tables import mean_std
-
-if TYPE_CHECKING:  # compare imports this module to write the table
-    from fedrule.report.compare import Group
 
 SHARE = 0.95
 

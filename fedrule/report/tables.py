@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 from collections.abc import Iterable, Mapping
 
 import numpy as np
@@ -96,3 +97,23 @@ def every_device_columns(
             values = [seed[int(budget)][key] for seed in per_seed if int(budget) in seed]
             if values and all(key in seed[int(budget)] for seed in per_seed):
                 row[f"{key}_every_device"], row[f"{key}_every_device_std"] = mean_std(values)
+
+
+def markdown_table(rows: list[dict], columns: list[str]) -> str:
+    """A markdown table; ``x`` with an ``x_std`` column is shown as ``mean ± std``."""
+    shown = [c for c in columns if not c.endswith("_std")]
+    lines = ["| " + " | ".join(shown) + " |", "|" + "|".join("---" for _ in shown) + "|"]
+    for row in rows:
+        cells = []
+        for column in shown:
+            value = row.get(column)
+            if isinstance(value, float):
+                text = "" if math.isnan(value) else f"{value:.4g}"
+                spread = row.get(f"{column}_std")
+                if text and isinstance(spread, float) and not math.isnan(spread):
+                    text += f" ± {spread:.2g}"
+            else:
+                text = "" if value is None else str(value)
+            cells.append(text)
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from fedrule.model.elastic import ElasticLayout
-from fedrule.scenario.schema import SEARCHER_NAMES
+from fedrule.names import SEARCHER_NAMES
 from fedrule.search.base import CountingPredict, Predict, SearchResult
 from fedrule.search.evolution import evolution
 from fedrule.search.greedy import greedy
@@ -26,7 +26,7 @@ Searcher = Callable[..., np.ndarray]
 SEARCHERS: dict[str, Searcher] = dict(
     zip(SEARCHER_NAMES, (evolution, greedy, uniform, random_search), strict=True)
 )
-"""Each searcher of ``fedrule.scenario.schema.SEARCHER_NAMES``, by name, in that order."""
+"""Each searcher of ``fedrule.names.SEARCHER_NAMES``, by name, in that order."""
 
 
 def search(

@@ -13,8 +13,7 @@ import numpy as np
 
 from fedrule.algorithm.packing import Packer
 from fedrule.algorithm.transport import Stopped
-from fedrule.device.faults import phase_of
-from fedrule.device.host import DeviceHost, HostSettings
+from fedrule.device.host import DeviceHost
 from fedrule.protocol import REPLIES, REQUESTS, Message, NodeFailure
 
 
@@ -31,7 +30,8 @@ class InProcessTransport:
             if self.stop is not None and self.stop.is_set():
                 raise Stopped
             received = REQUESTS[request.kind].from_wire(request.to_wire())
-            if _worker_dies(self.host.settings, received):
+            settings = self.host.settings
+            if settings.faults.worker_dies(settings.seed, received):
                 replies.append(NodeFailure("worker process died (injected fault)"))
                 continue
             try:
@@ -41,8 +41,3 @@ class InProcessTransport:
                 continue
             replies.append(REPLIES[reply.kind].from_wire(reply.to_wire()))
         return replies
-
-
-def _worker_dies(settings: HostSettings, request: Message) -> bool:
-    phase, stamp = phase_of(request)
-    return settings.faults.worker_dies(settings.seed, request.devices, phase, stamp)

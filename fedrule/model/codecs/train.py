@@ -19,6 +19,7 @@ from typing import Protocol
 import numpy as np
 import torch
 
+from fedrule.data.split import SplitData
 from fedrule.model.evaluate import evaluate_ranking
 from fedrule.model.negatives import NegativeSampler, popularity_weights
 from fedrule.model.objective import Objective, objective_step
@@ -56,7 +57,7 @@ class CodecTrainResult:
 
 
 def train_codec(
-    split: object,
+    split: SplitData,
     codec: TrainableCodec,
     dim: int,
     init_std: float,
@@ -140,7 +141,7 @@ def _validate(
     codec: TrainableCodec,
     user: torch.Tensor,
     table: torch.Tensor,
-    split: object,
+    split: SplitData,
     evaluation: EvalConfig,
 ) -> float:
     """The model-selection metric on validation."""

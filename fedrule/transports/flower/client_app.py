@@ -11,14 +11,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import numpy as np
 import torch
 from flwr.app import Context, Error, Message
 from flwr.clientapp import ClientApp
 
-from fedrule.device.faults import phase_of
 from fedrule.device.host import DeviceHost, HostSettings
-from fedrule.protocol import REQUESTS, Kind
+from fedrule.protocol import REQUESTS, Kind, stamp_of
+from fedrule.protocol import Message as ProtocolMessage
 from fedrule.transports.flower.records import from_records, to_records
 
 ERROR_CODE = 100  # a fedrule device-side error (the reason is one line)
@@ -35,13 +34,14 @@ def _host(settings: HostSettings) -> DeviceHost:
     return host
 
 
-def _die_once(settings: HostSettings, devices: np.ndarray, phase: str, stamp: int) -> None:
+def _die_once(settings: HostSettings, request: ProtocolMessage) -> None:
     """An injected fault: the worker process handling this message dies. Ray restarts it and the
     server resends the message; the resent copy finds the crash marker and fails the message
     (the devices' work died with the process) instead of killing the new worker too."""
     folder = Path(settings.store_dir) / "worker-crashes"
     folder.mkdir(exist_ok=True)
-    marker = folder / f"{settings.seed}-{phase}-{stamp}-{int(devices[0])}"
+    first = int(request.devices[0])
+    marker = folder / f"{settings.seed}-{request.kind}-{stamp_of(request)}-{first}"
     try:
         marker.touch(exist_ok=False)
     except FileExistsError:
@@ -54,9 +54,8 @@ def handle(settings: HostSettings, msg: Message) -> Message:
     one-line error reply (the round goes on)."""
     try:
         request = REQUESTS[Kind(msg.metadata.message_type)].from_wire(from_records(msg.content))
-        phase, stamp = phase_of(request)
-        if settings.faults.worker_dies(settings.seed, request.devices, phase, stamp):
-            _die_once(settings, request.devices, phase, stamp)
+        if settings.faults.worker_dies(settings.seed, request):
+            _die_once(settings, request)
         reply = _host(settings).handle(request)
         return Message(to_records(reply.to_wire()), reply_to=msg)
     except Exception as exc:
