@@ -27,6 +27,27 @@ app.add_typer(data_app, name="data")
 out = Console()
 err = Console(stderr=True)
 
+
+def _print_version(value: bool) -> None:
+    if value:
+        from fedrule import __version__
+
+        out.print(f"fedrule {__version__}", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Simulate fleets of on-device recommenders with elastic (RULE) item embeddings."""
+
+
 SetOption = Annotated[
     list[str] | None,
     typer.Option("--set", "-s", help="Override a scenario key: --set train.lr=0.01 (repeatable)."),
