@@ -10,7 +10,7 @@ import pytest
 from rich.console import Console
 
 from fedrule.report.console import ConsoleEvents, tier_notes, tier_table
-from fedrule.report.tables import tier_summary
+from fedrule.report.tables import tier_summary, without_duplicate_recall
 
 
 def _log_console() -> tuple[Console, io.StringIO]:
@@ -172,3 +172,10 @@ def test_the_notes_say_that_tiers_hold_different_users_and_what_predicted_is():
     without = [{k: v for k, v in r.items() if "every_device" not in k} for r in tiers]
     assert "eval.every_device: true" in tier_notes(without, "ndcg@20")[0]
     assert "0.5·ndcg@20 + 0.5·tail/ndcg@20" in tier_notes(tiers, "ndcg@20", 0.5)[2]
+
+
+def test_recall_leaves_only_where_hit_says_the_same():
+    keys = ["recall@10", "ndcg@10", "hit@10", "tail/recall@10", "tail/hit@10", "recall@20"]
+    assert without_duplicate_recall(keys) == ["ndcg@10", "hit@10", "tail/hit@10", "recall@20"]
+    kept = without_duplicate_recall(keys, keep=["recall@10", "tail/recall@10"])
+    assert kept == keys

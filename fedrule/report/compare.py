@@ -224,14 +224,16 @@ def _number(text: str) -> object:
 
 # ---------------------------------------------------------------------- tables
 def summary_rows(groups: list[Group]) -> list[dict]:
-    """Per group and tier (federated) or overall: seeds, the metric, tail metric and recall at
-    the metric's K (mean and spread over seeds; with ``eval.every_device`` also the tier's
-    configuration tested on every device), training seconds, traffic and final ε."""
+    """Per group and tier (federated) or overall: seeds, the metric, tail metric, hit rate (and
+    recall, where the runs recorded it) at the metric's K (mean and spread over seeds; with
+    ``eval.every_device`` also the tier's configuration tested on every device), training
+    seconds, traffic and final ε."""
     rows = []
     for group in groups:
         metric = group.metric
         k = metric.partition("@")[2]
-        names = [metric, f"tail/{metric}", f"recall@{k}"]
+        names = [metric, f"tail/{metric}", f"hit@{k}"]
+        names += [f"recall@{k}"] * _has(group, f"recall@{k}")  # leave-one-out: the same as hit
         tiers = list(group.seeds[0].tiers) if group.engine == "federated" else ["all"]
         every = f"{metric}_every_device"  # eval.every_device
         if any(every in t for s in group.seeds for t in s.tiers.values()):
@@ -258,6 +260,12 @@ def summary_rows(groups: list[Group]) -> list[dict]:
                 row["epsilon"] = mean_std(eps)[0] if any(not math.isnan(e) for e in eps) else None
             rows.append(row)
     return rows
+
+
+def _has(group: Group, name: str) -> bool:
+    """Whether any seed of ``group`` recorded metric ``name`` (runs under leave-one-out no
+    longer record recall@K, the same number as hit@K there)."""
+    return any(name in t for s in group.seeds for t in [s.test, *s.tiers.values()])
 
 
 def _final_epsilon(seed: Seed) -> float:
@@ -392,7 +400,7 @@ def plot_tiers(groups: list[Group], path: Path) -> Path | None:
     tiers.sort(key=lambda t: (t == "all", budget.get(t, math.inf)))
     fig, axes = plt.subplots(1, 2, figsize=(12, 5.2))
     width = 0.8 / len(fed)
-    for ax, name in zip(axes, (metric, f"recall@{k}"), strict=True):
+    for ax, name in zip(axes, (metric, f"hit@{k}"), strict=True):
         for i, group in enumerate(fed):
             means, errs = [], []
             for tier in tiers:
@@ -714,7 +722,7 @@ def write_report(folders: list[Path], out: Path) -> list[Path]:
     metric = groups[0].metric
     k = metric.partition("@")[2]
     columns = ["group", "engine", "tier", "seeds", "budget_bytes"]
-    for name in (metric, f"tail/{metric}", f"recall@{k}", f"{metric}_every_device"):
+    for name in (metric, f"tail/{metric}", f"hit@{k}", f"recall@{k}", f"{metric}_every_device"):
         columns += [name, f"{name}_std"]
     columns += ["train_seconds", "bytes_down", "bytes_up", "epsilon"]
     columns = [c for c in columns if any(r.get(c) is not None for r in summary)]

@@ -16,10 +16,16 @@ from fedrule.engine.checkpoint import clear_checkpoint
 from fedrule.engine.prepare import prepare_split
 from fedrule.engine.sanity import check_against_data
 from fedrule.events import Events, Silent
+from fedrule.metrics import BUCKETS
 from fedrule.report.convergence import plot_convergence
 from fedrule.report.coverage import plot_coverage
 from fedrule.report.rundir import CHECKPOINTS, RunDir
-from fedrule.report.tables import csv_text, every_device_columns, tier_summary
+from fedrule.report.tables import (
+    csv_text,
+    every_device_columns,
+    tier_summary,
+    without_duplicate_recall,
+)
 from fedrule.scenario import Scenario, dump_scenario, to_plain
 
 
@@ -142,6 +148,7 @@ def _run_centralized(run: RunDir, scenario: Scenario, split: object, events: Eve
     results: list[SeedResult] = []
     for seed in scenario.seeds:
         result = run_centralized_seed(scenario, split, seed, events)
+        _drop_duplicate_recall(result, scenario, split)
         results.append(result)
         _save_centralized_seed(run, scenario, result, split)
     test = summarize([r.test for r in results])
@@ -170,6 +177,27 @@ def _run_centralized(run: RunDir, scenario: Scenario, split: object, events: Eve
         "valid": summarize([r.valid for r in results]),
         **extra,
     }
+
+
+def _drop_duplicate_recall(result: SeedResult, scenario: Scenario, split: object) -> None:
+    """Leave-one-out: recall@K is hit@K (one test item per user), so metrics.json and
+    results.csv keep hit@K only."""
+    for part in ("test", "valid"):
+        values = getattr(result, part)
+        keep = _reported_keys(list(values), scenario, split, part)
+        setattr(result, part, {k: values[k] for k in keep})
+
+
+def _reported_keys(
+    keys: list[str], scenario: Scenario, split: object, part: str = "test"
+) -> list[str]:
+    """The metric keys a run folder records: without recall@K where every user has at most one
+    item in ``part`` (leave-one-out), as it equals hit@K there; the scenario's eval.metric and
+    its buckets are kept whatever they name."""
+    if int(getattr(split, part).counts().max(initial=0)) > 1:
+        return keys
+    metric = scenario.eval.metric
+    return without_duplicate_recall(keys, keep=[metric, *(f"{b}/{metric}" for b in BUCKETS)])
 
 
 def _write_rule_table(run: RunDir, scenario: Scenario, results: list[SeedResult]) -> dict:
@@ -233,12 +261,15 @@ def _run_federated(
             scenario, split, seed, events, verbose, checkpoint_dir=run.checkpoint_dir
         )
         res, fleet = outcome.results, outcome.fleet
-        keys = res.metric_keys
+        keys = _reported_keys(res.metric_keys, scenario, split)
         tier_names = fleet.tier_names
-        rows = _device_rows(outcome, split)
+        rows = _device_rows(outcome, split, keys)
         device_tables.append(rows)
-        if res.every_device:
-            every_device.append(res.every_device)
+        measured_everywhere = {
+            b: {k: v for k, v in m.items() if k in keys} for b, m in res.every_device.items()
+        }
+        if measured_everywhere:
+            every_device.append(measured_everywhere)
         run.write_text(f"rounds-seed{seed}.csv", csv_text(res.rounds))
         run.write_text(f"devices-seed{seed}.csv", csv_text(rows))
         if res.coverage is not None:
@@ -275,7 +306,9 @@ def _run_federated(
                     "measured": float(r.measured),
                     "blocks_per_group": r.config.sum(axis=1).tolist(),
                     "seconds": float(r.seconds),
-                    **({"every_device": res.every_device[b]} if b in res.every_device else {}),
+                    **(
+                        {"every_device": measured_everywhere[b]} if b in measured_everywhere else {}
+                    ),
                 }
                 for b, r in res.searches.items()
             },
@@ -312,7 +345,7 @@ def _run_federated(
     return {"method": scenario.federated.method, "seeds": per_seed, "tiers": summary, "test": test}
 
 
-def _device_rows(outcome: object, split: object) -> list[dict]:
+def _device_rows(outcome: object, split: object, keys: list[str]) -> list[dict]:
     res, fleet = outcome.results, outcome.fleet
     table = res.devices
     rows = []
@@ -330,6 +363,7 @@ def _device_rows(outcome: object, split: object) -> list[dict]:
         if res.estimator is not None:  # RULE: the estimator's prediction for the device's
             row["predicted"] = float(res.searches[int(fleet.budget_bytes[d])].predicted)
         for j, key in enumerate(res.metric_keys):
-            row[key] = float(table["metrics"][d, j])
+            if key in keys:
+                row[key] = float(table["metrics"][d, j])
         rows.append(row)
     return rows

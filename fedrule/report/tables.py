@@ -96,3 +96,21 @@ def every_device_columns(
             values = [seed[int(budget)][key] for seed in per_seed if int(budget) in seed]
             if values and all(key in seed[int(budget)] for seed in per_seed):
                 row[f"{key}_every_device"], row[f"{key}_every_device_std"] = mean_std(values)
+
+
+def without_duplicate_recall(keys: Iterable[str], keep: Iterable[str] = ()) -> list[str]:
+    """``keys`` without each ``recall@K`` (overall and per bucket) whose ``hit@K`` is among them,
+    for a split that gives every user at most one test item (leave-one-out): there Recall@K is
+    hits / 1, the same number as HitRate@K. ``keep``: names kept anyway (the run's
+    ``eval.metric`` and its buckets)."""
+    keys, keep = list(keys), set(keep)
+    present = set(keys)
+
+    def duplicate(key: str) -> bool:
+        prefix, _, name = key.rpartition("/")
+        if not name.startswith("recall@") or key in keep:
+            return False
+        hit = "hit@" + name.removeprefix("recall@")
+        return (f"{prefix}/{hit}" if prefix else hit) in present
+
+    return [k for k in keys if not duplicate(k)]
