@@ -1,4 +1,5 @@
-"""What a run folder records: no duplicate recall columns under leave-one-out."""
+"""What a federated run folder and the console show: the every-device headline across tiers,
+per-tier notes, and no duplicate recall columns under leave-one-out."""
 
 from __future__ import annotations
 
@@ -32,6 +33,24 @@ def fleet_run(tmp_path_factory):
         assert main(["run", str(path), "--out", str(tmp_path / "runs"), "--quiet"]) == 0
     (folder,) = (tmp_path / "runs").iterdir()
     return folder, printed.getvalue()
+
+
+@pytest.mark.slow
+def test_a_fleet_run_shows_and_records_what_its_tiers_compare(fleet_run):
+    from fedrule.cli import out
+
+    folder, printed = fleet_run
+    tiers = {r["tier"]: r for r in csv.DictReader((folder / "tiers.csv").open())}
+    # the console: the every-device figure first, whole, within the console's width
+    assert "every device" in printed and "…" not in printed
+    assert max(len(line) for line in printed.splitlines()) <= out.width
+    for name in ("small", "large"):
+        assert f"{float(tiers[name]['ndcg@10_every_device']):.4f}" in printed
+    assert "different users" in printed and "predicted (valid)" in printed
+    # the large tier's configuration is far below its budget: said where and why
+    assert "of its 8.0 KiB budget" in tiers["large"]["note"]
+    assert "search.verify" in tiers["large"]["note"] and tiers["small"]["note"] == ""
+    assert "large: " in printed and "of its 8.0 KiB budget" in printed
 
 
 @pytest.mark.slow

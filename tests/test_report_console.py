@@ -10,7 +10,7 @@ import pytest
 from rich.console import Console
 
 from fedrule.report.console import ConsoleEvents, tier_notes, tier_table
-from fedrule.report.tables import tier_summary, without_duplicate_recall
+from fedrule.report.tables import dispatch_notes, tier_summary, without_duplicate_recall
 
 
 def _log_console() -> tuple[Console, io.StringIO]:
@@ -172,6 +172,36 @@ def test_the_notes_say_that_tiers_hold_different_users_and_what_predicted_is():
     without = [{k: v for k, v in r.items() if "every_device" not in k} for r in tiers]
     assert "eval.every_device: true" in tier_notes(without, "ndcg@20")[0]
     assert "0.5·ndcg@20 + 0.5·tail/ndcg@20" in tier_notes(tiers, "ndcg@20", 0.5)[2]
+
+
+def _searches(*sizes: int) -> dict[str, dict]:
+    return {str(b): {"bytes": s} for b, s in zip((1000, 4000, 16000), sizes, strict=True)}
+
+
+def _budget_rows() -> list[dict]:
+    rows = [{"tier": t, "budget_bytes": b} for t, b in (("watch", 1000), ("phone", 4000))]
+    return [*rows, {"tier": "tv", "budget_bytes": 16000}, {"tier": "all", "budget_bytes": "x"}]
+
+
+def test_a_budget_whose_configuration_is_no_larger_than_a_smaller_ones_gets_a_note():
+    rows = _budget_rows()
+    dispatch_notes(rows, [_searches(990, 3900, 3900)], verified=True)
+    assert "note" not in rows[0] and "note" not in rows[1] and "note" not in rows[3]
+    assert rows[2]["note"] == (
+        "3.8 KiB of its 15.6 KiB budget, no more than phone's configuration: verification "
+        "(search.verify) measured it best on validation among the configurations that fit"
+    )
+
+
+def test_a_budget_far_from_full_gets_a_note_naming_the_seeds_and_the_searcher():
+    rows = _budget_rows()
+    seeds = [_searches(990, 1900, 15000), _searches(990, 3900, 15000)]  # 1900 < 4000 / 2
+    dispatch_notes(rows, seeds, verified=False)
+    assert rows[1]["note"] == (
+        "1.9 KiB of its 3.9 KiB budget in 1 seed(s): the search chose it by the estimator's "
+        "prediction"
+    )
+    assert "note" not in rows[0] and "note" not in rows[2]
 
 
 def test_recall_leaves_only_where_hit_says_the_same():

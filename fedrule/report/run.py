@@ -22,6 +22,7 @@ from fedrule.report.coverage import plot_coverage
 from fedrule.report.rundir import CHECKPOINTS, RunDir
 from fedrule.report.tables import (
     csv_text,
+    dispatch_notes,
     every_device_columns,
     tier_summary,
     without_duplicate_recall,
@@ -326,6 +327,9 @@ def _run_federated(
     if every_device:
         metric = scenario.eval.metric
         every_device_columns(summary, every_device, [metric, f"tail/{metric}"])
+    if scenario.federated.method == "rule":
+        searches = [data["searches"] for data in per_seed.values()]
+        dispatch_notes(summary, searches, scenario.search.verify)
     run.write_text("tiers.csv", csv_text(summary))
     rounds = {int(seed): data["rounds"] for seed, data in per_seed.items()}
     plot_convergence(rounds, scenario.eval.metric, run.file("convergence.png"))
