@@ -1,5 +1,5 @@
 """What a federated run folder and the console show: the every-device headline across tiers,
-per-tier notes, and no duplicate recall columns under leave-one-out."""
+per-tier notes, no duplicate recall columns under leave-one-out, and the folder's plots."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ import yaml
 
 from fedrule.cli import main
 from tests.fleets import fleet_scenario
+
+PNG = b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.fixture(scope="module")
@@ -70,6 +72,16 @@ def test_leave_one_out_records_hit_and_not_the_same_recall(fleet_run):
     assert "hit@10" in results and "recall@" not in results
 
 
+@pytest.mark.slow
+def test_a_fleet_run_folder_has_its_tier_plot_and_explains_a_missing_coverage_plot(fleet_run):
+    folder, _ = fleet_run
+    png = folder / "tiers.png"
+    assert png.read_bytes()[:8] == PNG and png.stat().st_size > 10_000
+    assert (folder / "convergence.png").read_bytes()[:8] == PNG
+    assert (folder / "coverage-seed0.csv").is_file() and not (folder / "coverage.png").exists()
+    assert "coverage.png not drawn: every block got 100%" in (folder / "log.txt").read_text()
+
+
 @pytest.mark.parametrize(
     ("split", "recall"),
     [({"split": "loo"}, False), ({"split": "ratio", "ratios": [0.6, 0.1, 0.3]}, True)],
@@ -86,3 +98,31 @@ def test_recall_is_kept_where_users_have_several_test_items(tmp_path, tiny_scena
     assert ("recall@10" in test) is recall and "hit@10" in test
     if recall:
         assert test["recall@10"]["mean"] < test["hit@10"]["mean"]
+
+
+def test_the_kept_round_is_found_on_the_validation_curve():
+    from fedrule.report.convergence import kept_point, validation_points
+
+    rounds = [{"round": r, "seconds": float(r)} for r in (1, 2, 3, 4)]
+    rounds[1]["valid_ndcg@10"], rounds[3]["valid_ndcg@10"] = 0.3, 0.2
+    points = validation_points(rounds, "valid_ndcg@10")
+    assert kept_point(rounds, points, 2) == (2, 3.0, 0.3)  # validated: on the curve
+    assert kept_point(rounds, points, 0) == (4, 10.0, 0.2)  # 0: the last round's table
+    assert kept_point(rounds, points, 3) == (3, 6.0, None)  # not validated: a line at round 3
+
+
+def test_a_uniform_coverage_map_is_not_drawn(tmp_path):
+    from fedrule.report.coverage import plot_coverage
+
+    def coverage(shares: list[float]) -> object:
+        path = tmp_path / f"coverage-{len(list(tmp_path.iterdir()))}.csv"
+        lines = ["group,block,share"] + [f"{i // 2},{i % 2},{s}" for i, s in enumerate(shares)]
+        path.write_text("\n".join(lines) + "\n")
+        return path
+
+    full = coverage([1.0, 1.0, 1.0, 1.0])  # full mode: every block as trained as the best
+    assert not plot_coverage([full], tmp_path / "full.png", "full")
+    assert not (tmp_path / "full.png").exists()
+    budgeted = coverage([1.0, 0.25, 1.0, 0.5])
+    assert plot_coverage([budgeted], tmp_path / "budgeted.png", "budgeted")
+    assert (tmp_path / "budgeted.png").read_bytes()[:8] == PNG

@@ -16,6 +16,7 @@ and ``report.md``, an index of them all.
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import math
 import re
@@ -164,7 +165,12 @@ def _flatten(obj: dict, prefix: str = "") -> dict[str, object]:
 
 
 def _read_seeds(run: Path) -> list[Seed]:
-    metrics = json.loads((run / "metrics.json").read_text())
+    return seeds_of(json.loads((run / "metrics.json").read_text()), run)
+
+
+def seeds_of(metrics: dict, run: Path) -> list[Seed]:
+    """The seeds of a run from its ``metrics.json`` content and the per-seed files in ``run``
+    (also a partial run folder, before its ``metrics.json`` is written)."""
     engine = metrics.get("engine", "centralized")
     out = []
     for name, data in metrics.get("seeds", {}).items():
@@ -296,7 +302,8 @@ def markdown_table(rows: list[dict], columns: list[str]) -> str:
 
 def memory_rows(groups: list[Group]) -> list[dict]:
     """Quality against memory: centralised RULE rows (method, searcher, budget) and federated
-    tiers (their budget), mean and spread over seeds of the metric and tail metric."""
+    tiers (their budget; on each tier's own devices, and with ``eval.every_device`` on every
+    device), mean and spread over seeds of the metric and tail metric."""
     out = []
     federated = [g.method for g in groups if g.engine == "federated"]
     for group in groups:
@@ -306,11 +313,18 @@ def memory_rows(groups: list[Group]) -> list[dict]:
         if group.engine == "federated" and len(groups) == len(set(federated)):
             prefix = ""  # every group is a different method: its name says which
         if group.engine == "federated":
-            for tier in [t for t in group.seeds[0].tiers if t != "all"]:
-                row: dict[str, object] = {"series": f"{prefix}{group.method}", "point": tier}
+            every = [""] + ["_every_device"] * _has(group, f"{metric}_every_device")
+            for suffix, tier in itertools.product(every, group.seeds[0].tiers):
+                if tier == "all":
+                    continue
+                where = " (every device)" if suffix else " (own devices)" * (len(every) > 1)
+                row: dict[str, object] = {"series": f"{prefix}{group.method}{where}"}
+                row["point"] = tier
                 row["bytes"] = group.seeds[0].budgets.get(tier, math.nan)
                 for name in names:
-                    values = [s.tiers.get(tier, {}).get(name, math.nan) for s in group.seeds]
+                    values = [
+                        s.tiers.get(tier, {}).get(name + suffix, math.nan) for s in group.seeds
+                    ]
                     row[name], row[f"{name}_std"] = mean_std(values)
                 row["seeds"] = len(group.seeds)
                 out.append(row)
@@ -389,6 +403,9 @@ def plot_memory(rows: list[dict], metric: str, path: Path) -> Path | None:
 
 
 def plot_tiers(groups: list[Group], path: Path) -> Path | None:
+    """Per tier, the metric and hit rate at its K on the tier's own devices (each tier holds
+    other users, so these bars do not compare tiers), and with ``eval.every_device`` the tier's
+    configuration tested on every device (hatched: the comparison across tiers)."""
     fed = [g for g in groups if g.engine == "federated" and g.seeds]
     if not fed:
         return None
@@ -398,17 +415,26 @@ def plot_tiers(groups: list[Group], path: Path) -> Path | None:
     budget = {t: b for g in fed for t, b in g.seeds[0].budgets.items()}
     tiers = list(dict.fromkeys(t for g in fed for t in g.seeds[0].tiers))
     tiers.sort(key=lambda t: (t == "all", budget.get(t, math.inf)))
+    series = [(g, "") for g in fed]
+    series += [(g, "_every_device") for g in fed if _has(g, f"{metric}_every_device")]
     fig, axes = plt.subplots(1, 2, figsize=(12, 5.2))
-    width = 0.8 / len(fed)
+    width = 0.8 / len(series)
     for ax, name in zip(axes, (metric, f"hit@{k}"), strict=True):
-        for i, group in enumerate(fed):
+        for i, (group, suffix) in enumerate(series):
             means, errs = [], []
             for tier in tiers:
-                mean, std = mean_std(s.tiers.get(tier, {}).get(name, math.nan) for s in group.seeds)
+                values = (s.tiers.get(tier, {}).get(name + suffix, math.nan) for s in group.seeds)
+                mean, std = mean_std(values)
                 means.append(mean)
                 errs.append(0.0 if math.isnan(std) else std)
-            x = np.arange(len(tiers)) + (i - (len(fed) - 1) / 2) * width
-            ax.bar(x, means, width, yerr=errs, capsize=3, label=group.label)
+            x = np.arange(len(tiers)) + (i - (len(series) - 1) / 2) * width
+            where = "every device" if suffix else "own devices"
+            label = where if len(fed) == 1 else f"{group.label}: {where}"
+            color = f"C{fed.index(group) % 10}"
+            style = (
+                {"hatch": "//", "edgecolor": color, "linewidth": 0, "alpha": 0.6} if suffix else {}
+            )
+            ax.bar(x, means, width, yerr=errs, capsize=3, label=label, color=color, **style)
         ax.set_xticks(np.arange(len(tiers)), tiers)
         ax.set_xlabel("device tier (all: the whole fleet)")
         ax.set_ylabel(f"test {name} (mean over evaluated devices)")
@@ -416,9 +442,21 @@ def plot_tiers(groups: list[Group], path: Path) -> Path | None:
         ax.grid(alpha=0.3, axis="y")
     handles, labels = axes[0].get_legend_handles_labels()  # below the bars, never over them
     columns = min(4, max(1, len(labels)))
-    fig.legend(handles, labels, loc="lower center", ncol=columns, fontsize=7, frameon=False)
+    fig.legend(
+        handles,
+        labels,
+        loc="lower center",
+        bbox_to_anchor=(0.5, 0.025),
+        ncol=columns,
+        fontsize=7,
+        frameon=False,
+    )
     rows = -(-len(labels) // columns)
-    return _save(fig, path, rect=(0, 0.04 * rows + 0.02, 1, 1))
+    note = "own devices: each tier's own users, one test item each (different users per tier)" + (
+        "; every device: the tier's configuration tested on all devices" if len(series) > 1 else ""
+    )
+    fig.text(0.5, 0.005, note, ha="center", va="bottom", fontsize=7, color="dimgrey")
+    return _save(fig, path, rect=(0, 0.04 * rows + 0.04, 1, 1))
 
 
 def _per_round(group: Group, column: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

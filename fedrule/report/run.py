@@ -332,11 +332,16 @@ def _run_federated(
         dispatch_notes(summary, searches, scenario.search.verify)
     run.write_text("tiers.csv", csv_text(summary))
     rounds = {int(seed): data["rounds"] for seed, data in per_seed.items()}
-    plot_convergence(rounds, scenario.eval.metric, run.file("convergence.png"))
+    kept = {int(seed): int(data.get("best_round") or 0) for seed, data in per_seed.items()}
+    plot_convergence(rounds, scenario.eval.metric, run.file("convergence.png"), kept=kept)
     coverage = [run.file(f"coverage-seed{seed}.csv") for seed in scenario.seeds]
-    plot_coverage(
-        [p for p in coverage if p.is_file()], run.file("coverage.png"), scenario.federated.mode
-    )
+    coverage = [p for p in coverage if p.is_file()]
+    drawn = plot_coverage(coverage, run.file("coverage.png"), scenario.federated.mode)
+    if coverage and not drawn:
+        events.message(
+            "coverage.png not drawn: every block got 100% of its group's most-trained block "
+            f"({scenario.federated.mode} mode), a uniform map (coverage-seed*.csv has the counts)"
+        )
     overall = next(r for r in summary if r["tier"] == "all")
     test = {k: {"mean": overall[k], "std": overall[f"{k}_std"]} for k in keys}
     run.write_text(
@@ -346,7 +351,20 @@ def _run_federated(
             ["metric", "mean", "std"],
         ),
     )
-    return {"method": scenario.federated.method, "seeds": per_seed, "tiers": summary, "test": test}
+    metrics = {"method": scenario.federated.method, "seeds": per_seed, "tiers": summary}
+    metrics["test"] = test
+    _write_tier_plot(run, scenario, metrics)
+    return metrics
+
+
+def _write_tier_plot(run: RunDir, scenario: Scenario, metrics: dict) -> None:
+    """``tiers.png`` in the run folder: the per-tier plot of ``fedrule report``, drawn by its
+    code from what the folder holds so far (the devices' rows) and ``metrics``."""
+    from fedrule.report.compare import Group, plot_tiers, seeds_of
+
+    seeds = seeds_of({"engine": "federated", **metrics}, run.path)
+    group = Group(scenario.name, to_plain(scenario), [run.path], seeds)
+    plot_tiers([group], run.file("tiers.png"))
 
 
 def _device_rows(outcome: object, split: object, keys: list[str]) -> list[dict]:
