@@ -256,6 +256,8 @@ def _run_federated(
             per_seed[str(seed)], keys = kept["summary"], kept["keys"]
             tier_names = tuple(kept["tier_names"])
             device_tables.append(kept["devices"])
+            if measured := _every_device_of(kept["summary"]):
+                every_device.append(measured)
             events.message(f"seed {seed}: kept from the interrupted run")
             continue
         outcome = run_federated_seed(
@@ -355,6 +357,12 @@ def _run_federated(
     metrics["test"] = test
     _write_tier_plot(run, scenario, metrics)
     return metrics
+
+
+def _every_device_of(summary: dict) -> dict[int, dict[str, float]]:
+    """A kept seed's ``eval.every_device`` figures, per budget, from its searches."""
+    searches = summary.get("searches", {})
+    return {int(b): s["every_device"] for b, s in searches.items() if "every_device" in s}
 
 
 def _write_tier_plot(run: RunDir, scenario: Scenario, metrics: dict) -> None:
