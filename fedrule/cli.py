@@ -27,6 +27,27 @@ app.add_typer(data_app, name="data")
 out = Console()
 err = Console(stderr=True)
 
+
+def _print_version(value: bool) -> None:
+    if value:
+        from fedrule import __version__
+
+        out.print(f"fedrule {__version__}", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Simulate fleets of on-device recommenders with elastic (RULE) item embeddings."""
+
+
 SetOption = Annotated[
     list[str] | None,
     typer.Option("--set", "-s", help="Override a scenario key: --set train.lr=0.01 (repeatable)."),
@@ -51,7 +72,7 @@ def run(
 ) -> None:
     """Run a scenario and write a run folder (resolved scenario, metrics, tables, log)."""
     from fedrule.errors import ConfigError
-    from fedrule.report.console import ConsoleEvents, metrics_table, tier_table
+    from fedrule.report.console import ConsoleEvents, metrics_table, tier_notes, tier_table
     from fedrule.report.run import run_scenario
     from fedrule.scenario import load_scenario
 
@@ -70,10 +91,13 @@ def run(
     folder = run_scenario(loaded, out_dir, events, verbose=verbose, resume=resume)
     metrics = json.loads((folder / "metrics.json").read_text())
     if loaded.engine.kind == "federated":
-        k = loaded.eval.metric.partition("@")[2]
-        out.print(tier_table(metrics["tiers"], k, loaded.federated.method))
+        metric, tiers = loaded.eval.metric, metrics["tiers"]
+        out.print(tier_table(tiers, metric, loaded.federated.method, width=out.width))
+        for line in tier_notes(tiers, metric, loaded.search.tail_weight):
+            out.print(line, highlight=False, markup=False)
     else:
-        keys = [f"{m}@{k}" for k in loaded.eval.ks for m in ("recall", "ndcg")]
+        second = "recall" if f"recall@{loaded.eval.ks[0]}" in metrics["test"] else "hit"
+        keys = [f"{m}@{k}" for k in loaded.eval.ks for m in (second, "ndcg")]
         keys += [f"tail/ndcg@{k}" for k in loaded.eval.ks]
         title = f"test metrics ({len(loaded.seeds)} seed(s))"
         out.print(metrics_table(title, metrics["test"], keys))

@@ -99,3 +99,32 @@ def test_under_secure_aggregation_the_every_device_figures_are_the_same():
     for budget, measured in plain.every_device.items():
         for key, value in measured.items():
             assert secure.every_device[budget][key] == pytest.approx(value, abs=1e-6), key
+
+
+@pytest.mark.slow
+def test_a_resumed_run_keeps_the_every_device_figures_of_its_finished_seeds(tmp_path, monkeypatch):
+    """Interrupted after seed 0 (injected at seed 1's start) and resumed: tiers.csv is the
+    uninterrupted run's, every-device columns included (they averaged the fresh seeds only)."""
+    import fedrule.engine.federated as federated
+    from fedrule.report.run import run_scenario
+
+    raw = fleet_scenario(engine__transport="inprocess", federated__eval_every=0)
+    raw |= {"seeds": [0, 1], "eval": raw["eval"] | {"every_device": True}}
+    scenario = scenario_from_dict(raw)
+    whole = run_scenario(scenario, tmp_path / "whole")
+
+    real = federated.run_federated_seed
+
+    def killed_at_seed_1(scenario, split, seed, *args, **kwargs):
+        if seed == 1:
+            raise KeyboardInterrupt
+        return real(scenario, split, seed, *args, **kwargs)
+
+    monkeypatch.setattr(federated, "run_federated_seed", killed_at_seed_1)
+    with pytest.raises(KeyboardInterrupt):
+        run_scenario(scenario, tmp_path / "killed")
+    (partial,) = (tmp_path / "killed").glob(".*.partial")
+    monkeypatch.setattr(federated, "run_federated_seed", real)
+    resumed = run_scenario(scenario, tmp_path / "killed", resume=partial)
+    assert "ndcg@10_every_device" in (whole / "tiers.csv").read_text()
+    assert (resumed / "tiers.csv").read_text() == (whole / "tiers.csv").read_text()

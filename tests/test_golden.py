@@ -82,7 +82,7 @@ CASES = {
 
 def _figures(folder: Path) -> dict:
     metrics = json.loads((folder / "metrics.json").read_text())
-    out: dict = {"test": metrics["test"]}
+    out: dict = {"test": _without_recall(metrics["test"])}
     if "tiers" in metrics:
         out["tiers"] = {
             row["tier"]: {k: v for k, v in row.items() if "ndcg" in k or "hit" in k}
@@ -97,6 +97,26 @@ def _figures(folder: Path) -> dict:
     return out
 
 
+def _without_recall(test: dict) -> dict:
+    """The test figures without recall@K: under leave-one-out (these cases) a run folder no
+    longer records it, as it equals hit@K (the recorded figures, which hold both, show that)."""
+    return {k: v for k, v in test.items() if "recall@" not in k}
+
+
+def test_the_recorded_recall_figures_equal_the_hit_rates():
+    """Why recall@K may leave the comparison: in every recorded case it is hit@K (figures
+    recorded after the change hold no recall@K at all)."""
+    recorded = json.loads(GOLDEN.read_text())
+    pairs = [
+        (part[key], part[key.replace("recall@", "hit@")])
+        for case in recorded.values()
+        for part in [case["test"], *case.get("tiers", {}).values()]
+        for key in part
+        if "recall@" in key
+    ]
+    assert all(recall == hit for recall, hit in pairs)
+
+
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_figures_match_the_recorded_ones(case, tmp_path):
     raw = CASES[case]()
@@ -109,4 +129,4 @@ def test_figures_match_the_recorded_ones(case, tmp_path):
         GOLDEN.write_text(json.dumps(recorded, indent=1, sort_keys=True) + "\n")
         return
     assert case in recorded, f"no recorded figures for {case}: write them (see the docstring)"
-    assert figures == recorded[case]
+    assert figures == {**recorded[case], "test": _without_recall(recorded[case]["test"])}

@@ -1,4 +1,5 @@
-"""Console output: progress lines in a log file, the tier table and the tier summary."""
+"""Console output: progress lines in a log file, the tier table (narrow terminals and pipes
+included), its notes, and the tier summary."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ import math
 import pytest
 from rich.console import Console
 
-from fedrule.report.console import ConsoleEvents, tier_table
-from fedrule.report.tables import tier_summary
+from fedrule.report.console import ConsoleEvents, tier_notes, tier_table
+from fedrule.report.tables import dispatch_notes, tier_summary, without_duplicate_recall
 
 
 def _log_console() -> tuple[Console, io.StringIO]:
@@ -79,12 +80,132 @@ def test_tier_table_shows_devices_and_evaluated_devices() -> None:
     legacy = [{k: v for k, v in r.items() if k != "evaluated"} for r in rows]
     assert tier_summary([legacy], ("watch", "tv"), ["recall@10"])[0]["evaluated"] == 1
     console, buffer = _log_console()
-    console.print(tier_table(summary, "10"))
+    console.print(tier_table(summary, "ndcg@10"))
     text = buffer.getvalue()
     cells = [
         [c.strip() for c in line.strip("│┃ ").split("│" if "│" in line else "┃")]
         for line in text.splitlines()
         if "│" in line or "┃" in line
     ]
-    assert cells[0][:3] == ["tier", "devices", "evaluated"]
-    assert cells[1][:3] == ["watch", "3", "1"] and cells[-1][:3] == ["all", "4", "2"]
+    header = cells[0]
+    assert header[0] == "tier" and {"devices", "evaluated"} <= set(header)
+    columns = [header.index(name) for name in ("tier", "devices", "evaluated")]
+    assert [cells[1][i] for i in columns] == ["watch", "3", "1"]
+    assert [cells[-1][i] for i in columns] == ["all", "4", "2"]
+
+
+def _fleet_rows(seeds: int = 3) -> list[dict]:
+    """tiers.csv rows of a four-tier run with every column the console shows."""
+    rows = []
+    for i, (tier, budget) in enumerate(
+        [("watch", 26_912), ("phone", 65_536), ("tablet", 215_296), ("tv", 430_592)]
+    ):
+        rows.append(
+            {
+                "tier": tier,
+                "devices": 1510 + i,
+                "evaluated": 1509 + i,
+                "budget_bytes": budget,
+                "bytes_received_mean": budget * 0.97,
+                "refused": 0,
+                "seeds": seeds,
+                "ndcg@20": 0.0805 - 0.004 * i,
+                "ndcg@20_std": 0.0012,
+                "hit@20": 0.181 - 0.01 * i,
+                "hit@20_std": 0.0021,
+                "predicted": 0.0449 + 0.008 * i,
+                "ndcg@20_every_device": 0.0631 + 0.0061 * i,
+                "ndcg@20_every_device_std": 0.0009,
+            }
+        )
+    total = {**rows[0], "tier": "all", "devices": 6046, "budget_bytes": "26912..430592"}
+    return [*rows, {k: v for k, v in total.items() if "every_device" not in k}]
+
+
+def _render(console: Console, tiers: list[dict]) -> str:
+    console.print(tier_table(tiers, "ndcg@20", width=console.width))
+    return console.file.getvalue()
+
+
+@pytest.mark.parametrize(
+    "console",
+    [
+        pytest.param(lambda: Console(file=io.StringIO(), width=80), id="80-columns"),
+        pytest.param(lambda: Console(file=io.StringIO(), force_terminal=False), id="piped"),
+        pytest.param(lambda: Console(file=io.StringIO(), width=60), id="60-columns"),
+    ],
+)
+def test_the_headline_metric_stays_whole_when_the_table_is_narrow(console, monkeypatch):
+    """At 80 columns, piped into a file (rich's 80) or narrower, secondary columns are left out
+    (and named) until the table fits: the headline figures are never cut to ``0.08…``."""
+    monkeypatch.delenv("COLUMNS", raising=False)
+    console = console()
+    tiers = _fleet_rows()
+    text = _render(console, tiers)
+    assert "…" not in text
+    assert max(len(line) for line in text.splitlines()) <= console.width <= 80
+    for row in tiers[:-1]:
+        assert f"{row['ndcg@20_every_device']:.4f} ± 0.0009" in text
+    assert "every device" in text and "left out to fit:" in text
+    assert "refused" in text.split("left out to fit:")[1]  # the first to go
+
+
+def test_a_wide_console_shows_every_column_and_leaves_nothing_out():
+    console = Console(file=io.StringIO(), width=200)
+    text = _render(console, _fleet_rows())
+    header = " ".join(text.splitlines()[1:4])
+    for name in ("every device", "own devices", "hit@20", "predicted", "devices", "refused"):
+        assert name in header
+    assert "left out" not in text and "…" not in text
+
+
+def test_the_notes_say_that_tiers_hold_different_users_and_what_predicted_is():
+    tiers = _fleet_rows(seeds=1)
+    tiers[3]["note"] = "52.5 KiB of its 420.5 KiB budget, no more than phone's configuration"
+    notes = tier_notes(tiers, "ndcg@20")
+    assert notes[0].startswith("every device: each tier's configuration tested on all 6046")
+    assert "different users" in notes[1]
+    assert notes[2].startswith("predicted (valid): the estimator's prediction") and (
+        "validation ndcg@20" in notes[2]
+    )
+    assert notes[3] == "tv: 52.5 KiB of its 420.5 KiB budget, no more than phone's configuration"
+    without = [{k: v for k, v in r.items() if "every_device" not in k} for r in tiers]
+    assert "eval.every_device: true" in tier_notes(without, "ndcg@20")[0]
+    assert "0.5·ndcg@20 + 0.5·tail/ndcg@20" in tier_notes(tiers, "ndcg@20", 0.5)[2]
+
+
+def _searches(*sizes: int) -> dict[str, dict]:
+    return {str(b): {"bytes": s} for b, s in zip((1000, 4000, 16000), sizes, strict=True)}
+
+
+def _budget_rows() -> list[dict]:
+    rows = [{"tier": t, "budget_bytes": b} for t, b in (("watch", 1000), ("phone", 4000))]
+    return [*rows, {"tier": "tv", "budget_bytes": 16000}, {"tier": "all", "budget_bytes": "x"}]
+
+
+def test_a_budget_whose_configuration_is_no_larger_than_a_smaller_ones_gets_a_note():
+    rows = _budget_rows()
+    dispatch_notes(rows, [_searches(990, 3900, 3900)], verified=True)
+    assert "note" not in rows[0] and "note" not in rows[1] and "note" not in rows[3]
+    assert rows[2]["note"] == (
+        "3.8 KiB of its 15.6 KiB budget, no more than phone's configuration: verification "
+        "(search.verify) measured it best on validation among the configurations that fit"
+    )
+
+
+def test_a_budget_far_from_full_gets_a_note_naming_the_seeds_and_the_searcher():
+    rows = _budget_rows()
+    seeds = [_searches(990, 1900, 15000), _searches(990, 3900, 15000)]  # 1900 < 4000 / 2
+    dispatch_notes(rows, seeds, verified=False)
+    assert rows[1]["note"] == (
+        "1.9 KiB of its 3.9 KiB budget in 1 seed(s): the search chose it by the estimator's "
+        "prediction"
+    )
+    assert "note" not in rows[0] and "note" not in rows[2]
+
+
+def test_recall_leaves_only_where_hit_says_the_same():
+    keys = ["recall@10", "ndcg@10", "hit@10", "tail/recall@10", "tail/hit@10", "recall@20"]
+    assert without_duplicate_recall(keys) == ["ndcg@10", "hit@10", "tail/hit@10", "recall@20"]
+    kept = without_duplicate_recall(keys, keep=["recall@10", "tail/recall@10"])
+    assert kept == keys

@@ -77,3 +77,40 @@ def test_every_schema_key_is_explained():
     assert by_path["data.path"].type == "str|null" and by_path["data.path"].default == "null"
     assert by_path["fleet.tiers[].name"].default == "required"
     assert by_path["model"].type == "section"
+
+
+@pytest.mark.parametrize(
+    ("raw", "overrides", "kind"),
+    [
+        ({"fleet": {"num_devices": 10}, "federated": {"rounds": 3}}, [], "federated"),
+        ({"fleet": {"num_devices": 10}}, [], "federated"),
+        ({"federated": {"rounds": 3}, "engine": {"devices_per_node": 4}}, [], "federated"),
+        ({"train": {"epochs": 3}}, ["fleet.num_devices=10"], "centralized"),  # the file's
+        ({"fleet": {"num_devices": 10}}, ["train.epochs=2"], "federated"),
+        ({"train": {"epochs": 3}}, [], "centralized"),
+        ({"engine": {"num_cpus": 1}}, [], "centralized"),
+        ({"fleet": {"num_devices": 10}, "engine": {"kind": "centralized"}}, [], "centralized"),
+        ({"fleet": {"num_devices": 10}}, ["engine.kind=centralized"], "centralized"),
+    ],
+)
+def test_engine_kind_follows_the_file_when_left_out(raw, overrides, kind):
+    """A file that describes a fleet (a fleet: or federated: section) runs federated unless it
+    says otherwise; one without either runs centralised, whatever --set adds (a sweep or a
+    test may set federated keys on every file); a given engine.kind always wins."""
+    scenario = scenario_from_dict(raw, overrides)
+    assert scenario.engine.kind == kind
+    assert scenario_from_dict(yaml.safe_load(dump_scenario(scenario))) == scenario
+
+
+def test_a_fleet_file_without_engine_kind_validates_as_federated(tmp_path):
+    from fedrule.cli import main
+    from fedrule.scenario.explain import explain
+
+    path = tmp_path / "fleet.yaml"
+    path.write_text(
+        "fleet:\n  tiers:\n    - {name: a, share: 1.0, budget: 1}\nfederated:\n  rounds: 2\n"
+    )
+    assert load_scenario(path).engine.kind == "federated"
+    assert main(["validate", str(path)]) == 0
+    meaning = {r.path: r.meaning for r in explain()}["engine.kind"]
+    assert "fleet:" in meaning and "federated:" in meaning

@@ -225,10 +225,10 @@ def test_the_tier_table_shows_the_prediction_next_to_the_measured_quality():
         "predicted": 0.3125,
     }
     console = Console(width=200, record=True)
-    console.print(tier_table([row], "10"))
+    console.print(tier_table([row], "ndcg@10"))
     text = console.export_text()
     assert "predicted" in text and "0.3125" in text and "0.1250" in text
     old = {k: v for k, v in row.items() if k != "predicted"}  # a run folder from before
     console = Console(width=200, record=True)
-    console.print(tier_table([old], "10"))
+    console.print(tier_table([old], "ndcg@10"))
     assert "predicted" not in console.export_text()

@@ -121,6 +121,7 @@ def test_a_killed_sweep_resumed_ends_with_the_same_summary(tmp_path, scenario_fi
     assert resumed.returncode == 0, output
     assert "already finished: skipped" in output
     assert (folder / "summary.csv").read_text() == (reference / "summary.csv").read_text()
+    assert (folder / "summary.png").read_bytes() == (reference / "summary.png").read_bytes()
     summary = _rows(folder, "summary.csv")
     assert [(r["model.dim"], r["train.lr"], r["seeds"]) for r in summary] == [
         ("8", "0.01", "2"),

@@ -51,7 +51,7 @@ def write_report(folders: list[Path], out: Path) -> list[Path]:
     metric = groups[0].metric
     k = metric.partition("@")[2]
     columns = ["group", "engine", "tier", "seeds", "budget_bytes"]
-    for name in (metric, f"tail/{metric}", f"recall@{k}", f"{metric}_every_device"):
+    for name in (metric, f"tail/{metric}", f"hit@{k}", f"recall@{k}", f"{metric}_every_device"):
         columns += [name, f"{name}_std"]
     columns += ["train_seconds", "bytes_down", "bytes_up", "epsilon"]
     columns = [c for c in columns if any(r.get(c) is not None for r in summary)]

@@ -23,10 +23,13 @@ def plot_convergence(
     metric: str,
     path: Path,
     reference: float | None = None,
+    kept: dict[int, int] | None = None,
 ) -> bool:
     """One line per seed: ``valid_<metric>`` against the round and the cumulative seconds.
-    ``reference`` (e.g. the centralised figure) is drawn as a dashed line. Returns False (and
-    writes nothing) when no round was validated."""
+    ``reference`` (e.g. the centralised figure) is drawn as a dashed line; ``kept`` (seed ->
+    the round whose table the run kept, 0: the last round) is marked with a star where that
+    round was validated, else with a dotted vertical line. Returns False (and writes nothing)
+    when no round was validated."""
     key = f"valid_{metric}"
     series = {seed: validation_points(rounds, key) for seed, rounds in rounds_per_seed.items()}
     series = {seed: points for seed, points in series.items() if points}
@@ -36,12 +39,16 @@ def plot_convergence(
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
     for seed, points in sorted(series.items()):
         rounds, seconds, values = zip(*points, strict=True)
-        axes[0].plot(rounds, values, marker="o", label=f"seed {seed}")
+        (line,) = axes[0].plot(rounds, values, marker="o", label=f"seed {seed}")
         axes[1].plot(seconds, values, marker="o", label=f"seed {seed}")
+        if kept is not None and seed in kept:
+            _mark_kept(axes, rounds_per_seed[seed], points, kept[seed], line.get_color())
+    axes[0].xaxis.set_major_locator(MaxNLocator(integer=True))
     for ax, xlabel in zip(axes, ("training round", "training time (s)"), strict=True):
         if reference is not None:
             ax.axhline(reference, linestyle="--", color="grey", label="centralised")
@@ -54,3 +61,39 @@ def plot_convergence(
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return True
+
+
+def kept_point(
+    rounds: list[dict], points: list[tuple[int, float, float]], kept: int
+) -> tuple[int, float, float | None]:
+    """The kept round (``kept``; 0: the last round), the training seconds until its end and its
+    validation value (None when that round was not validated)."""
+    kept = kept or (int(rounds[-1]["round"]) if rounds else 0)
+    for number, seconds, value in points:
+        if number == kept:
+            return kept, seconds, value
+    elapsed = sum(float(r.get("seconds", 0.0)) for r in rounds if int(r["round"]) <= kept)
+    return kept, elapsed, None
+
+
+def _mark_kept(
+    axes: object, rounds: list[dict], points: list[tuple], kept: int, color: str
+) -> None:
+    """A star on the kept round's validation point (both panels), or a dotted line at that
+    round when it was not validated."""
+    number, seconds, value = kept_point(rounds, points, kept)
+    for ax, x in zip(axes, (number, seconds), strict=True):
+        if value is None:
+            ax.axvline(x, linestyle=":", color=color, label=f"kept: round {number} (not validated)")
+        else:
+            ax.plot(
+                [x],
+                [value],
+                marker="*",
+                markersize=16,
+                color=color,
+                markeredgecolor="black",
+                linestyle="none",
+                label=f"kept: round {number}",
+                zorder=5,
+            )

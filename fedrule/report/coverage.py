@@ -24,10 +24,13 @@ def read_shares(path: Path) -> np.ndarray:
 
 def plot_coverage(paths: list[Path], out: Path, mode: str) -> bool:
     """A groups x blocks heat map of the mean share over ``paths``; False (nothing written)
-    without any file."""
+    without any file, or when every block has a share of 1 (full mode: every device trains
+    every block, so the map would be one solid square and say nothing)."""
     if not paths:
         return False
     share = np.mean([read_shares(p) for p in paths], axis=0)
+    if np.allclose(share, 1.0):
+        return False
     import matplotlib
 
     matplotlib.use("Agg")

@@ -3,23 +3,26 @@ audit and the overall-against-tail trade-off (``paired.py`` and ``speed.py`` hol
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
 
-from fedrule.report.runs import Group, final_epsilon, last_value, round_mean
+from fedrule.report.runs import Group, final_epsilon, last_value, recorded, round_mean
 from fedrule.report.tables import mean_std
 
 
 def summary_rows(groups: list[Group]) -> list[dict]:
-    """Per group and tier (federated) or overall: seeds, the metric, tail metric and recall at
-    the metric's K (mean and spread over seeds; with ``eval.every_device`` also the tier's
-    configuration tested on every device), training seconds, traffic and final ε."""
+    """Per group and tier (federated) or overall: seeds, the metric, tail metric, hit rate (and
+    recall, where the runs recorded it) at the metric's K (mean and spread over seeds; with
+    ``eval.every_device`` also the tier's configuration tested on every device), training
+    seconds, traffic and final ε."""
     rows = []
     for group in groups:
         metric = group.metric
         k = metric.partition("@")[2]
-        names = [metric, f"tail/{metric}", f"recall@{k}"]
+        names = [metric, f"tail/{metric}", f"hit@{k}"]
+        names += [f"recall@{k}"] * recorded(group, f"recall@{k}")  # leave-one-out: = hit
         tiers = list(group.seeds[0].tiers) if group.engine == "federated" else ["all"]
         every = f"{metric}_every_device"  # eval.every_device
         if any(every in t for s in group.seeds for t in s.tiers.values()):
@@ -50,7 +53,8 @@ def summary_rows(groups: list[Group]) -> list[dict]:
 
 def memory_rows(groups: list[Group]) -> list[dict]:
     """Quality against memory: centralised RULE rows (method, searcher, budget) and federated
-    tiers (their budget), mean and spread over seeds of the metric and tail metric."""
+    tiers (their budget; on each tier's own devices, and with ``eval.every_device`` on every
+    device), mean and spread over seeds of the metric and tail metric."""
     out = []
     federated = [g.method for g in groups if g.engine == "federated"]
     for group in groups:
@@ -60,11 +64,18 @@ def memory_rows(groups: list[Group]) -> list[dict]:
         if group.engine == "federated" and len(groups) == len(set(federated)):
             prefix = ""  # every group is a different method: its name says which
         if group.engine == "federated":
-            for tier in [t for t in group.seeds[0].tiers if t != "all"]:
-                row: dict[str, object] = {"series": f"{prefix}{group.method}", "point": tier}
+            every = [""] + ["_every_device"] * recorded(group, f"{metric}_every_device")
+            for suffix, tier in itertools.product(every, group.seeds[0].tiers):
+                if tier == "all":
+                    continue
+                where = " (every device)" if suffix else " (own devices)" * (len(every) > 1)
+                row: dict[str, object] = {"series": f"{prefix}{group.method}{where}"}
+                row["point"] = tier
                 row["bytes"] = group.seeds[0].budgets.get(tier, math.nan)
                 for name in names:
-                    values = [s.tiers.get(tier, {}).get(name, math.nan) for s in group.seeds]
+                    values = [
+                        s.tiers.get(tier, {}).get(name + suffix, math.nan) for s in group.seeds
+                    ]
                     row[name], row[f"{name}_std"] = mean_std(values)
                 row["seeds"] = len(group.seeds)
                 out.append(row)

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
 
-from fedrule.report.runs import Group, final_epsilon
+from fedrule.report.runs import Group, final_epsilon, recorded
 from fedrule.report.tables import mean_std
 
 
@@ -70,6 +70,9 @@ def plot_memory(rows: list[dict], metric: str, path: Path) -> Path | None:
 
 
 def plot_tiers(groups: list[Group], path: Path) -> Path | None:
+    """Per tier, the metric and hit rate at its K on the tier's own devices (each tier holds
+    other users, so these bars do not compare tiers), and with ``eval.every_device`` the tier's
+    configuration tested on every device (hatched: the comparison across tiers)."""
     fed = [g for g in groups if g.engine == "federated" and g.seeds]
     if not fed:
         return None
@@ -79,17 +82,26 @@ def plot_tiers(groups: list[Group], path: Path) -> Path | None:
     budget = {t: b for g in fed for t, b in g.seeds[0].budgets.items()}
     tiers = list(dict.fromkeys(t for g in fed for t in g.seeds[0].tiers))
     tiers.sort(key=lambda t: (t == "all", budget.get(t, math.inf)))
+    series = [(g, "") for g in fed]
+    series += [(g, "_every_device") for g in fed if recorded(g, f"{metric}_every_device")]
     fig, axes = plt.subplots(1, 2, figsize=(12, 5.2))
-    width = 0.8 / len(fed)
-    for ax, name in zip(axes, (metric, f"recall@{k}"), strict=True):
-        for i, group in enumerate(fed):
+    width = 0.8 / len(series)
+    for ax, name in zip(axes, (metric, f"hit@{k}"), strict=True):
+        for i, (group, suffix) in enumerate(series):
             means, errs = [], []
             for tier in tiers:
-                mean, std = mean_std(s.tiers.get(tier, {}).get(name, math.nan) for s in group.seeds)
+                values = (s.tiers.get(tier, {}).get(name + suffix, math.nan) for s in group.seeds)
+                mean, std = mean_std(values)
                 means.append(mean)
                 errs.append(0.0 if math.isnan(std) else std)
-            x = np.arange(len(tiers)) + (i - (len(fed) - 1) / 2) * width
-            ax.bar(x, means, width, yerr=errs, capsize=3, label=group.label)
+            x = np.arange(len(tiers)) + (i - (len(series) - 1) / 2) * width
+            where = "every device" if suffix else "own devices"
+            label = where if len(fed) == 1 else f"{group.label}: {where}"
+            color = f"C{fed.index(group) % 10}"
+            style = (
+                {"hatch": "//", "edgecolor": color, "linewidth": 0, "alpha": 0.6} if suffix else {}
+            )
+            ax.bar(x, means, width, yerr=errs, capsize=3, label=label, color=color, **style)
         ax.set_xticks(np.arange(len(tiers)), tiers)
         ax.set_xlabel("device tier (all: the whole fleet)")
         ax.set_ylabel(f"test {name} (mean over evaluated devices)")
@@ -97,9 +109,21 @@ def plot_tiers(groups: list[Group], path: Path) -> Path | None:
         ax.grid(alpha=0.3, axis="y")
     handles, labels = axes[0].get_legend_handles_labels()  # below the bars, never over them
     columns = min(4, max(1, len(labels)))
-    fig.legend(handles, labels, loc="lower center", ncol=columns, fontsize=7, frameon=False)
+    fig.legend(
+        handles,
+        labels,
+        loc="lower center",
+        bbox_to_anchor=(0.5, 0.025),
+        ncol=columns,
+        fontsize=7,
+        frameon=False,
+    )
     rows = -(-len(labels) // columns)
-    return _save(fig, path, rect=(0, 0.04 * rows + 0.02, 1, 1))
+    note = "own devices: each tier's own users, one test item each (different users per tier)" + (
+        "; every device: the tier's configuration tested on all devices" if len(series) > 1 else ""
+    )
+    fig.text(0.5, 0.005, note, ha="center", va="bottom", fontsize=7, color="dimgrey")
+    return _save(fig, path, rect=(0, 0.04 * rows + 0.04, 1, 1))
 
 
 def _per_round(group: Group, column: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

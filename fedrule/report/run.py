@@ -17,10 +17,17 @@ from fedrule.engine.checkpoint import clear_checkpoint
 from fedrule.engine.prepare import prepare_split
 from fedrule.engine.sanity import check_against_data
 from fedrule.events import Events, Silent
+from fedrule.metrics import BUCKETS
 from fedrule.report.convergence import plot_convergence
 from fedrule.report.coverage import plot_coverage
 from fedrule.report.rundir import CHECKPOINTS, RunDir
-from fedrule.report.tables import csv_text, every_device_columns, tier_summary
+from fedrule.report.tables import (
+    csv_text,
+    dispatch_notes,
+    every_device_columns,
+    tier_summary,
+    without_duplicate_recall,
+)
 from fedrule.scenario import Scenario, dump_scenario, to_plain
 
 
@@ -143,6 +150,7 @@ def _run_centralized(run: RunDir, scenario: Scenario, split: SplitData, events: 
     results: list[SeedResult] = []
     for seed in scenario.seeds:
         result = run_centralized_seed(scenario, split, seed, events)
+        _drop_duplicate_recall(result, scenario, split)
         results.append(result)
         _save_centralized_seed(run, scenario, result, split)
     test = summarize([r.test for r in results])
@@ -171,6 +179,27 @@ def _run_centralized(run: RunDir, scenario: Scenario, split: SplitData, events: 
         "valid": summarize([r.valid for r in results]),
         **extra,
     }
+
+
+def _drop_duplicate_recall(result: SeedResult, scenario: Scenario, split: object) -> None:
+    """Leave-one-out: recall@K is hit@K (one test item per user), so metrics.json and
+    results.csv keep hit@K only."""
+    for part in ("test", "valid"):
+        values = getattr(result, part)
+        keep = _reported_keys(list(values), scenario, split, part)
+        setattr(result, part, {k: values[k] for k in keep})
+
+
+def _reported_keys(
+    keys: list[str], scenario: Scenario, split: object, part: str = "test"
+) -> list[str]:
+    """The metric keys a run folder records: without recall@K where every user has at most one
+    item in ``part`` (leave-one-out), as it equals hit@K there; the scenario's eval.metric and
+    its buckets are kept whatever they name."""
+    if int(getattr(split, part).counts().max(initial=0)) > 1:
+        return keys
+    metric = scenario.eval.metric
+    return without_duplicate_recall(keys, keep=[metric, *(f"{b}/{metric}" for b in BUCKETS)])
 
 
 def _write_rule_table(run: RunDir, scenario: Scenario, results: list[SeedResult]) -> dict:
@@ -228,18 +257,23 @@ def _run_federated(
             per_seed[str(seed)], keys = kept["summary"], kept["keys"]
             tier_names = tuple(kept["tier_names"])
             device_tables.append(kept["devices"])
+            if measured := _every_device_of(kept["summary"]):
+                every_device.append(measured)
             events.message(f"seed {seed}: kept from the interrupted run")
             continue
         outcome = run_federated_seed(
             scenario, split, seed, events, verbose, checkpoint_dir=run.checkpoint_dir
         )
         res, fleet = outcome.results, outcome.fleet
-        keys = res.metric_keys
+        keys = _reported_keys(res.metric_keys, scenario, split)
         tier_names = fleet.tier_names
-        rows = _device_rows(outcome, split)
+        rows = _device_rows(outcome, split, keys)
         device_tables.append(rows)
-        if res.every_device:
-            every_device.append(res.every_device)
+        measured_everywhere = {
+            b: {k: v for k, v in m.items() if k in keys} for b, m in res.every_device.items()
+        }
+        if measured_everywhere:
+            every_device.append(measured_everywhere)
         run.write_text(f"rounds-seed{seed}.csv", csv_text(res.rounds))
         run.write_text(f"devices-seed{seed}.csv", csv_text(rows))
         if res.coverage is not None:
@@ -276,7 +310,9 @@ def _run_federated(
                     "measured": float(r.measured),
                     "blocks_per_group": r.config.sum(axis=1).tolist(),
                     "seconds": float(r.seconds),
-                    **({"every_device": res.every_device[b]} if b in res.every_device else {}),
+                    **(
+                        {"every_device": measured_everywhere[b]} if b in measured_everywhere else {}
+                    ),
                 }
                 for b, r in res.searches.items()
             },
@@ -294,13 +330,21 @@ def _run_federated(
     if every_device:
         metric = scenario.eval.metric
         every_device_columns(summary, every_device, [metric, f"tail/{metric}"])
+    if scenario.federated.method == "rule":
+        searches = [data["searches"] for data in per_seed.values()]
+        dispatch_notes(summary, searches, scenario.search.verify)
     run.write_text("tiers.csv", csv_text(summary))
     rounds = {int(seed): data["rounds"] for seed, data in per_seed.items()}
-    plot_convergence(rounds, scenario.eval.metric, run.file("convergence.png"))
+    kept = {int(seed): int(data.get("best_round") or 0) for seed, data in per_seed.items()}
+    plot_convergence(rounds, scenario.eval.metric, run.file("convergence.png"), kept=kept)
     coverage = [run.file(f"coverage-seed{seed}.csv") for seed in scenario.seeds]
-    plot_coverage(
-        [p for p in coverage if p.is_file()], run.file("coverage.png"), scenario.federated.mode
-    )
+    coverage = [p for p in coverage if p.is_file()]
+    drawn = plot_coverage(coverage, run.file("coverage.png"), scenario.federated.mode)
+    if coverage and not drawn:
+        events.message(
+            "coverage.png not drawn: every block got 100% of its group's most-trained block "
+            f"({scenario.federated.mode} mode), a uniform map (coverage-seed*.csv has the counts)"
+        )
     overall = next(r for r in summary if r["tier"] == "all")
     test = {k: {"mean": overall[k], "std": overall[f"{k}_std"]} for k in keys}
     run.write_text(
@@ -310,10 +354,30 @@ def _run_federated(
             ["metric", "mean", "std"],
         ),
     )
-    return {"method": scenario.federated.method, "seeds": per_seed, "tiers": summary, "test": test}
+    metrics = {"method": scenario.federated.method, "seeds": per_seed, "tiers": summary}
+    metrics["test"] = test
+    _write_tier_plot(run, scenario, metrics)
+    return metrics
 
 
-def _device_rows(outcome: object, split: SplitData) -> list[dict]:
+def _every_device_of(summary: dict) -> dict[int, dict[str, float]]:
+    """A kept seed's ``eval.every_device`` figures, per budget, from its searches."""
+    searches = summary.get("searches", {})
+    return {int(b): s["every_device"] for b, s in searches.items() if "every_device" in s}
+
+
+def _write_tier_plot(run: RunDir, scenario: Scenario, metrics: dict) -> None:
+    """``tiers.png`` in the run folder: the per-tier plot of ``fedrule report``, drawn by its
+    code from what the folder holds so far (the devices' rows) and ``metrics``."""
+    from fedrule.report.plots import plot_tiers
+    from fedrule.report.runs import Group, seeds_of
+
+    seeds = seeds_of({"engine": "federated", **metrics}, run.path)
+    group = Group(scenario.name, to_plain(scenario), [run.path], seeds)
+    plot_tiers([group], run.file("tiers.png"))
+
+
+def _device_rows(outcome: object, split: SplitData, keys: list[str]) -> list[dict]:
     res, fleet = outcome.results, outcome.fleet
     table = res.devices
     rows = []
@@ -331,6 +395,7 @@ def _device_rows(outcome: object, split: SplitData) -> list[dict]:
         if res.estimator is not None:  # RULE: the estimator's prediction for the device's
             row["predicted"] = float(res.searches[int(fleet.budget_bytes[d])].predicted)
         for j, key in enumerate(res.metric_keys):
-            row[key] = float(table["metrics"][d, j])
+            if key in keys:
+                row[key] = float(table["metrics"][d, j])
         rows.append(row)
     return rows

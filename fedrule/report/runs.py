@@ -154,7 +154,12 @@ def _flatten(obj: dict, prefix: str = "") -> dict[str, object]:
 
 
 def _read_seeds(run: Path) -> list[Seed]:
-    metrics = json.loads((run / "metrics.json").read_text())
+    return seeds_of(json.loads((run / "metrics.json").read_text()), run)
+
+
+def seeds_of(metrics: dict, run: Path) -> list[Seed]:
+    """The seeds of a run from its ``metrics.json`` content and the per-seed files in ``run``
+    (also a partial run folder, before its ``metrics.json`` is written)."""
     engine = metrics.get("engine", "centralized")
     out = []
     for name, data in metrics.get("seeds", {}).items():
@@ -236,3 +241,9 @@ def round_mean(seed: Seed, key: str) -> float:
     """``key``'s mean over the rounds that recorded it (NaN if none)."""
     values = _round_values(seed, key)
     return float(np.mean(values)) if values else math.nan
+
+
+def recorded(group: Group, name: str) -> bool:
+    """Whether any seed of ``group`` recorded metric ``name`` (runs under leave-one-out no
+    longer record recall@K, the same number as hit@K there)."""
+    return any(name in t for s in group.seeds for t in [s.test, *s.tiers.values()])

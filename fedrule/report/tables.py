@@ -117,3 +117,73 @@ def markdown_table(rows: list[dict], columns: list[str]) -> str:
             cells.append(text)
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def without_duplicate_recall(keys: Iterable[str], keep: Iterable[str] = ()) -> list[str]:
+    """``keys`` without each ``recall@K`` (overall and per bucket) whose ``hit@K`` is among them,
+    for a split that gives every user at most one test item (leave-one-out): there Recall@K is
+    hits / 1, the same number as HitRate@K. ``keep``: names kept anyway (the run's
+    ``eval.metric`` and its buckets)."""
+    keys, keep = list(keys), set(keep)
+    present = set(keys)
+
+    def duplicate(key: str) -> bool:
+        prefix, _, name = key.rpartition("/")
+        if not name.startswith("recall@") or key in keep:
+            return False
+        hit = "hit@" + name.removeprefix("recall@")
+        return (f"{prefix}/{hit}" if prefix else hit) in present
+
+    return [k for k in keys if not duplicate(k)]
+
+
+SHORT_OF_BUDGET = 0.5
+"""A budget's dispatched configuration below this share of the budget gets a note."""
+
+
+def dispatch_notes(
+    summary: list[dict],
+    searches_per_seed: list[Mapping[str, Mapping[str, object]]],
+    verified: bool,
+) -> None:
+    """Adds ``note`` to each tier row (of one budget) whose dispatched configuration is no larger
+    than a smaller budget's, or under ``SHORT_OF_BUDGET`` of its own budget, in some seed, and
+    says why: ``verified`` (search.verify) measured it best on validation among the candidates
+    that fit, else the search chose it. ``searches_per_seed``: per seed, budget (str) -> its
+    search record (``bytes``)."""
+    from fedrule.units import format_bytes
+
+    names = {int(r["budget_bytes"]): str(r["tier"]) for r in summary if _one_budget(r)}
+    why = (
+        "verification (search.verify) measured it best on validation among the configurations "
+        "that fit"
+        if verified
+        else "the search chose it by the estimator's prediction"
+    )
+    for row in summary:
+        if not _one_budget(row):
+            continue
+        budget = int(row["budget_bytes"])
+        found: dict[str, list[int]] = {}  # what is short -> the sizes of the seeds it holds in
+        for searches in searches_per_seed:
+            sizes = {int(b): int(s["bytes"]) for b, s in searches.items()}
+            mine = sizes.get(budget)
+            if mine is None:
+                continue
+            smaller = [b for b in sorted(sizes) if b < budget and sizes[b] >= mine]
+            if smaller:  # the largest smaller budget whose configuration is as large
+                tier = names.get(smaller[-1], format_bytes(smaller[-1]))
+                found.setdefault(f", no more than {tier}'s configuration", []).append(mine)
+            elif mine < SHORT_OF_BUDGET * budget:
+                found.setdefault("", []).append(mine)
+        parts = []
+        for what, sizes in found.items():
+            seeds = "" if len(sizes) == len(searches_per_seed) else f" in {len(sizes)} seed(s)"
+            used = format_bytes(float(np.mean(sizes)))
+            parts.append(f"{used} of its {format_bytes(budget)} budget{what}{seeds}")
+        if parts:
+            row["note"] = f"{'; '.join(parts)}: {why}"
+
+
+def _one_budget(row: Mapping[str, object]) -> bool:
+    return row["tier"] != "all" and isinstance(row["budget_bytes"], int | np.integer)

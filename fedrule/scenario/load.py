@@ -62,15 +62,34 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
     return raw
 
 
+FLEET_SECTIONS = ("fleet", "federated")
+"""Sections that describe a federated run: with one of them and no ``engine.kind``, the run is
+federated (``engine.kind``'s documented default)."""
+
+
+def with_engine_kind(raw: dict[str, Any]) -> dict[str, Any]:
+    """``raw`` with ``engine.kind`` filled in when the file leaves it out: ``federated`` if it
+    has a ``fleet:`` or ``federated:`` section (the file describes a fleet), else unchanged
+    (the schema's default, ``centralized``)."""
+    engine = raw.get("engine") or {}
+    if not isinstance(engine, dict) or "kind" in engine:
+        return raw  # given, or not a mapping (the schema reports that)
+    if not any(section in raw for section in FLEET_SECTIONS):
+        return raw
+    return {**raw, "engine": {**engine, "kind": "federated"}}
+
+
 def load_scenario(path: str | Path, overrides: list[str] | None = None) -> Scenario:
-    """Read, override and validate a scenario file."""
-    raw = apply_overrides(read_raw(path), overrides or [])
+    """Read, override and validate a scenario file (``engine.kind`` left out follows the
+    file's sections, not the overrides: ``--set federated.rounds=1`` on a centralised file,
+    as a sweep or test may set on every file, keeps it centralised)."""
+    raw = apply_overrides(with_engine_kind(read_raw(path)), overrides or [])
     return build(Scenario, raw)
 
 
 def scenario_from_dict(raw: dict[str, Any], overrides: list[str] | None = None) -> Scenario:
-    """Validate a scenario given as a mapping (tests, notebooks)."""
-    return build(Scenario, apply_overrides(raw, overrides or []))
+    """Validate a scenario given as a mapping (tests, notebooks), as ``load_scenario``."""
+    return build(Scenario, apply_overrides(with_engine_kind(raw), overrides or []))
 
 
 def to_plain(obj: Any) -> Any:

@@ -394,7 +394,10 @@ class FleetConfig:
 @dataclass(frozen=True)
 class EngineConfig:
     kind: Literal["centralized", "federated"] = doc(
-        "(centralized|federated) one trainer with all data, or a Flower fleet on Ray", "centralized"
+        "(centralized|federated) one trainer with all data, or a Flower fleet on Ray; when "
+        "the file leaves it out: federated if the file has a fleet: or federated: section "
+        "(--set overrides of those keys do not count), else centralized",
+        "centralized",
     )
     transport: Literal["flower", "inprocess"] = doc(
         "(flower|inprocess) federated runs: Flower's simulation engine on Ray (the product path), "

@@ -1,7 +1,8 @@
 """``summary.csv`` of a sweep: per cell (its grid values) and per tier (federated runs; ``all``
 is the whole fleet) or overall (centralised runs, tier ``all``), the mean and spread over seeds
-of every test metric. Only deterministic figures go in (no seconds: they are in ``runs.csv``),
-so a resumed sweep ends with the same file as an uninterrupted one."""
+of every test metric, and ``summary.png``, the metric against each swept key. Only
+deterministic figures go in (no seconds: they are in ``runs.csv``), so a resumed sweep ends with
+the same files as an uninterrupted one."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from fedrule.sweep.plan import SweepPlan, SweepRun
+from fedrule.sweep.plot import plot_sweep, sweep_metric
 
 SUMMARY = "summary.csv"
 
@@ -52,6 +54,8 @@ def summarize_sweep(path: Path, plan: SweepPlan) -> list[dict]:
         writer.writeheader()
         for row in rows:
             writer.writerow({k: _cell(row.get(k)) for k in columns})
+    if rows:
+        plot_sweep(path, plan, rows, sweep_metric(plan))
     return rows
 
 
