@@ -13,7 +13,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "fedrule"
 
 LAYERS: list[set[str]] = [
     {"errors"},
-    {"units", "events", "seeds", "pids"},
+    {"units", "events", "seeds", "pids", "registry"},
     {"scenario"},
     {"data", "metrics"},
     {"model"},
@@ -118,3 +118,35 @@ def test_requests_carry_no_device_data():
         "target",  # which held-out items a labelling scores (validation, or test)
         "as_dispatched",  # devices refit per configuration, as on dispatch
     }
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def test_the_algorithm_package_imports_in_one_direction():
+    """No circle of imports inside ``algorithm/`` (``TYPE_CHECKING`` imports included): the
+    phases take the context and the state, never the server that runs them."""
+    paths = {_module_name(p): p for p in (PACKAGE / "algorithm").rglob("*.py")}
+    graph = {}
+    for name, path in paths.items():
+        names = _imports(path)
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):  # ``from fedrule.algorithm import labelling``
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names.update(f"{node.module}.{alias.name}" for alias in node.names)
+        graph[name] = {n for n in names if n in paths and n != name}
+    done: set[str] = set()
+
+    def visit(name: str, path: tuple[str, ...]) -> None:
+        if name in path:
+            raise AssertionError("import circle: " + " -> ".join((*path, name)))
+        if name in done:
+            return
+        for other in sorted(graph[name]):
+            visit(other, (*path, name))
+        done.add(name)
+
+    for name in sorted(graph):
+        visit(name, ())
