@@ -42,7 +42,6 @@ class FederatedMethod(ABC):
     trains_subconfigs: ClassVar[bool] = False
     personalizes: ClassVar[bool] = True  # devices fit their user vector before they test
     tables_per_tier: ClassVar[bool] = False  # one table per tier: cohorts never mix tiers
-    runs_centralised: ClassVar[bool] = False  # also engine.kind: centralized (RULE only)
 
     @property
     def elastic(self) -> bool:

@@ -25,7 +25,6 @@ class Rule(FederatedMethod):
     name = "rule"
     labels_and_searches = True
     trains_subconfigs = True
-    runs_centralised = True
 
     def training_assignment(self, ctx: ServerContext, state: ServerState) -> Assignment:
         fleet, codec, fed = ctx.fleet, ctx.codec, ctx.scenario.federated
