@@ -79,9 +79,9 @@ class Registry(Generic[T]):
 
     def _load_builtins(self) -> None:
         if not self._loaded:
-            self._loaded = True
-            for module in self.builtins:
+            for module in self.builtins:  # a module being imported: its partial self, no loop
                 importlib.import_module(module)
+            self._loaded = True
 
     def _plugins(self) -> dict[str, EntryPoint]:
         return {point.name: point for point in entry_points(group=self.group)}

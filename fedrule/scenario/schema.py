@@ -438,8 +438,8 @@ class EngineConfig:
 @dataclass(frozen=True)
 class FederatedConfig:
     method: str = doc(
-        "(rule|nested|per-tier|full-prefix|hashing|qr|popularity, or a plug-in's: "
-        "fedrule.algorithm.methods) rule: the elastic supernet, "
+        "(str) a registered method: fedrule's below, or a package's (docs/architecture.md). "
+        "rule: the elastic supernet, "
         "the estimator and a search per budget (RULE). The baselines, in the same rounds, "
         "protocol and byte accounting: nested (HeteroFL-style nested slicing): one table, every "
         "device trains and receives the largest uniform prefix of blocks (the first d_t columns) "
