@@ -37,12 +37,6 @@ Baseline = Literal["full", "hashing", "qr", "popularity"]
 BASELINES: tuple[str, ...] = get_args(Baseline)
 """``references.baselines``: centralised tables at equal bytes (``fedrule.engine.baselines``)."""
 
-FederatedMethod = Literal[
-    "rule", "nested", "per-tier", "full-prefix", "hashing", "qr", "popularity"
-]
-FEDERATED_METHODS: tuple[str, ...] = get_args(FederatedMethod)
-"""``federated.method``: RULE and the federated baselines (``fedrule.algorithm``)."""
-
 LocalOptimizerName = Literal["adam", "rowwise-adam", "sgd"]
 LOCAL_OPTIMIZERS: tuple[str, ...] = get_args(LocalOptimizerName)
 """``federated.local_optimizer``: ``fedrule.device.local_optimizer.LocalOptimizer``."""

@@ -26,3 +26,35 @@ def fleet_scenario(**patch) -> dict:
         section, _, name = key.partition("__")
         raw.setdefault(section, {})[name] = value
     return raw
+
+
+class PhaseLog:
+    """A phase observer (``fedrule.algorithm.context.PhaseObserver``) that keeps every phase:
+    its name, requests and result."""
+
+    def __init__(self) -> None:
+        self.phases: list[LoggedPhase] = []
+
+    def on_phase_end(self, name, requests, replies, result) -> None:
+        self.phases.append(LoggedPhase(name, list(requests), result))
+
+    def named(self, prefix: str) -> list["LoggedPhase"]:
+        """The phases whose name starts with ``prefix``, in order."""
+        return [p for p in self.phases if p.name.startswith(prefix)]
+
+
+class LoggedPhase:
+    def __init__(self, name: str, requests: list, result) -> None:
+        self.name, self.requests, self.result = name, requests, result
+
+    @property
+    def devices(self):
+        """Every device the phase addressed (ascending within each request)."""
+        import numpy as np
+
+        return np.concatenate([r.devices for r in self.requests])
+
+    @property
+    def configs(self):
+        """A labelling's configurations (every request carries the same)."""
+        return self.requests[0].configs

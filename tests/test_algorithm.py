@@ -21,13 +21,14 @@ from fedrule.model.codec import ItemCodec, ReceivedTable
 from fedrule.model.elastic import ElasticLayout
 from fedrule.protocol import REPLIES, REQUESTS, Kind, Wire
 from fedrule.scenario import scenario_from_dict
-from tests.fleets import fleet_scenario
+from tests.fleets import PhaseLog, fleet_scenario
 
 
-def _run(hooks=(), **patch):
+def _run(hooks=(), observers=(), **patch):
     scenario = scenario_from_dict(fleet_scenario(engine__transport="inprocess", **patch))
     split = prepare_split(scenario.data, scenario.seeds[0])
-    return run_federated_seed(scenario, split, scenario.seeds[0], Silent(), hooks=hooks)
+    seed = scenario.seeds[0]
+    return run_federated_seed(scenario, split, seed, Silent(), hooks=hooks, observers=observers)
 
 
 # ---------------------------------------------------------------------- protocol
@@ -250,10 +251,10 @@ def test_server_optimizer_is_used_by_a_run(name):
 
 
 def test_early_stopping_keeps_the_best_validated_round(monkeypatch):
-    from fedrule.algorithm.server import FleetServer
+    from fedrule.algorithm.callbacks import Validation
 
     scripted = iter([0.1, 0.3, 0.2, 0.25, 0.1, 0.5])
-    monkeypatch.setattr(FleetServer, "validate", lambda self, r, assignment: next(scripted))
+    monkeypatch.setattr(Validation, "measure", lambda self, ctx, state: (next(scripted), state))
     states = []
     outcome = _run(
         hooks=[states.append],
@@ -276,20 +277,12 @@ def test_a_federated_run_folder_has_its_convergence_plot(tmp_path):
 
 
 @pytest.mark.parametrize("verify_on", ["held-out", "labelling"])
-def test_verification_runs_on_the_devices_that_did_not_label(monkeypatch, verify_on):
+def test_verification_runs_on_the_devices_that_did_not_label(verify_on):
     """End to end (in-process): the estimator's labels come from 24 of 48 devices; held-out
     verification asks the other 24, ``verify_on: labelling`` the same 24."""
-    from fedrule.algorithm.server import FleetServer
-
-    asked: dict[str, np.ndarray] = {}
-    label = FleetServer._label
-
-    def spy(self, configs, devices, what, *args, **kwargs):
-        asked[what] = np.asarray(devices).copy()
-        return label(self, configs, devices, what, *args, **kwargs)
-
-    monkeypatch.setattr(FleetServer, "_label", spy)
-    _run(search__verify_on=verify_on)
+    log = PhaseLog()
+    _run(observers=[log], search__verify_on=verify_on)
+    asked = {p.name: np.sort(p.devices) for p in log.phases}
     labelling, verification = asked["labelling"], asked["verification"]
     assert labelling.size == verification.size == 24
     if verify_on == "held-out":

@@ -5,43 +5,38 @@ import numpy as np
 import pytest
 
 
-def _validations(monkeypatch, **patch):
-    from fedrule.algorithm.server import FleetServer
+def _validations(**patch):
     from fedrule.engine.federated import run_federated_seed
     from fedrule.engine.prepare import prepare_split
     from fedrule.events import Silent
     from fedrule.scenario import scenario_from_dict
-    from tests.fleets import fleet_scenario
+    from tests.fleets import PhaseLog, fleet_scenario
 
-    seen: list[tuple[np.ndarray, set[int]]] = []
-    label = FleetServer._label
-
-    def record(self, configs, devices, what, *args, **kwargs):
-        if what.startswith("validation"):
-            budgets = set(self.fleet.budget_bytes[devices].tolist())
-            seen.extend((np.asarray(c, bool), budgets) for c in configs)
-        return label(self, configs, devices, what, *args, **kwargs)
-
-    monkeypatch.setattr(FleetServer, "_label", record)
+    log = PhaseLog()
     raw = fleet_scenario(engine__transport="inprocess", federated__eval_every=1, **patch)
     scenario = scenario_from_dict(raw)
-    results = run_federated_seed(scenario, prepare_split(scenario.data, 0), 0, Silent()).results
-    return seen, results
+    split = prepare_split(scenario.data, 0)
+    outcome = run_federated_seed(scenario, split, 0, Silent(), observers=[log])
+    seen: list[tuple[np.ndarray, set[int]]] = []
+    for phase in log.named("validation"):
+        budgets = set(outcome.fleet.budget_bytes[phase.devices].tolist())
+        seen.extend((np.asarray(c, bool), budgets) for c in phase.configs)
+    return seen, outcome.results
 
 
-def test_full_mode_validates_the_full_configuration_on_every_labelling_device(monkeypatch):
-    seen, _ = _validations(monkeypatch)
+def test_full_mode_validates_the_full_configuration_on_every_labelling_device():
+    seen, _ = _validations()
     assert len(seen) == 2  # one labelling per validated round
     for config, budgets in seen:
         assert config.all() and len(budgets) == 2
 
 
 @pytest.mark.parametrize("start", ["uniform", "popularity"])
-def test_budgeted_mode_validates_each_budgets_configuration_on_its_devices(monkeypatch, start):
+def test_budgeted_mode_validates_each_budgets_configuration_on_its_devices(start):
     from fedrule.search.customize import start_config
 
     patch = {"federated__mode": "budgeted", "federated__start_config": start}
-    seen, results = _validations(monkeypatch, **patch)
+    seen, results = _validations(**patch)
     budgets = sorted(results.searches)
     assert len(seen) == 2 * len(budgets)  # per round, one labelling per budget
     for config, (budget,) in seen:

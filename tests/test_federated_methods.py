@@ -13,8 +13,9 @@ import yaml
 from fedrule import seeds
 from fedrule.algorithm.aggregation import RowBlockAggregator
 from fedrule.algorithm.assignment import uniform_prefixes
+from fedrule.algorithm.methods import get_method
 from fedrule.algorithm.packing import Packer
-from fedrule.algorithm.tables import ServerTables, initial_table
+from fedrule.algorithm.tables import ServerTables
 from fedrule.cli import main
 from fedrule.device.update import DeviceDeltas, sum_cohort
 from fedrule.engine.federated import run_federated_seed
@@ -24,17 +25,17 @@ from fedrule.events import Silent
 from fedrule.model.codec import elastic_codec
 from fedrule.protocol import Kind
 from fedrule.scenario import scenario_from_dict
-from fedrule.transports.inprocess import InProcessTransport
-from tests.fleets import fleet_scenario
+from tests.fleets import PhaseLog, fleet_scenario
 
 METHODS = ("rule", "nested", "per-tier", "full-prefix", "hashing", "qr", "popularity")
 
 
-def _run(method: str, **patch):
+def _run(method: str, observers=(), **patch):
     raw = fleet_scenario(engine__transport="inprocess", federated__method=method, **patch)
     scenario = scenario_from_dict(raw)
     split = prepare_split(scenario.data, scenario.seeds[0])
-    return scenario, split, run_federated_seed(scenario, split, scenario.seeds[0], Silent())
+    seed = scenario.seeds[0]
+    return scenario, split, run_federated_seed(scenario, split, seed, Silent(), observers=observers)
 
 
 def _initial_table(scenario, n_items: int) -> np.ndarray:
@@ -175,7 +176,7 @@ def test_compressed_tables_fit_each_tier_and_train_only_on_its_devices(method):
     assert offsets[1] < offsets[2] - offsets[1] < split.n_items  # more rows at more bytes
     small, large = slice(0, offsets[1]), slice(offsets[1], offsets[2])
     np.testing.assert_array_equal(alone.results.table[small], res.table[small])
-    start = initial_table(ServerTables((), offsets, 1), method, scenario.model, 0)
+    start = get_method(method).initial_table(ServerTables((), offsets, 1), scenario.model, 0, None)
     np.testing.assert_array_equal(alone.results.table[large], start[large])
     assert not np.allclose(res.table[large], start[large])
     assert not np.allclose(res.table[small], start[small])
@@ -209,16 +210,10 @@ def test_popularity_devices_receive_the_counted_ranking_and_nothing_trains():
 
 # ---------------------------------------------------------------------- whole runs
 @pytest.mark.parametrize("method", METHODS)
-def test_label_requests_only_for_rule(method, monkeypatch):
-    kinds: list[Kind] = []
-    real = InProcessTransport.exchange
-
-    def spy(self, requests, what):
-        kinds.extend(r.kind for r in requests)
-        return real(self, requests, what)
-
-    monkeypatch.setattr(InProcessTransport, "exchange", spy)
-    _run(method)
+def test_label_requests_only_for_rule(method):
+    log = PhaseLog()
+    _run(method, observers=[log])
+    kinds: list[Kind] = [r.kind for phase in log.phases for r in phase.requests]
     assert Kind.TEST in kinds and Kind.COUNT in kinds
     assert (Kind.TRAIN in kinds) == (method != "popularity")  # no model, no rounds
     assert (Kind.LABEL in kinds) == (method == "rule")

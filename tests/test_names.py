@@ -32,7 +32,6 @@ def _choices(section: type, key: str) -> tuple[str, ...]:
         (schema.SearchConfig, "searcher", names.SEARCHER_NAMES),
         (schema.SearchConfig, "compare", names.SEARCHER_NAMES),
         (schema.ReferencesConfig, "baselines", names.BASELINES),
-        (schema.FederatedConfig, "method", names.FEDERATED_METHODS),
         (schema.FederatedConfig, "local_optimizer", names.LOCAL_OPTIMIZERS),
         (schema.FederatedConfig, "lr_schedule", names.LR_SCHEDULES),
         (schema.FederatedConfig, "server_optimizer", names.SERVER_OPTIMIZERS),

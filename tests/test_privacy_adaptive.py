@@ -143,12 +143,11 @@ def test_a_train_request_clip_replaces_the_pipelines_clip():
 def test_the_server_restores_the_clip_from_the_rounds_table():
     scenario = scenario_from_dict(fleet_scenario(privacy__clip=2.0, privacy__clip_quantile=0.5))
     server = ServerPrivacy.of(scenario, 0, 48)
-    assert server.request_clip() == 2.0
-    first = server.after_round(1, 20)
-    second = server.after_round(2, 3)
+    assert server.request_clip(server.clip) == 2.0
+    first, clip = server.after_round(1, 20, server.clip)
+    second, clip = server.after_round(2, 3, clip)
     resumed = ServerPrivacy.of(scenario, 0, 48)
-    resumed.restore([{"round": 1, **first}, {"round": 2, **second}])
-    assert resumed.clip == server.clip
+    assert resumed.clip_after([{"round": 1, **first}, {"round": 2, **second}]) == clip
     assert second["clip"] == pytest.approx(2.0 * math.exp(-0.2 * (first["clip_below"] - 0.5)))
 
 

@@ -162,35 +162,27 @@ def test_a_higher_tail_weight_moves_blocks_to_tail_groups():
     assert tail_blocks == [1, 7]
 
 
-def _fleet_labels(monkeypatch, **patch):
-    """A tiny in-process fleet run; returns it and the label sums of its labelling phases."""
-    from fedrule.algorithm import labelling
+def _fleet_labels(**patch):
+    """A tiny in-process fleet run; returns it and the label sums of its estimator labelling
+    (the same candidate configurations in every run: verification's differ with the search)."""
     from fedrule.engine.federated import run_federated_seed
     from fedrule.engine.prepare import prepare_split
     from fedrule.events import Silent
     from fedrule.scenario import scenario_from_dict
-    from tests.fleets import fleet_scenario
+    from tests.fleets import PhaseLog, fleet_scenario
 
-    labels = []
-    aggregate = labelling.Labelling.aggregate
-
-    def keep(self, server, cohorts, replies):
-        out = aggregate(self, server, cohorts, replies)
-        labels.append(out[0])
-        return out
-
-    monkeypatch.setattr(labelling.Labelling, "aggregate", keep)
+    log = PhaseLog()
     scenario = scenario_from_dict(fleet_scenario(engine__transport="inprocess", **patch))
     split = prepare_split(scenario.data, scenario.seeds[0])
-    return run_federated_seed(scenario, split, scenario.seeds[0], Silent()), labels
+    run = run_federated_seed(scenario, split, scenario.seeds[0], Silent(), observers=[log])
+    return run, [p.result.sums for p in log.named("labelling")]
 
 
-def test_a_fleet_labels_tail_quality_only_with_a_tail_weight(monkeypatch):
-    plain, plain_labels = _fleet_labels(monkeypatch)
+def test_a_fleet_labels_tail_quality_only_with_a_tail_weight():
+    plain, plain_labels = _fleet_labels()
     assert "tail/ndcg@10" not in plain_labels[-1].sums  # default: the request carries no heads
-    mixed, mixed_labels = _fleet_labels(monkeypatch, search__tail_weight=0.5)
+    mixed, mixed_labels = _fleet_labels(search__tail_weight=0.5)
     secure, secure_labels = _fleet_labels(
-        monkeypatch,
         search__tail_weight=0.5,
         privacy__secure_aggregation=True,
         privacy__min_cohort=3,

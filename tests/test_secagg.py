@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from scipy.stats import chisquare, kstest
 
-from fedrule.algorithm import labelling
+from fedrule.algorithm.labelling import Labels
 from fedrule.engine.federated import run_federated_seed
 from fedrule.engine.prepare import prepare_split
 from fedrule.errors import ConfigError
@@ -14,7 +14,7 @@ from fedrule.privacy import secagg
 from fedrule.privacy.secagg import SecAggAbort, SecAggParams
 from fedrule.protocol import CountReply
 from fedrule.scenario import scenario_from_dict
-from tests.fleets import fleet_scenario
+from tests.fleets import PhaseLog, fleet_scenario
 
 
 # ---------------------------------------------------------------------- Shamir
@@ -136,16 +136,8 @@ def test_masked_replies_travel_as_wire():
 
 
 # ---------------------------------------------------------------------- a fleet run
-def _run(monkeypatch, **patch):
-    labels = []
-    aggregate = labelling.Labelling.aggregate
-
-    def keep(self, server, cohorts, replies):
-        out = aggregate(self, server, cohorts, replies)
-        labels.append(out[0])
-        return out
-
-    monkeypatch.setattr(labelling.Labelling, "aggregate", keep)
+def _run(**patch):
+    log = PhaseLog()
     scenario = scenario_from_dict(
         fleet_scenario(
             engine__transport="inprocess",
@@ -155,15 +147,13 @@ def _run(monkeypatch, **patch):
         )
     )
     split = prepare_split(scenario.data, scenario.seeds[0])
-    result = run_federated_seed(scenario, split, scenario.seeds[0], Silent())
-    return result, labels
+    result = run_federated_seed(scenario, split, scenario.seeds[0], Silent(), observers=[log])
+    return result, [p.result.sums for p in log.phases if isinstance(p.result, Labels)]
 
 
-def test_a_fleet_run_with_secure_aggregation_counts_and_labels_as_without(monkeypatch):
-    plain, plain_labels = _run(monkeypatch)
-    secure, secure_labels = _run(
-        monkeypatch, privacy__secure_aggregation=True, privacy__min_cohort=3
-    )
+def test_a_fleet_run_with_secure_aggregation_counts_and_labels_as_without():
+    plain, plain_labels = _run()
+    secure, secure_labels = _run(privacy__secure_aggregation=True, privacy__min_cohort=3)
     assert np.array_equal(plain.results.popularity, secure.results.popularity)
     labels = plain_labels[-1]
     assert labels.counts == secure_labels[-1].counts and sum(labels.counts.values()) > 0
@@ -172,10 +162,9 @@ def test_a_fleet_run_with_secure_aggregation_counts_and_labels_as_without(monkey
     assert plain.results.label_report["dropped_devices"] > 0  # the recovery path ran
 
 
-def test_a_fleet_run_below_min_cohort_aborts(monkeypatch):
+def test_a_fleet_run_below_min_cohort_aborts():
     with pytest.raises(SecAggAbort, match="min_cohort"):
         _run(
-            monkeypatch,
             privacy__secure_aggregation=True,
             privacy__min_cohort=30,  # more than a request's devices
         )

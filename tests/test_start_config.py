@@ -65,7 +65,7 @@ def test_a_popularity_fit_is_valid_nested_and_fits(counts, groups, min_blocks, s
         assert kept.min() >= uniform_blocks(layout, budget)
 
 
-def _run(**patch):
+def _run(observers=(), **patch):
     from fedrule.engine.federated import run_federated_seed
     from fedrule.engine.prepare import prepare_split
     from fedrule.events import Silent
@@ -81,25 +81,19 @@ def _run(**patch):
         **patch,
     )
     scenario = scenario_from_dict(raw)
-    return run_federated_seed(scenario, prepare_split(scenario.data, 0), 0, Silent()).results
+    split = prepare_split(scenario.data, 0)
+    return run_federated_seed(scenario, split, 0, Silent(), observers=observers).results
 
 
 @pytest.mark.parametrize("how", ["uniform", "popularity"])
-def test_budgeted_devices_train_the_start_configuration_and_verification_measures_it(
-    how, monkeypatch
-):
-    from fedrule.algorithm.server import FleetServer
+def test_budgeted_devices_train_the_start_configuration_and_verification_measures_it(how):
+    from tests.fleets import PhaseLog
 
-    verified: list[np.ndarray] = []
-    label = FleetServer._label
-
-    def record(self, configs, devices, what, *args, **kwargs):
-        if what == "verification":
-            verified.extend(np.asarray(configs, bool))
-        return label(self, configs, devices, what, *args, **kwargs)
-
-    monkeypatch.setattr(FleetServer, "_label", record)
-    results = _run(federated__start_config=how)
+    log = PhaseLog()
+    results = _run(observers=[log], federated__start_config=how)
+    verified = [
+        np.asarray(c, bool) for p in log.phases if p.name == "verification" for c in p.configs
+    ]
     (budget,) = results.searches
     expected = start_config(results.layout, budget, results.popularity, how)
     trained = results.coverage.weight > 0  # one tier and no refit: only its start blocks

@@ -155,7 +155,7 @@ def test_verify_users_limits_the_verifying_devices_and_names_the_key():
     assert err.value.path == "search.verify_users" and "\n" not in str(err.value)
 
 
-def _fleet_run(**patch):
+def _fleet_run(observers=(), **patch):
     from fedrule.engine.federated import run_federated_seed
     from fedrule.engine.prepare import prepare_split
     from fedrule.events import Silent
@@ -173,39 +173,35 @@ def _fleet_run(**patch):
         fleet_scenario(engine__transport="inprocess", federated__eval_every=0, **patch)
     )
     events = Said()
-    result = run_federated_seed(scenario, prepare_split(scenario.data, 0), 0, events)
-    return result.results, events.said
+    split = prepare_split(scenario.data, 0)
+    result = run_federated_seed(scenario, split, 0, events, observers=observers)
+    return result.results, events.said, result.fleet
 
 
 def test_per_budget_verification_with_one_budget_is_the_plain_verification():
     """One tier, user vectors kept as trained: every verifying device has the one budget and
     a refit per candidate changes nothing, so the choice and its measured value are the same."""
     one = {"fleet__tiers": [{"name": "only", "share": 1.0, "budget": 0.5}]}
-    plain, _ = _fleet_run(federated__personalize_epochs=0, **one)
-    split, _ = _fleet_run(federated__personalize_epochs=0, search__verify_per_budget=True, **one)
+    plain, _, _ = _fleet_run(federated__personalize_epochs=0, **one)
+    split, _, _ = _fleet_run(federated__personalize_epochs=0, search__verify_per_budget=True, **one)
     (budget,) = plain.searches
     assert plain.searches[budget].measured == split.searches[budget].measured
     np.testing.assert_array_equal(plain.searches[budget].config, split.searches[budget].config)
 
 
-def test_per_budget_verification_measures_each_budget_on_its_own_devices(monkeypatch):
+def test_per_budget_verification_measures_each_budget_on_its_own_devices():
     """Budgeted mode, refits on: each budget takes a candidate that fits, measured on its own
     devices (so the measured values differ from one labelling on every verifying device)."""
-    from fedrule.algorithm.server import FleetServer
+    from tests.fleets import PhaseLog
 
     patch = {"federated__mode": "budgeted", "federated__personalize_epochs": 1}
-    plain, _ = _fleet_run(**patch)
-    labelled = []
-    label = FleetServer._label
-
-    def record(self, configs, devices, what, *args, **kwargs):
-        if what.startswith("verification at"):
-            budgets = set(self.fleet.budget_bytes[devices].tolist())
-            labelled.append((what, budgets, kwargs.get("as_dispatched")))
-        return label(self, configs, devices, what, *args, **kwargs)
-
-    monkeypatch.setattr(FleetServer, "_label", record)
-    split, _ = _fleet_run(search__verify_per_budget=True, **patch)
+    plain, _, _ = _fleet_run(**patch)
+    log = PhaseLog()
+    split, _, fleet = _fleet_run(observers=[log], search__verify_per_budget=True, **patch)
+    labelled = [
+        (p.name, set(fleet.budget_bytes[p.devices].tolist()), p.requests[0].as_dispatched)
+        for p in log.named("verification at")
+    ]
     assert [(f"verification at {b} bytes", {b}, True) for b in sorted(split.searches)] == labelled
     assert sorted(split.searches) == sorted(plain.searches)
     for budget, result in split.searches.items():

@@ -3,18 +3,11 @@ which payload it receives.
 
 The server's tables are stacked row-wise (``fedrule.algorithm.tables``). Devices never see the
 stacking: each receives a payload cut from its table and answers with row ids; the server adds
-its table's row offset when it aggregates.
-
-- ``rule``: one table; the full configuration, or (budgeted mode) one per distinct budget;
-- ``nested`` (HeteroFL-style nested slicing): one table; every device holds and trains the
-  largest uniform prefix of blocks (the first d_t columns of every item) that fits its budget,
-  so each block averages over the devices that hold it;
-- ``full-prefix``: one table; every device trains the full table, and receives at the end the
-  largest uniform prefix that fits its budget (the naive deployment);
-- ``per-tier``: one table per tier; a tier's devices hold and train the largest uniform prefix
-  that fits the smallest budget in the tier, of their tier's table only;
-- ``hashing``, ``qr``: one compressed table per tier (``per_tier_tables``), its one
-  configuration (the whole payload).
+its table's row offset when it aggregates. Each method builds its assignments
+(``fedrule.algorithm.methods``) from the pieces here: ``Assignment.one_table`` (one
+configuration per distinct budget, or one for everyone), ``uniform_prefixes`` (the largest
+uniform prefix of blocks that fits each budget, or each tier's smallest budget from the tier's
+own table) and ``per_tier_tables`` (each tier its own table, whole).
 """
 
 from __future__ import annotations
@@ -43,6 +36,11 @@ class Assignment:
         return Assignment(
             configs, np.asarray(config_of_device, np.int64), np.zeros(len(configs), np.int64)
         )
+
+    @staticmethod
+    def everyone(config: np.ndarray, num_devices: int) -> Assignment:
+        """Every device the same configuration of the one table."""
+        return Assignment.one_table([config], np.zeros(num_devices, np.int64))
 
     @property
     def per_table(self) -> bool:
@@ -77,8 +75,9 @@ class Assignment:
 def uniform_prefixes(
     codec: ElasticLayout, budget_bytes: np.ndarray, tier: np.ndarray, per_tier: bool
 ) -> Assignment:
-    """``nested``: every distinct budget's largest uniform prefix, from one table. ``per-tier``:
-    every tier's largest uniform prefix within its smallest budget, from the tier's table."""
+    """Every distinct budget's largest uniform prefix, from one table (nested); or
+    (``per_tier``) every tier's largest uniform prefix within its smallest budget, from the
+    tier's table."""
     if not per_tier:
         budgets, index = np.unique(budget_bytes, return_inverse=True)
         configs = [customize.uniform_fit(codec, int(b)) for b in budgets]
@@ -89,7 +88,7 @@ def uniform_prefixes(
 
 
 def per_tier_tables(tier: np.ndarray) -> Assignment:
-    """``hashing``, ``qr``: each tier's devices receive their tier's table, whole."""
+    """Each tier's devices receive their tier's table, whole (hashing, qr)."""
     tiers, index = np.unique(tier, return_inverse=True)
     configs = [SINGLE_CONFIG.copy() for _ in tiers]
     return Assignment(configs, index.astype(np.int64), tiers.astype(np.int64))

@@ -6,34 +6,36 @@ each device's histogram arrives masked and the server unmasks only each request'
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, cast
+from typing import cast
 
 import numpy as np
 
+from fedrule.algorithm.context import ServerContext
 from fedrule.algorithm.phase import Phase
+from fedrule.algorithm.state import ServerState
 from fedrule.errors import FedruleError
 from fedrule.privacy import secagg
 from fedrule.protocol import CountReply, CountRequest, Message, NodeFailure
-
-if TYPE_CHECKING:
-    from fedrule.algorithm.server import FleetServer
 
 
 class PopularityCount(Phase[np.ndarray]):
     what = "popularity count"
 
-    def configure(self, server: FleetServer) -> tuple[list[Message], list[np.ndarray]]:
-        cohorts = server.transport.pack(np.arange(server.fleet.num_devices))
+    def configure(
+        self, ctx: ServerContext, state: ServerState
+    ) -> tuple[list[Message], list[np.ndarray]]:
+        cohorts = ctx.transport.pack(np.arange(ctx.fleet.num_devices))
         return [CountRequest(devices=c) for c in cohorts], cohorts
 
     def aggregate(
         self,
-        server: FleetServer,
+        ctx: ServerContext,
+        state: ServerState,
         cohorts: list[np.ndarray],
         replies: Sequence[Message | NodeFailure],
     ) -> np.ndarray:
-        n_items = server.fleet.n_items
-        secure = secagg.params_of(server.scenario.privacy)
+        n_items = ctx.fleet.n_items
+        secure = secagg.params_of(ctx.scenario.privacy)
         total = np.zeros(n_items, dtype=np.int64)
         for reply in replies:
             if isinstance(reply, NodeFailure):
@@ -44,4 +46,4 @@ class PopularityCount(Phase[np.ndarray]):
             else:
                 upload = secagg.MaskedUpload.from_reply(out)
                 total += secagg.decode_ints(secagg.unmask_sum(upload, n_items, secure))
-        return server.dp.count(total)  # noised under privacy.count_noise_multiplier
+        return ctx.dp.count(total)  # noised under privacy.count_noise_multiplier

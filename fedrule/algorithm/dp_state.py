@@ -1,6 +1,7 @@
-"""The server's differential-privacy state across phases: the central-DP plan, the clipping norm
-of the next round (adaptive clipping moves it), the noise on the popularity count and on label
-sums, and the epsilon spent so far.
+"""The server's differential-privacy mechanisms across phases: the central-DP plan, adaptive
+clipping (the clipping norm of the next round is ``ServerState.clip``: each round's passes
+through ``after_round``), the noise on the popularity count and on label sums, and the epsilon
+spent so far.
 
 Every noise draw is a seeded server stream (``fedrule.seeds``): the count's, each round's
 clipped-bit noise and each labelling's (by its stamp), so a DP run is reproducible from its seed
@@ -23,8 +24,8 @@ from fedrule.scenario.schema import Scenario
 
 @dataclass
 class ServerPrivacy:
-    """What the server tracks for DP: ``plan`` (None: no central DP), ``adaptive`` (None: the
-    clip stays ``privacy.clip``) and the current clip."""
+    """What the server knows of DP: ``plan`` (None: no central DP), ``adaptive`` (None: the
+    clip stays ``privacy.clip``) and the first round's clip."""
 
     seed: int
     plan: DpPlan | None
@@ -43,29 +44,31 @@ class ServerPrivacy:
         return ServerPrivacy(seed, plan, adaptive, privacy.clip, privacy.count_max_items)
 
     # ------------------------------------------------------------------ training rounds
-    def request_clip(self) -> float:
-        """The clip a train request carries (0: devices clip at ``privacy.clip`` as set)."""
-        return self.clip if self.adaptive is not None else 0.0
+    def request_clip(self, clip: float) -> float:
+        """The clip a train request carries (0: devices clip at ``privacy.clip`` as set), of a
+        round whose clipping norm is ``clip``."""
+        return clip if self.adaptive is not None else 0.0
 
-    def update_noise_std(self) -> float:
-        """The noise on every entry of this round's summed update (sigma_delta times C)."""
-        return 0.0 if self.plan is None else self.plan.update_noise_std(self.clip)
+    def update_noise_std(self, clip: float) -> float:
+        """The noise on every entry of a round's summed update (sigma_delta times C)."""
+        return 0.0 if self.plan is None else self.plan.update_noise_std(clip)
 
-    def after_round(self, round_number: int, below: int) -> dict[str, float]:
-        """Adaptive clipping after a round whose devices reported ``below`` bits in all: the
-        round's clip and noised share below it (rounds-seed*.csv columns); C moves on."""
+    def after_round(self, round_number: int, below: int, clip: float) -> tuple[dict, float]:
+        """Adaptive clipping after a round of clipping norm ``clip`` whose devices reported
+        ``below`` bits in all: the round's clip and noised share below it (rounds-seed*.csv
+        columns), and the next round's clip."""
         if self.adaptive is None:
-            return {}
+            return {}, clip
         rng = seeds.server_rng(self.seed, seeds.CLIP_NOISE, round_number)
         share = self.adaptive.noised_share(below, rng)
-        used, self.clip = self.clip, self.adaptive.next_clip(self.clip, share)
-        return {"clip": used, "clip_below": share}
+        return {"clip": clip, "clip_below": share}, self.adaptive.next_clip(clip, share)
 
-    def restore(self, history: list[dict]) -> None:
+    def clip_after(self, history: list[dict] | tuple[dict, ...]) -> float:
         """The clip after the last recorded round (resuming from a checkpoint)."""
         if self.adaptive is not None and history:
             last = history[-1]
-            self.clip = self.adaptive.next_clip(float(last["clip"]), float(last["clip_below"]))
+            return self.adaptive.next_clip(float(last["clip"]), float(last["clip_below"]))
+        return self.clip
 
     # ------------------------------------------------------------------ other device data
     def count(self, total: np.ndarray) -> np.ndarray:

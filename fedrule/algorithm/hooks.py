@@ -3,8 +3,10 @@
 ``RoundState`` holds everything needed to continue the run after that round: the item table,
 the server step's state, the round number, the labelling stamp (every server-side random stream
 is derived from the seed, the round and the stamp, so these determine them), the best validated
-round so far, the estimator if one was fitted (budgeted refits), the block coverage so far, and
-the rounds' records. Checkpoints and live plots are round hooks; ``FleetServer(resume=state)``
+round so far, the estimator if one was fitted (budgeted refits), the block coverage so far,
+whether early stopping ended training, and the rounds' records. It is the checkpointable part of
+the server's ``ServerState`` (``fedrule.algorithm.state``). Checkpoints and live plots are round
+hooks (the last round callback, ``fedrule.algorithm.callbacks``); ``FleetServer(resume=state)``
 continues from one.
 """
 
@@ -25,7 +27,7 @@ class RoundState:
     table: np.ndarray
     server_state: dict[str, np.ndarray] = field(default_factory=dict)
     label_stamp: int = 0  # labellings run so far (each draws a fresh device stream)
-    label_releases: int = 0  # of them, releases in the privacy accounting (see FleetServer)
+    label_releases: int = 0  # of them, releases in the privacy accounting (see ServerState)
     record: dict = field(default_factory=dict)  # this round's row of rounds-seed*.csv
     history: list[dict] = field(default_factory=list)  # every round's row so far
     best_round: int = 0
@@ -34,6 +36,7 @@ class RoundState:
     best_table: np.ndarray | None = None
     estimator: dict[str, Any] | None = None  # PerformanceEstimator.state_dict()
     coverage: np.ndarray | None = None  # training weight per (group, block) so far
+    stopped: bool = False  # early stopping ended training after this round
 
     def to_saveable(self) -> dict[str, Any]:
         """Plain tensors, numbers and strings: ``torch.load(weights_only=True)`` reads it."""
@@ -51,6 +54,7 @@ class RoundState:
             "best_value": self.best_value,
             "best_stale": self.best_stale,
             "estimator": self.estimator,
+            "stopped": self.stopped,
         }
         if self.best_table is not None:
             out["best_table"] = _tensor(self.best_table)
@@ -78,6 +82,7 @@ class RoundState:
             best_table=None if best is None else best.numpy(),
             estimator=saved["estimator"],
             coverage=None if coverage is None else coverage.numpy(),
+            stopped=bool(saved.get("stopped", False)),  # absent from earlier checkpoints
         )
 
 

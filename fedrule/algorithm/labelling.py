@@ -3,27 +3,41 @@ on their own validation item and return metric sums; the server averages them in
 ``search.tail_weight`` > 0 the request carries the head items, the sums hold head/tail metrics
 too, and the labels mix overall and tail quality).
 
-The same phase with the full configuration alone measures validation quality during training.
-Under secure aggregation each device's sums arrive masked (fixed point) and the server unmasks
-only each request's sum.
+The same phase measures validation quality during training (``fedrule.algorithm.callbacks``)
+and verifies the searched configurations (``fedrule.algorithm.verification``). Under secure
+aggregation each device's sums arrive masked (fixed point) and the server unmasks only each
+request's sum. ``label`` runs one labelling and counts it in the server's state;
+``label_and_fit`` labels the candidate configurations and fits the estimator.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, cast
+from dataclasses import dataclass, replace
+from typing import cast
 
 import numpy as np
 
 from fedrule import seeds
+from fedrule.algorithm.context import ServerContext
 from fedrule.algorithm.phase import Phase
-from fedrule.metrics import ConfigSums
+from fedrule.algorithm.state import ServerState
+from fedrule.errors import FedruleError
+from fedrule.metrics import ConfigSums, head_items
 from fedrule.privacy import secagg
 from fedrule.protocol import TEST, VALID, LabelReply, LabelRequest, Message, NodeFailure
 from fedrule.search import customize
+from fedrule.search.labels import objective_labels
 
-if TYPE_CHECKING:
-    from fedrule.algorithm.server import FleetServer
+
+@dataclass(frozen=True)
+class Labels:
+    """What a labelling returns: metric sums per configuration, the nodes that failed and the
+    devices that sent nothing (crashed or missed the deadline)."""
+
+    sums: ConfigSums
+    failed_nodes: int = 0
+    dropped_devices: int = 0
 
 
 def label_devices(seed: int, num_devices: int, wanted: int) -> np.ndarray:
@@ -51,9 +65,9 @@ def verify_devices(
     return chosen
 
 
-class Labelling(Phase[tuple[ConfigSums, int]]):
+class Labelling(Phase[Labels]):
     """Metric sums of ``configs`` over ``devices``' validation items (``target`` ``TEST``:
-    their test items), and the failed nodes."""
+    their test items)."""
 
     def __init__(
         self,
@@ -72,10 +86,12 @@ class Labelling(Phase[tuple[ConfigSums, int]]):
         self.target = target  # TEST: a measurement of the run (eval.every_device), not a label
         self.as_dispatched = as_dispatched  # devices refit per configuration, as on dispatch
 
-    def configure(self, server: FleetServer) -> tuple[list[Message], list[np.ndarray]]:
-        codec = server.tables.codecs[self.table]
-        payload = server.tables.payload(server.table, self.table, codec.full_config())
-        cohorts = server.transport.pack(self.devices)
+    def configure(
+        self, ctx: ServerContext, state: ServerState
+    ) -> tuple[list[Message], list[np.ndarray]]:
+        codec = ctx.tables.codecs[self.table]
+        payload = ctx.tables.payload(state.table, self.table, codec.full_config())
+        cohorts = ctx.transport.pack(self.devices)
         requests: list[Message] = [
             LabelRequest(
                 stamp=self.stamp,
@@ -92,28 +108,28 @@ class Labelling(Phase[tuple[ConfigSums, int]]):
 
     def aggregate(
         self,
-        server: FleetServer,
+        ctx: ServerContext,
+        state: ServerState,
         cohorts: list[np.ndarray],
         replies: Sequence[Message | NodeFailure],
-    ) -> tuple[ConfigSums, int]:
+    ) -> Labels:
         total = ConfigSums({}, {})
-        failed = 0
-        secure = secagg.params_of(server.scenario.privacy)
-        self.dropped = 0  # devices that crashed or missed the deadline
+        failed = dropped = 0
+        secure = secagg.params_of(ctx.scenario.privacy)
         for cohort, reply in zip(cohorts, replies, strict=True):
             if isinstance(reply, NodeFailure):
                 failed += 1
-                self.dropped += int(cohort.size)
+                dropped += int(cohort.size)
                 continue
             out = cast(LabelReply, reply)
-            self.dropped += out.dropped
+            dropped += out.dropped
             sums, counts = out.sums, out.counts
             if secure is not None:
                 sums, counts = _unmask(out, len(self.configs), secure)
             total = total + ConfigSums.from_arrays(list(out.keys), sums, counts)
-        if self.target == TEST:  # measured as the dispatched tables are tested: not noised
-            return total, failed
-        return server.dp.labels(total, self.stamp), failed  # noised: label_noise_multiplier
+        if self.target != TEST:  # a measurement as the dispatched tables are tested: not noised
+            total = ctx.dp.labels(total, self.stamp)  # noised: label_noise_multiplier
+        return Labels(total, failed, dropped)
 
 
 def _unmask(
@@ -128,9 +144,62 @@ def _unmask(
     return total[: num_configs * keys].reshape(num_configs, keys), total[num_configs * keys :]
 
 
-def candidate_configs(server: FleetServer) -> tuple[np.ndarray, np.ndarray]:
+def label(
+    ctx: ServerContext,
+    state: ServerState,
+    configs: np.ndarray,
+    devices: np.ndarray,
+    what: str,
+    item_is_head: np.ndarray | None = None,
+    table: int = 0,
+    as_dispatched: bool = False,
+    release: bool = True,
+) -> tuple[Labels, ServerState]:
+    """One labelling, and the state that counts it (a fresh stamp: a fresh random stream).
+    ``release=False``: part of a step whose other labellings, of disjoint devices, count its
+    release (parallel composition)."""
+    state = state.labelling(release)
+    phase = Labelling(
+        configs, devices, state.label_stamp, what, item_is_head, table, as_dispatched=as_dispatched
+    )
+    return phase.run(ctx, state), state
+
+
+def candidate_configs(ctx: ServerContext) -> tuple[np.ndarray, np.ndarray]:
     """The labelling devices and the candidate configurations (seeded, the same every time)."""
-    est = server.scenario.estimator
-    devices = label_devices(server.seed, server.fleet.num_devices, est.label_users)
-    rng = seeds.server_rng(server.seed, seeds.LABEL_DEVICES, 1)
-    return devices, customize.sample_configs(server.codec, est.configs, rng)
+    est = ctx.scenario.estimator
+    devices = label_devices(ctx.seed, ctx.fleet.num_devices, est.label_users)
+    rng = seeds.server_rng(ctx.seed, seeds.LABEL_DEVICES, 1)
+    return devices, customize.sample_configs(ctx.codec, est.configs, rng)
+
+
+def tail_heads(ctx: ServerContext) -> np.ndarray | None:
+    """The head items a labelling request carries (None without ``search.tail_weight``)."""
+    if not ctx.scenario.search.tail_weight:
+        return None
+    return head_items(ctx.popularity, ctx.scenario.eval.head_share)
+
+
+def label_and_fit(ctx: ServerContext, state: ServerState) -> ServerState:
+    """Label the candidate configurations on the labelling devices and fit the estimator."""
+    devices, configs = candidate_configs(ctx)
+    ctx.events.message(
+        f"labelling {len(configs)} configurations on {devices.size} devices' validation items"
+    )
+    labels, state = label(ctx, state, configs, devices, "labelling", tail_heads(ctx))
+    if not labels.sums.sums:
+        raise FedruleError("no device returned configuration labels")
+    scenario = ctx.scenario
+    objective = objective_labels(labels.sums, scenario.eval.metric, scenario.search.tail_weight)
+    estimator, report = customize.fit(
+        ctx.codec, configs, objective, ctx.popularity, scenario.estimator, ctx.seed
+    )
+    report["devices"] = int(devices.size)
+    report["failed_nodes"] = labels.failed_nodes
+    report["dropped_devices"] = labels.dropped_devices
+    report.update(ctx.dp.spent(len(state.history), state.label_releases))  # so far
+    ctx.events.message(
+        f"estimator: held-out Spearman {report['holdout_spearman']:.3f} "
+        f"on {len(configs)} configurations labelled by {devices.size} devices"
+    )
+    return replace(state, estimator=estimator, label_report=report)

@@ -1,12 +1,9 @@
 """The item tables the server trains, stacked row-wise in one array, and the format of each.
 
-``federated.method`` decides them:
-
-- ``rule``, ``nested``, ``full-prefix``: one elastic table (items x d);
-- ``per-tier``: one elastic table per tier (each items x d);
-- ``hashing``, ``qr``: one compressed table per tier at the tier's smallest budget (the hashed
-  rows, or the quotient table over the remainder table), trained by the tier's devices;
-- ``popularity``: the catalogue's interaction counts (items x 1), no training.
+The method decides them (``FederatedMethod.tables``, ``fedrule.algorithm.methods``): one
+elastic table (rule, nested, full-prefix), one elastic table per tier (per-tier), one compressed
+table per tier at the tier's smallest budget (hashing, qr), or the catalogue's interaction
+counts (popularity, items x 1, no training).
 
 Table ``t`` is rows ``offsets[t]`` to ``offsets[t + 1]``, so the server step, its state, round
 hooks and checkpoints see one array whatever the method. Devices never see the stacking.
@@ -14,26 +11,14 @@ hooks and checkpoints see one array whatever the method. Devices never see the s
 
 from __future__ import annotations
 
-import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from fedrule import seeds
 from fedrule.model.codec import ItemCodec
-from fedrule.model.codecs.hashing import HashingCodec, hash_params
 from fedrule.model.codecs.popularity import PopularityCodec
-from fedrule.model.codecs.qr import QRCodec
 from fedrule.model.elastic import ElasticLayout
-from fedrule.scenario.schema import ModelConfig
-
-COMPRESSED = ("hashing", "qr")  # methods whose devices train shared parameter rows
-CODEC_OF_METHOD = {"hashing": "hashing", "qr": "qr", "popularity": "popularity"}
-
-
-def codec_kind(method: str) -> str:
-    """The payload format devices of ``method`` receive."""
-    return CODEC_OF_METHOD.get(method, "elastic")
 
 
 @dataclass(frozen=True, eq=False)
@@ -73,39 +58,13 @@ def tier_budgets(budget_bytes: np.ndarray, tier: np.ndarray, num_tiers: int) -> 
     )
 
 
-def compressed_tables(
-    method: str, model: ModelConfig, n_items: int, budgets: np.ndarray, seed: int
-) -> ServerTables:
-    """One hashing or QR table per tier, the largest that fits the tier's smallest budget
-    (``budgets``, per tier) at full d (one hash function for all tiers, drawn from the seed).
-    A budget too small for any table: ``BudgetError``."""
-    codecs: list[ItemCodec] = []
-    a, b = hash_params(seeds.server_rng(seed, seeds.HASH_ITEMS))
-    for budget in budgets:
-        if method == "hashing":
-            codec: ItemCodec = HashingCodec.fit_budget(
-                n_items, model.dim, int(budget), a, b, model.bytes_per_value
-            )
-        else:
-            codec = QRCodec.fit_budget(n_items, model.dim, int(budget), model.bytes_per_value)
-        codecs.append(codec)
+def stacked_tables(codecs: Sequence[ItemCodec], num_blocks: int = 1) -> ServerTables:
+    """Tables of the given formats, each as many rows as its parameter table
+    (``table_shape``: a compressed table's rows, not its items)."""
     sizes = [c.table_shape[0] for c in codecs]
-    return ServerTables(tuple(codecs), np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64), 1)
+    offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    return ServerTables(tuple(codecs), offsets, num_blocks)
 
 
 def popularity_tables(n_items: int) -> ServerTables:
     return ServerTables((PopularityCodec(n_items),), np.array([0, n_items], np.int64), 1)
-
-
-def initial_table(tables: ServerTables, method: str, model: ModelConfig, seed: int) -> np.ndarray:
-    """The server's initial array of a trained method: elastic tables each from the same
-    N(0, init_std) draw; hashed rows N(0, init_std); QR factors N(0, sqrt(init_std)), so that
-    their products have the plain model's scale (as the centralised codec trainer)."""
-    rng = seeds.server_rng(seed, seeds.TABLE_INIT)
-    if method in COMPRESSED:
-        scale = math.sqrt(model.init_std) if method == "qr" else model.init_std
-        shape = (tables.rows, model.dim)
-        return (rng.standard_normal(shape) * scale).astype(np.float32)
-    n_items = tables.codecs[0].n_items
-    one = (rng.standard_normal((n_items, model.dim)) * model.init_std).astype(np.float32)
-    return np.tile(one, (len(tables.codecs), 1))

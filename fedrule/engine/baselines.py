@@ -17,17 +17,18 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 
 from fedrule import seeds
+from fedrule.algorithm.methods import get_method
+from fedrule.algorithm.methods.compressed import Compressed
 from fedrule.data.split import SplitData
 from fedrule.errors import BudgetError
 from fedrule.events import Events
 from fedrule.model.codec import ReceivedTable
-from fedrule.model.codecs.hashing import HashingCodec, hash_params
 from fedrule.model.codecs.popularity import PopularityCodec
-from fedrule.model.codecs.qr import QRCodec
 from fedrule.model.codecs.train import train_codec
 from fedrule.model.elastic import ElasticLayout
 from fedrule.model.evaluate import evaluate_ranking
@@ -149,24 +150,22 @@ def _trained_row(
     events: Events,
     budget_bytes: int,
 ) -> dict | None:
-    """Train the hashed or QR model of one budget and measure its payload on test."""
-    dim, bpv = scenario.model.dim, scenario.model.bytes_per_value
+    """Train the hashed or QR model of one budget and measure its payload on test: the table
+    its federated method fits to the budget (``Compressed.codec_at``), a hash drawn per
+    budget."""
+    method = cast(Compressed, get_method(METHOD_NAMES[name]))
+    rng = seeds.server_rng(seed, seeds.HASH_ITEMS, budget_bytes)
     try:
-        if name == "hashing":
-            a, b = hash_params(seeds.server_rng(seed, seeds.HASH_ITEMS, budget_bytes))
-            codec = HashingCodec.fit_budget(split.n_items, dim, budget_bytes, a, b, bpv)
-            sizes = {"rows": codec.rows}
-        else:
-            codec = QRCodec.fit_budget(split.n_items, dim, budget_bytes, bpv)
-            sizes = {"rows": codec.table_shape[0], "m": codec.m}
+        codec = method.codec_at(split.n_items, scenario.model, budget_bytes, rng)
     except BudgetError as err:
         events.message(f"{name}: skipped at {budget_bytes} bytes ({err.message})")
         return None
+    sizes = method.sizes(codec)
     events.phase(f"{name} BPR-MF {sizes} (seed {seed})", scenario.train.epochs)
     trained = train_codec(
         split,
         codec,
-        dim,
+        scenario.model.dim,
         scenario.model.init_std,
         scenario.train,
         scenario.eval,

@@ -25,7 +25,8 @@ FILE = "current.pt"
 
 @dataclass
 class Checkpointer:
-    """Saves every ``every`` rounds (and after the last round) into ``folder``."""
+    """Saves every ``every`` rounds (and after the last round, or the round after which early
+    stopping ended training) into ``folder``."""
 
     folder: Path
     every: int
@@ -35,7 +36,7 @@ class Checkpointer:
     saves: int = 0
 
     def __call__(self, state: RoundState) -> None:
-        if state.round % self.every and state.round != self.last_round:
+        if state.round % self.every and state.round != self.last_round and not state.stopped:
             return
         started = time.perf_counter()
         payload = {

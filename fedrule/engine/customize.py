@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from fedrule.algorithm.methods import get_method
 from fedrule.data.split import SplitData
 from fedrule.errors import ConfigError, FedruleError
 from fedrule.model.codec import elastic_codec_of_groups
@@ -52,7 +53,7 @@ def load_run(run_dir: Path, seed: int | None) -> tuple[Scenario, dict]:
     if not isinstance(checkpoint, dict) or "item" not in checkpoint:
         raise FedruleError("not a fedrule model file", path=str(path))
     method = checkpoint.get("method", "rule")
-    if method != "rule":
+    if not get_method(method, path=str(run_dir)).labels_and_searches:
         raise ConfigError(
             f"a federated.method: {method} run has no supernet or estimator to search",
             path=str(run_dir),

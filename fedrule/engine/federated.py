@@ -26,16 +26,12 @@ import numpy as np
 import torch
 
 from fedrule import seeds
+from fedrule.algorithm.context import PhaseObserver
 from fedrule.algorithm.faulty import LossyTransport
 from fedrule.algorithm.hooks import RoundHook
+from fedrule.algorithm.methods import get_method
 from fedrule.algorithm.packing import Packer
 from fedrule.algorithm.server import FleetRegistry, FleetServer, ServerResults
-from fedrule.algorithm.tables import (
-    COMPRESSED,
-    codec_kind,
-    compressed_tables,
-    popularity_tables,
-)
 from fedrule.algorithm.transport import Stopped, Transport
 from fedrule.data.split import SplitData
 from fedrule.device.faults import DeviceFaults
@@ -49,7 +45,6 @@ from fedrule.engine.sanity import check_round_size
 from fedrule.errors import BudgetError, ConfigError, FedruleError, Terminated
 from fedrule.events import Events
 from fedrule.fleet import Fleet, Tier, choose_users, fleet_from_tiers, fleet_from_trace
-from fedrule.model.codec import elastic_codec
 from fedrule.model.schedule import LrSchedule
 from fedrule.pids import alive
 from fedrule.privacy.audit import LeakageAudit, training_items
@@ -89,25 +84,15 @@ def build_fleet(scenario: Scenario, split: SplitData, full_table_bytes: int, see
 def check_budgets(scenario: Scenario, fleet: Fleet, n_items: int) -> None:
     """Every budget must hold the smallest payload of the method's format (one-line error
     naming the tier)."""
-    model, method = scenario.model, scenario.federated.method
+    method = get_method(scenario.federated.method)
+    minimum, what = method.min_budget(scenario.model, n_items)
     low = int(fleet.budget_bytes.min())
     tier = int(fleet.tier[int(np.argmin(fleet.budget_bytes))])
     path = f"fleet.tiers[{tier}].budget" if scenario.fleet.trace is None else "fleet.trace"
-    if method in COMPRESSED:
-        try:
-            compressed_tables(method, model, n_items, np.array([low]), scenario.seeds[0])
-        except BudgetError as err:
-            raise BudgetError(str(err), path=path) from None
-        return
-    if method == "popularity":
-        minimum = popularity_tables(n_items).codecs[0].min_bytes()
-        what = "the popularity ranking (an item id per item + header)"
-    else:  # the minimum depends on the group count and sizes' sum, not on popularity
-        minimum = elastic_codec(model, np.ones(n_items)).min_bytes()
-        what = f"{model.min_blocks_per_group} block(s) per group + metadata"
     if low < minimum:
         raise BudgetError(
-            f"budget of {low} bytes is below the smallest configuration ({minimum} bytes: {what})",
+            f"budget of {low} bytes is below the smallest payload of {method.name}: {what} "
+            f"({minimum} bytes at least)",
             path=path,
         )
 
@@ -121,11 +106,11 @@ def lr_schedule(scenario: Scenario) -> LrSchedule:
 def local_spec(scenario: Scenario, *, personal: bool = False) -> LocalSpec | None:
     """How a device trains in a round, or (``personal``) how it fits its user vector to a
     received table before evaluating: items fixed, no sub-configurations (None: never). The
-    baselines (every ``federated.method`` but rule) train plain BPR on what they hold."""
+    methods but RULE's supernet train plain BPR on what they hold."""
     fed, train = scenario.federated, scenario.train
     if personal and fed.personalize_epochs == 0:
         return None
-    plain = personal or fed.method != "rule"
+    plain = personal or not get_method(fed.method).trains_subconfigs
     return LocalSpec(
         epochs=fed.personalize_epochs if personal else fed.local_epochs,
         batch_size=fed.local_batch_size,
@@ -157,11 +142,13 @@ def run_federated_seed(
     verbose: bool = False,
     hooks: Sequence[RoundHook] = (),
     checkpoint_dir: Path | None = None,
+    observers: Sequence[PhaseObserver] = (),
 ) -> FederatedSeedResult:
     """One seed of a federated run on the scenario's transport (Flower on Ray, or in-process).
 
     With ``checkpoint_dir``, the run checkpoints there every ``engine.checkpoint_every`` rounds
-    and continues from a checkpoint of the same seed it finds there."""
+    and continues from a checkpoint of the same seed it finds there. ``observers`` are told of
+    every phase of the server (``PhaseObserver``)."""
     model, engine = scenario.model, scenario.engine
     full_table_bytes = split.n_items * model.dim * model.bytes_per_value
     fleet = build_fleet(scenario, split, full_table_bytes, scenario.seeds[0])
@@ -177,8 +164,8 @@ def run_federated_seed(
         )
     workers = max(1, local_cpus // engine.cpus_per_node)
     cost = np.diff(split.train.indptr)[fleet.user]  # simulated work per device (simulator only)
-    method = scenario.federated.method
-    per_tier = fleet.tier if method == "per-tier" or method in COMPRESSED else None  # own tables
+    method = get_method(scenario.federated.method)
+    per_tier = fleet.tier if method.tables_per_tier else None  # cohorts never mix the tables
     packer = Packer(
         cost,
         workers,
@@ -214,10 +201,10 @@ def run_federated_seed(
             ks=tuple(scenario.eval.ks),
             failure_rate=fleet.failure_rate,
             threads=engine.cpus_per_node,
-            personal=None if method == "popularity" else local_spec(scenario, personal=True),
+            personal=local_spec(scenario, personal=True) if method.personalizes else None,
             pipeline=privacy_pipeline(scenario.privacy, split.n_items, scenario.federated.mode),
             faults=device_faults(scenario),
-            codec=codec_kind(method),
+            codec=method.codec_kind,
             schedule=lr_schedule(scenario),
         )
 
@@ -238,6 +225,7 @@ def run_federated_seed(
                 events,
                 hooks=[audit, *all_hooks] if audited else all_hooks,
                 resume=resumed[0] if resumed else None,
+                observers=observers,
             )
 
         events.message(

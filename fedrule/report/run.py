@@ -278,16 +278,13 @@ def _run_federated(
         run.write_text(f"devices-seed{seed}.csv", csv_text(rows))
         if res.coverage is not None:
             run.write_text(f"coverage-seed{seed}.csv", csv_text(res.coverage.rows()))
-        method = scenario.federated.method
-        item = res.table  # per-tier: one table per tier (tiers x items x d)
-        if method == "per-tier":
-            item = item.reshape(len(tier_names), split.n_items, -1)
+        item = res.item  # the method's form: per-tier one table per tier (tiers x items x d)
         offsets = {"table_offsets": torch.from_numpy(res.table_offsets)}  # hashing, qr: per tier
         estimator = {} if res.estimator is None else {"estimator": res.estimator.state_dict()}
         torch.save(
             {
                 "kind": "federated",
-                "method": method,
+                "method": scenario.federated.method,
                 "scenario": to_plain(scenario),
                 "seed": seed,
                 "item": torch.from_numpy(item),

@@ -18,7 +18,6 @@ from fedrule.names import (
     Baseline,
     DataSource,
     FaultPhase,
-    FederatedMethod,
     LocalOptimizerName,
     LrScheduleName,
     Sampling,
@@ -26,6 +25,7 @@ from fedrule.names import (
     ServerOptimizerName,
     SplitMethod,
 )
+from fedrule.registry import METHODS
 from fedrule.scenario.validate import doc, require
 from fedrule.units import Budget, parse_budget
 
@@ -449,8 +449,9 @@ class EngineConfig:
 
 @dataclass(frozen=True)
 class FederatedConfig:
-    method: FederatedMethod = doc(
-        "(rule|nested|per-tier|full-prefix|hashing|qr|popularity) rule: the elastic supernet, "
+    method: str = doc(
+        "(str) a registered method: fedrule's below, or a package's (docs/architecture.md). "
+        "rule: the elastic supernet, "
         "the estimator and a search per budget (RULE). The baselines, in the same rounds, "
         "protocol and byte accounting: nested (HeteroFL-style nested slicing): one table, every "
         "device trains and receives the largest uniform prefix of blocks (the first d_t columns) "
@@ -575,7 +576,7 @@ class FederatedConfig:
         )
         require(self.refit_every >= 0, "must be >= 0", path=f"{path}.refit_every")
         require(
-            self.start_config == "uniform" or (self.mode == "budgeted" and self.method == "rule"),
+            self.start_config == "uniform" or self.mode == "budgeted",
             "only RULE's budgeted mode trains a start configuration",
             path=f"{path}.start_config",
             hint="set federated.mode: budgeted, or leave start_config at uniform",
@@ -834,55 +835,8 @@ class Scenario:
             "verifies on every user's validation items",
             path="search.verify_per_budget",
         )
-        self._check_method()
-
-    def _check_method(self) -> None:
-        """Combinations the baselines (federated.method other than rule) cannot run."""
-        method, privacy = self.federated.method, self.privacy
-        require(
-            not self.eval.every_device or (self.engine.kind == "federated" and method == "rule"),
-            "tests every budget's searched configuration on every device: only a federated "
-            "rule run searches",
-            path="eval.every_device",
-        )
-        if method == "rule":
-            return
-        require(
-            self.federated.mode == "full",
-            f"budgeted mode trains searched blocks, which only rule has: {method} devices train "
-            "what they receive",
-            path="federated.mode",
-        )
-        require(
-            method not in ("hashing", "qr", "popularity") or self.train.negative_exponent == 0,
-            f"{method} devices receive no item groups to estimate popularity from (popularity: "
-            "no training): negatives stay uniform",
-            path="train.negative_exponent",
-            hint="set train.negative_exponent: 0",
-        )
-        require(
-            self.engine.kind == "federated",
-            f"{method} is a federated baseline: set engine.kind: federated (centralised "
-            "baselines: references.baselines)",
-            path="federated.method",
-        )
-        require(
-            not (privacy.decoys > 0 or privacy.dense),
-            f"{method} devices do not upload supernet rows: decoy and dense uploads need "
-            "federated.method: rule with mode: full",
-            path="federated.method",
-        )
-        require(
-            method in ("nested", "full-prefix") or not privacy.central_dp,
-            f"{method} trains one table per tier or none: central DP (one sampled, noised "
-            "table) needs federated.method rule, nested or full-prefix",
-            path="federated.method",
-        )
-        require(
-            method in ("nested", "per-tier", "full-prefix") or not privacy.audit,
-            f"the leakage audit reads elastic payloads: {method} runs cannot be audited",
-            path="privacy.audit",
-        )
+        # a registered name, and what that method can run (fedrule.algorithm.methods)
+        METHODS.get(self.federated.method).check(self)
 
 
 _SAFE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,99}")

@@ -70,9 +70,14 @@ class HashingCodec(SingleConfigCodec):
         if rows < 1:
             raise BudgetError(
                 f"budget of {budget_bytes} bytes holds no hashed row of {dim} values "
-                f"({HEADER.size + dim * bytes_per_value} bytes at least)"
+                f"({cls.min_budget_bytes(dim, bytes_per_value)} bytes at least)"
             )
         return cls(n_items, rows, dim, a, b, bytes_per_value)
+
+    @staticmethod
+    def min_budget_bytes(dim: int, bytes_per_value: int = 4) -> int:
+        """The smallest budget ``fit_budget`` fits: the header and one row."""
+        return HEADER.size + dim * bytes_per_value
 
     # ---------------------------------------------------------------- ItemCodec
     def memory_bytes(self, config: np.ndarray) -> int:

@@ -60,15 +60,20 @@ class QRCodec(SingleConfigCodec):
         """The smallest ``m`` whose tables (``ceil(n/m) + m`` rows of ``dim``) fit the budget."""
         rows = (budget_bytes - HEADER.size) // (dim * bytes_per_value)
         ms = np.arange(1, n_items + 1)
-        needed = -(-n_items // ms) + ms
-        fits = np.flatnonzero(needed <= rows)
+        fits = np.flatnonzero(qr_rows(n_items, ms) <= rows)
         if fits.size == 0:
-            least = int(needed.min())
             raise BudgetError(
                 f"budget of {budget_bytes} bytes holds no quotient-remainder pair of tables "
-                f"({HEADER.size + least * dim * bytes_per_value} bytes at least)"
+                f"({cls.min_budget_bytes(n_items, dim, bytes_per_value)} bytes at least)"
             )
         return cls(n_items, int(ms[fits[0]]), dim, bytes_per_value)
+
+    @staticmethod
+    def min_budget_bytes(n_items: int, dim: int, bytes_per_value: int = 4) -> int:
+        """The smallest budget ``fit_budget`` fits: the header and the fewest rows of both
+        tables (``m`` near sqrt(n))."""
+        least = int(qr_rows(n_items, np.arange(1, n_items + 1)).min())
+        return HEADER.size + least * dim * bytes_per_value
 
     @property
     def quotient_rows(self) -> int:

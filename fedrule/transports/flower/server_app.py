@@ -21,7 +21,7 @@ from flwr.app import Context, Message
 from flwr.serverapp import Grid, ServerApp
 
 from fedrule.algorithm.packing import Packer
-from fedrule.algorithm.server import FleetServer
+from fedrule.algorithm.server import FleetServer, ServerResults
 from fedrule.algorithm.transport import Stopped
 from fedrule.errors import FedruleError
 from fedrule.events import Events
@@ -142,17 +142,15 @@ def build_server_app(
     timeout_s: float,
     stop: threading.Event,
     events: Events,
-    done: Callable[[FleetServer], None],
+    done: Callable[[ServerResults], None],
 ) -> ServerApp:
-    """A ServerApp whose main runs the algorithm on a ``FlowerTransport`` and hands the finished
-    server to ``done``."""
+    """A ServerApp whose main runs the algorithm on a ``FlowerTransport`` and hands the
+    server's results to ``done``."""
     app = ServerApp()
 
     @app.main()
     def main(grid: Grid, context: Context) -> None:
         transport = FlowerTransport(grid, packer, num_nodes, timeout_s, stop, events)
-        server = make_server(transport)
-        server.run()
-        done(server)
+        done(make_server(transport).run())
 
     return app

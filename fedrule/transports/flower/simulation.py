@@ -43,7 +43,7 @@ def simulate(
         timeout_s,
         stop,
         events,
-        lambda server: finished.append(server.results),
+        finished.append,
     )
     run_simulation(
         server_app=server_app,
