@@ -13,11 +13,12 @@ PACKAGE = Path(__file__).resolve().parent.parent / "fedrule"
 
 LAYERS: list[set[str]] = [
     {"errors"},
-    {"units", "events", "seeds", "pids"},
+    {"units", "events", "seeds", "pids", "distributions"},
     {"scenario"},
     {"data", "metrics"},
     {"model"},
     {"search", "fleet"},
+    {"systems"},  # device systems and the simulated clock: reads the fleet
     {"protocol"},
     {"privacy"},  # accounting, attacks, threat model: used by device and algorithm alike
     {"device", "algorithm"},
