@@ -53,6 +53,7 @@ from fedrule.model.schedule import LrSchedule
 from fedrule.pids import alive
 from fedrule.privacy.audit import LeakageAudit, training_items
 from fedrule.scenario.schema import ModelConfig, Scenario
+from fedrule.systems.in_use import keys_in_use
 from fedrule.transports.inprocess import InProcessTransport
 
 
@@ -82,6 +83,19 @@ def build_fleet(scenario: Scenario, split: object, full_table_bytes: int, seed: 
     users = choose_users(eligible, fleet_cfg.num_devices, seed)
     tiers = [Tier(t.name, t.share, t.budget, t.availability) for t in fleet_cfg.tiers]
     return fleet_from_tiers(users, tiers, full_table_bytes, fleet_cfg.failure_rate, seed)
+
+
+def refuse_unwired_systems(scenario: Scenario) -> None:
+    """Device systems (fleet.systems, per-tier speeds, federated.round_policy) are built and
+    tested (fedrule.systems) but training rounds do not consult them yet: refuse a run that sets
+    them instead of ignoring them."""
+    keys = keys_in_use(scenario)
+    if keys:
+        raise ConfigError(
+            "device systems are not used by federated training yet",
+            path=keys[0],
+            hint="docs/systems.md; leave the fleet's systems keys and round_policy unset",
+        )
 
 
 def check_budgets(scenario: Scenario, fleet: Fleet, n_items: int) -> None:
@@ -161,6 +175,7 @@ def run_federated_seed(
     With ``checkpoint_dir``, the run checkpoints there every ``engine.checkpoint_every`` rounds
     and continues from a checkpoint of the same seed it finds there."""
     model, engine = scenario.model, scenario.engine
+    refuse_unwired_systems(scenario)
     full_table_bytes = split.n_items * model.dim * model.bytes_per_value
     fleet = build_fleet(scenario, split, full_table_bytes, scenario.seeds[0])
     check_budgets(scenario, fleet, split.n_items)
