@@ -197,3 +197,15 @@ def test_a_run_with_systems_keys_is_refused_before_training_and_leaves_nothing(t
     assert code == 2 and len(err.splitlines()) == 1, err
     assert "federated.round_policy.kind: device systems are not used by federated training" in err
     assert not out.exists() or not any(out.iterdir())
+
+
+def test_the_documented_example_validates():
+    from pathlib import Path
+
+    text = (Path(__file__).parent.parent / "docs" / "systems.md").read_text()
+    block = text.split("```yaml\n", 1)[1].split("```", 1)[0]
+    raw = fleet_scenario()
+    raw["fleet"] = yaml.safe_load(block)["fleet"]
+    scenario = scenario_from_dict(raw)
+    assert [t.name for t in scenario.fleet.tiers] == ["watch", "phone", "tv"]
+    assert scenario.fleet.tiers[1].download_mbps == {"lognormal": {"median": 55.07}}
