@@ -2,9 +2,11 @@
 later than it, overcommit keeps the K fastest, async (FedBuff) forms its server steps with the
 staleness weights worked out by hand."""
 
+import io
 import math
 
 import numpy as np
+import torch
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -153,7 +155,11 @@ def test_async_goes_on_exactly_from_its_state():
 
     clock, sim = make()
     steps = [sim.next_step() for _ in range(4)]
-    state, now = sim.state_dict(), clock.now_s
+    buffer = io.BytesIO()  # checkpoint-ready: plain data that torch.load(weights_only) reads
+    torch.save({"sim": sim.state_dict(), "clock": clock.state_dict()}, buffer)
+    buffer.seek(0)
+    saved = torch.load(buffer, weights_only=True)
+    state, now = saved["sim"], saved["clock"]["now_s"]
     later = [sim.next_step() for _ in range(5)]
     clock2, again = make()
     again.load_state_dict(state)

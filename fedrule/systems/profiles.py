@@ -58,9 +58,6 @@ class SystemProfiles:
     def size(self) -> int:
         return int(self.latency_s.size)
 
-    def quantity(self, name: str) -> np.ndarray:
-        return getattr(self, name)
-
     @staticmethod
     def from_quantities(
         values: dict[str, np.ndarray], availability: Availability

@@ -179,7 +179,7 @@ class BufferedAsync:
         if self.idle and self.wake_at is None:
             wake = next_online_s(self.availability, now_s, np.concatenate([busy, chosen]))
             if np.isfinite(wake):
-                self.wake_at = wake if wake > now_s else np.nextafter(now_s, np.inf)
+                self.wake_at = float(wake if wake > now_s else np.nextafter(now_s, np.inf))
                 self._push(self.wake_at, WAKE, -1)
 
     def next_step(self) -> AsyncStep:
