@@ -255,6 +255,16 @@ class TrainReply(Message):
             "is one device; the server noises the round's total with sigma_b before using it"
         ),
     )
+    finish_s: np.ndarray = _field(
+        default_factory=lambda: np.zeros(0),
+        metadata=_reveals(
+            "per named device, the simulated seconds from the round's start until its upload "
+            "arrived (NaN: it sent none; empty without device systems, docs/systems.md): "
+            "what any real server observes as each upload's arrival time, even under secure "
+            "aggregation; with the payload sizes it bounds the device's examples / speed and "
+            "its upload's size (activity)"
+        ),
+    )
 
 
 # ---------------------------------------------------------------------- labelling

@@ -35,6 +35,15 @@ STREAM_FAULTS = 5  # a device's crash and straggling in a phase (with the phase 
 STREAM_COUNT = 6  # which of its items a device reports under the count's DP noise
 MESSAGE_LOSS = 0x1055  # server side: which messages are lost (with the phase and stamp)
 
+# Device systems (fedrule.systems): a device's own streams, SeedSequence([seed, device, salt]),
+# so that a device's profile never depends on the fleet's size or order. The salts are far above
+# any round number: SeedSequence([a, b, c]) would equal a server stream [seed, salt, round] if
+# its device number were a server salt and c that round (and trailing zeros do not count).
+SYSTEMS_PROFILE = 0x5157E75  # its speed, bandwidths and latency: one 64-bit word per quantity
+SYSTEMS_AVAILABILITY = 0xA7A11AB  # its availability pattern: the phase of its daily window
+# Device systems, server side: one stream for a whole asynchronous run (with the scenario seed).
+ASYNC_SAMPLE = 0xA5C  # which online device takes each free slot of the asynchronous policy
+
 
 def server_rng(seed: int, salt: int, *more: int) -> np.random.Generator:
     """A server-side random stream."""

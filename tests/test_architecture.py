@@ -17,11 +17,12 @@ DOC = PACKAGE.parent / "docs" / "architecture.md"
 
 LAYERS: list[set[str]] = [
     {"errors"},
-    {"units", "events", "seeds", "pids", "names", "registry"},
+    {"units", "events", "seeds", "pids", "names", "registry", "distributions"},
     {"scenario"},
     {"data", "metrics"},
     {"model"},
     {"search", "fleet"},
+    {"systems"},  # device systems and the simulated clock: reads the fleet
     {"protocol"},
     {"privacy"},  # accounting, attacks, threat model: used by device and algorithm alike
     {"device", "algorithm"},

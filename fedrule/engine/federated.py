@@ -50,6 +50,7 @@ from fedrule.pids import alive
 from fedrule.privacy.audit import LeakageAudit, training_items
 from fedrule.protocol import FAULT_KINDS
 from fedrule.scenario.schema import ModelConfig, Scenario
+from fedrule.systems.in_use import keys_in_use
 from fedrule.transports.inprocess import InProcessTransport
 
 
@@ -79,6 +80,19 @@ def build_fleet(scenario: Scenario, split: SplitData, full_table_bytes: int, see
     users = choose_users(eligible, fleet_cfg.num_devices, seed)
     tiers = [Tier(t.name, t.share, t.budget, t.availability) for t in fleet_cfg.tiers]
     return fleet_from_tiers(users, tiers, full_table_bytes, fleet_cfg.failure_rate, seed)
+
+
+def refuse_unwired_systems(scenario: Scenario) -> None:
+    """Device systems (fleet.systems, per-tier speeds, federated.round_policy) are built and
+    tested (fedrule.systems) but training rounds do not consult them yet: refuse a run that sets
+    them instead of ignoring them."""
+    keys = keys_in_use(scenario)
+    if keys:
+        raise ConfigError(
+            "device systems are not used by federated training yet",
+            path=keys[0],
+            hint="docs/systems.md; leave the fleet's systems keys and round_policy unset",
+        )
 
 
 def check_budgets(scenario: Scenario, fleet: Fleet, n_items: int) -> None:
@@ -150,6 +164,7 @@ def run_federated_seed(
     and continues from a checkpoint of the same seed it finds there. ``observers`` are told of
     every phase of the server (``PhaseObserver``)."""
     model, engine = scenario.model, scenario.engine
+    refuse_unwired_systems(scenario)
     full_table_bytes = split.n_items * model.dim * model.bytes_per_value
     fleet = build_fleet(scenario, split, full_table_bytes, scenario.seeds[0])
     check_budgets(scenario, fleet, split.n_items)

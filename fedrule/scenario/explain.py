@@ -36,8 +36,13 @@ def explain(cls: type = Scenario, prefix: str = "") -> list[KeyDoc]:
     for f in dataclasses.fields(cls):
         path = f"{prefix}{f.name}"
         tp = hints[f.name]
-        meaning = _LEADING_TYPE.sub("", f.metadata.get("doc", ""))
-        rows.append(KeyDoc(path, type_name(tp), _default(f), meaning))
+        text = f.metadata.get("doc", "")
+        meaning = _LEADING_TYPE.sub("", text)
+        kind = type_name(tp)
+        leading = _LEADING_TYPE.match(text)
+        if tp is Any and leading:  # a value its section checks: the doc names its type
+            kind = leading.group(0).strip()[1:-1]
+        rows.append(KeyDoc(path, kind, _default(f), meaning))
         section = _section(tp)
         if section is not None:
             inner = f"{path}[]." if get_origin(tp) is list else f"{path}."

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal, get_args
 
+from fedrule.distributions import parse_distribution
 from fedrule.names import (
     DATA_SOURCES,
     FAULT_PHASES,
@@ -342,16 +343,225 @@ class ReferencesConfig:
     )
 
 
+# ---------------------------------------------------------------------- device systems
+# Speeds, bandwidths, latency and availability over simulated time, and the round policies that
+# use them (fedrule.systems, docs/systems.md). Kept in one block: per-tier quantities
+# (TierConfig), the fleet's systems section (fleet.systems) and federated.round_policy.
+
+SYSTEMS_QUANTITY_DOCS = {
+    "examples_per_second": "training examples a device processes per second (one example: a "
+    "positive with its negatives, once)",
+    "download_mbps": "download bandwidth in Mbit/s (10^6 bits per second)",
+    "upload_mbps": "upload bandwidth in Mbit/s",
+    "latency_s": "seconds of latency per message exchange",
+}
+_QUANTITY_TYPE = (
+    "(number|{lognormal: {median, sigma}}|{uniform: {low, high}}|{normal: {mean, std, min}}|null)"
+)
+
+
+def _quantity_doc(name: str) -> str:
+    return (
+        f"{_QUANTITY_TYPE} {SYSTEMS_QUANTITY_DOCS[name]}: a number, or a distribution drawn "
+        "from each device's own stream (docs/systems.md); null: costs no time"
+    )
+
+
+def check_quantity(value: object, path: str, *, rate: bool) -> None:
+    """A per-device quantity: a number or a known distribution whose values are > 0 (speeds,
+    bandwidths) or >= 0 (latency); a one-line error naming the key otherwise."""
+    if value is None:
+        return
+    dist = parse_distribution(value, path)
+    if rate:
+        require(
+            dist.positive,
+            f"must be > 0 (its values divide work), got values down to {dist.lower_bound:g}",
+            path=path,
+            hint="a number > 0, or a distribution above 0 (normal: set min > 0)",
+        )
+    else:
+        require(dist.lower_bound >= 0, "must be >= 0 (seconds)", path=path)
+
+
+AvailabilityModel = Literal["always", "daily", "charging", "intervals", "fedscale"]
+AVAILABILITY_MODELS: tuple[str, ...] = get_args(AvailabilityModel)
+ProfileSource = Literal["tiers", "trace", "fedscale"]
+PROFILE_SOURCES: tuple[str, ...] = get_args(ProfileSource)
+
+
+@dataclass(frozen=True)
+class AvailabilityConfig:
+    model: AvailabilityModel = doc(
+        "(always|daily|charging|intervals|fedscale) when devices are online in simulated time: "
+        "always; daily: hours_per_day hours every period_h hours from a per-device random phase; "
+        "charging: hours_per_day hours from start_h, each device's start shifted by up to "
+        "spread_h / 2 either way; intervals: the windows of file (CSV or JSON rows device_id, "
+        "start_s, end_s); fedscale: FedScale's behaviour trace (file, a pickle)",
+        "always",
+    )
+    hours_per_day: float = doc("(float) daily, charging: online hours in each period", 8.0)
+    period_h: float = doc("(float) daily, charging: hours between a device's windows", 24.0)
+    start_h: float = doc("(float) charging: hour of the period at which windows start", 22.0)
+    spread_h: float = doc(
+        "(float) charging: width in hours of the uniform spread of the devices' start times", 2.0
+    )
+    file: str | None = doc(
+        "(str|null) intervals: a .csv or .json file of device_id (a user id), start_s, end_s "
+        "rows (devices without rows are never online); fedscale: its client_behave_trace pickle",
+        None,
+    )
+
+    def check(self, path: str) -> None:
+        require(self.period_h > 0, "must be > 0", path=f"{path}.period_h")
+        require(
+            0 < self.hours_per_day <= self.period_h,
+            f"must lie in (0, period_h = {self.period_h:g}]",
+            path=f"{path}.hours_per_day",
+        )
+        require(
+            0 <= self.start_h < self.period_h,
+            f"must lie in [0, period_h = {self.period_h:g})",
+            path=f"{path}.start_h",
+        )
+        require(
+            0 <= self.spread_h <= self.period_h,
+            f"must lie in [0, period_h = {self.period_h:g}]",
+            path=f"{path}.spread_h",
+        )
+        needs_file = self.model in ("intervals", "fedscale")
+        require(
+            not needs_file or self.file is not None,
+            f"model {self.model} needs a file",
+            path=f"{path}.file",
+        )
+        require(
+            needs_file or self.file is None,
+            f"has no effect with model: {self.model}",
+            path=f"{path}.file",
+            hint="model: intervals or fedscale reads it",
+        )
+
+
+@dataclass(frozen=True)
+class SystemsConfig:
+    source: ProfileSource = doc(
+        "(tiers|trace|fedscale) where speeds, bandwidths and latencies come from: the tiers' "
+        "keys (fleet.tiers[].examples_per_second, ...); trace: the columns of the same names "
+        "in fleet.trace (the tiers' keys where a column or cell is missing); fedscale: "
+        "FedScale's device-capacity pickle (fedscale_capacity), with latency_s from the tiers",
+        "tiers",
+    )
+    fedscale_capacity: str | None = doc(
+        "(str|null) source fedscale: FedScale's client_device_capacity pickle ({client_id: "
+        "{computation: ms per sample, communication: kbit/s}})",
+        None,
+    )
+    fedscale_augmentation: float = doc(
+        "(float) source fedscale: training one example costs this many times FedScale's "
+        "'computation' (its inference latency per sample); FedScale's own factor is 3",
+        3.0,
+    )
+    availability: AvailabilityConfig = doc(
+        "when devices are online in simulated time", AvailabilityConfig
+    )
+
+    def check(self, path: str) -> None:
+        require(
+            self.source == "fedscale" or self.fedscale_capacity is None,
+            f"has no effect with source: {self.source}",
+            path=f"{path}.fedscale_capacity",
+            hint="set fleet.systems.source: fedscale",
+        )
+        require(
+            self.source != "fedscale" or self.fedscale_capacity is not None,
+            "source fedscale needs FedScale's device-capacity pickle",
+            path=f"{path}.fedscale_capacity",
+        )
+        require(self.fedscale_augmentation > 0, "must be > 0", path=f"{path}.fedscale_augmentation")
+
+
+RoundPolicyKind = Literal["sync", "deadline", "overcommit", "async"]
+ROUND_POLICIES: tuple[str, ...] = get_args(RoundPolicyKind)
+Staleness = Literal["inverse-sqrt", "constant"]
+STALENESS_FUNCTIONS: tuple[str, ...] = get_args(Staleness)
+
+
+@dataclass(frozen=True)
+class RoundPolicyConfig:
+    kind: RoundPolicyKind = doc(
+        "(sync|deadline|overcommit|async) how a round ends on the simulated clock: sync waits "
+        "for every sampled device; deadline drops the devices later than deadline_s; "
+        "overcommit samples ceil((1 + overcommit) K) and keeps the first K to finish "
+        "(FedScale); async is FedBuff's buffered asynchronous aggregation (concurrency, "
+        "buffer, staleness, max_staleness). Only devices online at the clock are sampled",
+        "sync",
+    )
+    deadline_s: float = doc(
+        "(float) deadline: the most simulated seconds a round lasts (> 0); devices that would "
+        "finish later are dropped and counted as late",
+        0.0,
+    )
+    overcommit: float = doc(
+        "(float) overcommit: o, the share of extra devices sampled (FedScale's default "
+        "overcommitment 1.3 is o = 0.3)",
+        0.3,
+    )
+    concurrency: int = doc(
+        "(int) async: the most devices training at once (FedScale's max_concurrency default 10)",
+        10,
+    )
+    buffer: int = doc("(int) async: the server steps every this many arrived updates", 10)
+    max_staleness: int = doc(
+        "(int) async: an update computed on a table more than this many server steps old is "
+        "dropped (FedScale's default 5)",
+        5,
+    )
+    staleness: Staleness = doc(
+        "(inverse-sqrt|constant) async: the weight of an update s server steps old: "
+        "1 / sqrt(1 + s) (FedBuff), or 1",
+        "inverse-sqrt",
+    )
+
+    def check(self, path: str) -> None:
+        require(self.deadline_s >= 0, "must be >= 0", path=f"{path}.deadline_s")
+        require(
+            self.kind != "deadline" or self.deadline_s > 0,
+            "must be > 0 with kind: deadline",
+            path=f"{path}.deadline_s",
+        )
+        require(
+            self.kind == "deadline" or self.deadline_s == 0,
+            f"has no effect with kind: {self.kind}",
+            path=f"{path}.deadline_s",
+            hint="set federated.round_policy.kind: deadline",
+        )
+        require(self.overcommit > 0, "must be > 0", path=f"{path}.overcommit")
+        require(self.concurrency >= 1, "must be >= 1", path=f"{path}.concurrency")
+        require(self.buffer >= 1, "must be >= 1", path=f"{path}.buffer")
+        require(self.max_staleness >= 0, "must be >= 0", path=f"{path}.max_staleness")
+
+
+def _check_tier_systems(tier: TierConfig, path: str) -> None:
+    for name in SYSTEMS_QUANTITY_DOCS:
+        check_quantity(getattr(tier, name), f"{path}.{name}", rate=name != "latency_s")
+
+
 @dataclass(frozen=True)
 class TierConfig:
     name: str = doc("(str) tier name, e.g. watch, phone, tv")
     share: float = doc("(float) share of the fleet in this tier (shares sum to 1)")
     budget: Budget = doc("(bytes|share) item-table memory budget of the tier's devices")
     availability: float = doc("(float) probability that a device answers in a round", 1.0)
+    examples_per_second: Any = doc(_quantity_doc("examples_per_second"), None)
+    download_mbps: Any = doc(_quantity_doc("download_mbps"), None)
+    upload_mbps: Any = doc(_quantity_doc("upload_mbps"), None)
+    latency_s: Any = doc(_quantity_doc("latency_s"), None)
 
     def check(self, path: str) -> None:
         require(0 < self.share <= 1, "must lie in (0, 1]", path=f"{path}.share")
         require(0 <= self.availability <= 1, "must lie in [0, 1]", path=f"{path}.availability")
+        _check_tier_systems(self, path)
 
 
 def _default_tiers() -> list[TierConfig]:
@@ -375,8 +585,17 @@ class FleetConfig:
         None,
     )
     failure_rate: float = doc("(float) probability that an answering device fails mid-round", 0.0)
+    systems: SystemsConfig = doc(
+        "devices' speeds, bandwidths, latency and availability over simulated time",
+        SystemsConfig,
+    )
 
     def check(self, path: str) -> None:
+        require(
+            self.systems.source != "trace" or self.trace is not None,
+            "source trace reads the columns of fleet.trace: set fleet.trace",
+            path=f"{path}.systems.source",
+        )
         require(self.num_devices >= 0, "must be >= 0", path=f"{path}.num_devices")
         require(0 <= self.failure_rate < 1, "must lie in [0, 1)", path=f"{path}.failure_rate")
         if self.trace is None:
@@ -542,6 +761,10 @@ class FederatedConfig:
         "groups the search favours are trained from the first round. Verification "
         "(search.verify) measures it beside the searched and uniform configurations",
         "uniform",
+    )
+    round_policy: RoundPolicyConfig = doc(
+        "how rounds end on the simulated clock (fleet.systems: speeds, bandwidths, availability)",
+        RoundPolicyConfig,
     )
 
     def check(self, path: str) -> None:
@@ -837,6 +1060,26 @@ class Scenario:
         )
         # a registered name, and what that method can run (fedrule.algorithm.methods)
         METHODS.get(self.federated.method).check(self)
+        self._check_systems()
+
+    def _check_systems(self) -> None:
+        """Round policies that secure aggregation or central DP cannot follow (docs/systems.md)."""
+        policy, privacy = self.federated.round_policy.kind, self.privacy
+        require(
+            policy != "async" or not (privacy.secure_aggregation or privacy.central_dp),
+            "an asynchronous buffer sums updates of devices sampled at different times on "
+            "different tables: neither a secure sum over one request's devices nor the DP "
+            "accountant's Poisson rounds cover it",
+            path="federated.round_policy.kind",
+            hint="use sync or deadline with privacy.secure_aggregation or central DP",
+        )
+        require(
+            policy != "overcommit" or not privacy.central_dp,
+            "keeping the K fastest makes a device's inclusion depend on the other devices' "
+            "data, which Poisson sampling's amplification (the accountant) does not allow",
+            path="federated.round_policy.kind",
+            hint="use sync or deadline with central DP",
+        )
 
 
 _SAFE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,99}")
