@@ -151,10 +151,10 @@ def test_every_module_imports_only_its_own_package_or_lower_layers():
 
 def _documented_layers() -> dict[str, float]:
     """Package -> its layer in docs/architecture.md's table (``L4½`` -> 4.5)."""
-    fractions = {"": 0.0, "½": 0.5, "¾": 0.75}
+    fractions = {"": 0.0, "¼": 0.25, "½": 0.5, "¾": 0.75}
     layers = {}
     for line in DOC.read_text(encoding="utf-8").splitlines():
-        row = re.match(r"\| L(\d+)(½|¾)? \| ([^|]+) \|", line)
+        row = re.match(r"\| L(\d+)(¼|½|¾)? \| ([^|]+) \|", line)
         if row:
             level = int(row[1]) + fractions[row[2] or ""]
             layers.update((name, level) for name in re.findall(r"`(\w+)`", row[3]))
