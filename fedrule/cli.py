@@ -184,8 +184,11 @@ def sweep(
 ) -> None:
     """Run every combination of the grid values and seeds; writes a sweep folder with every run,
     runs.csv and summary.csv (mean and spread over seeds, per tier)."""
+    from fedrule.errors import ConfigError
     from fedrule.sweep import open_sweep, run_sweep
 
+    if parallel < 1:
+        raise ConfigError(f"expected a whole number >= 1, got {parallel}", path="--parallel")
     path, plan = open_sweep(scenario, grid or [], seeds, overrides or [], out_dir, resume)
     err.print(f"sweep folder: {path} ({len(plan.runs())} runs)", highlight=False)
     outcome = run_sweep(path, plan, parallel, err)

@@ -290,3 +290,42 @@ def test_a_grid_value_is_read_as_strictly(tmp_path, capsys, grid, needle):
     _main_error(capsys, "sweep", str(path), "--grid", grid, "--out", str(out), needle=needle)
     assert not out.exists()
 
+
+# ------------------------------------------------- values that meant "run until stopped" (26)
+@pytest.mark.parametrize(
+    ("key", "value", "bound"),
+    [
+        ("federated.rounds", 1_000_000_000, "100,000"),
+        ("federated.local_epochs", 10**6, "1,000"),
+        ("federated.personalize_epochs", 10**6, "1,000"),
+        ("train.epochs", 100_001, "100,000"),
+        ("train.negatives", 5_000, "1,000"),
+        ("estimator.epochs", 10**9, "100,000"),
+        ("estimator.configs", 10**9, "100,000"),
+        ("search.population", 10**9, "100,000"),
+        ("search.cycles", 10**9, "1,000,000"),
+        ("search.samples", 10**9, "10,000,000"),
+        ("engine.round_timeout", ".inf", "604,800"),
+        ("engine.connect_timeout", "1e12", "604,800"),
+    ],
+)
+def test_counts_and_waits_that_would_run_forever_are_bounded(tmp_path, capsys, key, value, bound):
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(_inprocess()))
+    out = tmp_path / "runs"
+    args = ("run", str(path), "--set", f"{key}={value}", "--out", str(out), "--quiet")
+    _main_error(capsys, *args, needle=f"{key}: must be <= {bound}")
+    assert not out.exists()
+    from fedrule.scenario.explain import explain_text
+
+    assert f"at most {bound}" in explain_text() or key.startswith("engine.")
+
+
+@pytest.mark.parametrize("parallel", ["-3", "0"])
+def test_parallel_must_be_at_least_one(tmp_path, capsys, parallel):
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(_inprocess()))
+    out = tmp_path / "sweeps"
+    args = ("sweep", str(path), "--grid", "model.dim=8", "--parallel", parallel, "--out", str(out))
+    _main_error(capsys, *args, needle=f"--parallel: expected a whole number >= 1, got {parallel}")
+    assert not out.exists()

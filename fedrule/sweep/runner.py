@@ -116,7 +116,8 @@ def run_sweep(
     """Run every unfinished run of ``plan`` in ``path``; writes ``runs.csv`` and
     ``summary.csv`` (also when interrupted: what is finished so far)."""
     console = console or Console(stderr=True)
-    parallel = max(1, parallel)
+    if parallel < 1:
+        raise ConfigError(f"expected a whole number >= 1, got {parallel}", path="--parallel")
     runs = plan.runs()
     outcome = SweepOutcome(path, len(runs))
     work = path / WORK
