@@ -14,7 +14,7 @@ import click
 import typer
 from rich.console import Console
 
-from fedrule.errors import FedruleError, Terminated
+from fedrule.errors import FedruleError, Terminated, disk_error
 from fedrule.scenario.schema import SEARCHER_NAMES
 
 app = typer.Typer(
@@ -311,6 +311,12 @@ def main(argv: list[str] | None = None) -> int:
     except FedruleError as exc:
         print(f"error: {exc.one_line()}", file=sys.stderr)
         return 2
+    except OSError as exc:  # a folder that cannot be written (--out of report and sweep)
+        failure = _unwritable(exc)
+        if failure is None:
+            raise
+        print(f"error: {failure.one_line()}", file=sys.stderr)
+        return 2
     except click.exceptions.Exit as exc:
         return exc.exit_code
     except click.ClickException as exc:
@@ -323,6 +329,15 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted: no run folder was published", file=sys.stderr)
         return 130
     return 0
+
+
+def _unwritable(exc: OSError) -> FedruleError | None:
+    """A write that failed for want of space or permission, named by its folder."""
+    target = Path(exc.filename) if isinstance(exc.filename, str) else None
+    if target is None:
+        return disk_error(exc, "?", "a file")
+    folder = target if target.is_dir() else target.parent
+    return disk_error(exc, folder, "there" if folder == target else target.name)
 
 
 def _terminate_like_interrupt() -> None:

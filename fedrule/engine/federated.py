@@ -10,6 +10,7 @@ down when the run ends, also after an error or Ctrl-C.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -18,7 +19,7 @@ import socket
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,7 +46,7 @@ from fedrule.device.store import write_device_store
 from fedrule.device.update import privacy_pipeline
 from fedrule.engine.checkpoint import Checkpointer, load_checkpoint
 from fedrule.engine.sanity import check_round_size
-from fedrule.errors import BudgetError, ConfigError, FedruleError, Terminated
+from fedrule.errors import BudgetError, ConfigError, FedruleError, Terminated, disk_error
 from fedrule.events import Events
 from fedrule.fleet import Fleet, Tier, choose_users, fleet_from_tiers, fleet_from_trace
 from fedrule.model.codec import elastic_codec
@@ -193,12 +194,11 @@ def run_federated_seed(
     resumed = load_checkpoint(checkpoint_dir, seed) if checkpoint_dir is not None else None
     store_root = _store_root(scenario)
     remove_stale_device_stores(store_root)
-    prefix = f"{_store_owner()}{os.getpid()}-"
     audits: list[LeakageAudit] = []  # the audit of the server that ran, if audited
-    with tempfile.TemporaryDirectory(prefix=prefix, dir=store_root) as tmp:
-        write_device_store(tmp, split, fleet.user, fleet)
+    with _store_folder(scenario, store_root) as store:
+        tmp = str(store)
         users = resumed[1] if resumed else initial_user_vectors(seed, fleet.size, model)
-        state_store = DeviceStateStore.create(tmp, users)
+        state_store = _write_stores(scenario, store_root, store, split, fleet, users)
         all_hooks = list(hooks)
         if checkpoint_dir is not None and engine.checkpoint_every:
             checkpointer = Checkpointer(
@@ -272,6 +272,54 @@ def device_faults(scenario: Scenario) -> DeviceFaults:
 
 
 STORE_PREFIX = "fedrule-devices-"
+
+
+@contextlib.contextmanager
+def _store_folder(scenario: Scenario, store_root: Path) -> Iterator[Path]:
+    """The run's device store folder, removed when the run ends."""
+    store = _make_store_folder(scenario, store_root)
+    try:
+        yield store
+    finally:
+        shutil.rmtree(store, ignore_errors=True)
+
+
+def _store_key(scenario: Scenario) -> str:
+    return "engine.store_dir" if scenario.engine.store_dir else "$TMPDIR"
+
+
+_STORE_WHAT = "the device store (every device's data)"
+_STORE_SETTING = "engine.store_dir (or TMPDIR)"
+
+
+def _make_store_folder(scenario: Scenario, root: Path) -> Path:
+    prefix = f"{_store_owner()}{os.getpid()}-"
+    try:
+        return Path(tempfile.mkdtemp(prefix=prefix, dir=root))
+    except OSError as err:
+        failure = disk_error(
+            err, root, _STORE_WHAT, key=_store_key(scenario), setting=_STORE_SETTING
+        )
+        if failure is None:
+            raise
+        raise failure from None
+
+
+def _write_stores(
+    scenario: Scenario, root: Path, folder: Path, split: object, fleet: Fleet, users: np.ndarray
+) -> DeviceStateStore:
+    """The device data and state stores in ``folder``; a full disk (``engine.store_dir`` or
+    ``$TMPDIR``) is a one-line error (the caller removes the folder)."""
+    try:
+        write_device_store(folder, split, fleet.user, fleet)
+        return DeviceStateStore.create(folder, users)
+    except OSError as err:
+        failure = disk_error(
+            err, root, _STORE_WHAT, key=_store_key(scenario), setting=_STORE_SETTING
+        )
+        if failure is None:
+            raise
+        raise failure from None
 
 
 def _store_root(scenario: Scenario) -> Path:
@@ -387,6 +435,8 @@ def _run_on_flower(
         except RuntimeError as err:  # Flower's engine or Ray failed
             stop.set()
             cause = err.__cause__ or err
+            if isinstance(cause, FedruleError):  # the server's own one-line error (a full disk)
+                raise cause from None
             raise FedruleError(
                 f"the simulation engine failed: {cause}", hint="run with --verbose for its logs"
             ) from err

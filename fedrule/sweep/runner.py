@@ -30,7 +30,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from fedrule.errors import ConfigError
+from fedrule.errors import ConfigError, disk_error
 from fedrule.pids import alive
 from fedrule.scenario import load_scenario
 from fedrule.sweep.plan import SweepPlan, SweepRun, parse_grid, parse_seeds
@@ -89,24 +89,33 @@ def open_sweep(
     if out.exists() and not out.is_dir():
         raise ConfigError("is a file, not a folder", path=str(out), hint="--out")
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    out.mkdir(parents=True, exist_ok=True)
-    path, n = out / f"{name}-sweep-{stamp}", 1
-    while True:
-        try:
-            path.mkdir()
-            break
-        except FileExistsError:
-            n += 1
-            path = out / f"{name}-sweep-{stamp}-{n}"
-    shutil.copyfile(scenario, path / BASE)
-    spec = {
-        "name": name,
-        "created": stamp,
-        "source": str(scenario.resolve()),
-        "cwd": os.getcwd(),  # runs resolve relative data paths from here, as fedrule run does
-        "plan": SweepPlan(path / BASE, plan.sets, plan.axes, plan.seeds).to_json(),
-    }
-    (path / SPEC).write_text(json.dumps(spec, indent=2) + "\n")
+    path = None
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        path, n = out / f"{name}-sweep-{stamp}", 1
+        while True:
+            try:
+                path.mkdir()
+                break
+            except FileExistsError:
+                n += 1
+                path = out / f"{name}-sweep-{stamp}-{n}"
+        shutil.copyfile(scenario, path / BASE)
+        spec = {
+            "name": name,
+            "created": stamp,
+            "source": str(scenario.resolve()),
+            "cwd": os.getcwd(),  # runs resolve relative data paths from here, as fedrule run does
+            "plan": SweepPlan(path / BASE, plan.sets, plan.axes, plan.seeds).to_json(),
+        }
+        (path / SPEC).write_text(json.dumps(spec, indent=2) + "\n")
+    except OSError as err:  # a read-only or full --out: one line, no half-made sweep folder
+        if path is not None and path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        failure = disk_error(err, out, "the sweep folder", setting="--out")
+        if failure is None:
+            raise
+        raise failure from None
     return path, SweepPlan(path / BASE, plan.sets, plan.axes, plan.seeds)
 
 
