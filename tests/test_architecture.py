@@ -13,7 +13,8 @@ PACKAGE = Path(__file__).resolve().parent.parent / "fedrule"
 
 LAYERS: list[set[str]] = [
     {"errors"},
-    {"units", "events", "seeds", "pids"},
+    {"units", "events", "seeds", "pids", "interrupts"},
+    {"lifeline"},  # processes that go with their parent; the guard of a killed run
     {"scenario"},
     {"data", "metrics"},
     {"model"},
