@@ -2,9 +2,11 @@
 
 The first signal raises ``KeyboardInterrupt`` (SIGINT) or ``Terminated`` (SIGTERM) in the main
 thread, so that ``finally`` blocks shut Ray down and remove the device store and the partial
-run folder. Signals that arrive while that cleanup runs are reported on stderr and otherwise
+run folder. A second signal while that cleanup runs is reported on stderr and otherwise
 ignored: a second SIGTERM 0.3 s after the first used to end the process in the middle of its
-cleanup, without a word, leaving every device's data in the temporary folder.
+cleanup, without a word, leaving every device's data in the temporary folder. A third one
+exits at once (exit code 130 or 143), for a cleanup that hangs; what is left then is the
+run's guard's to remove (``fedrule.lifeline``).
 """
 
 from __future__ import annotations
@@ -41,11 +43,15 @@ def stopping() -> bool:
 
 
 def on_signal(signum: int, frame: object = None) -> None:
-    """The first stop signal raises; later ones only say that the cleanup goes on."""
+    """The first stop signal raises, the second says that the cleanup goes on, the third
+    exits."""
     _received.append(signum)
     name = _NAMES.get(signal.Signals(signum), f"signal {signum}")
+    if len(_received) > 2:
+        _say(f"{name} a third time: exiting now, without finishing the cleanup")
+        os._exit(143 if signal.SIGTERM in _received else 130)
     if len(_received) > 1:
-        _say(f"{name} again: still cleaning up (Ray, the device store), exiting after that")
+        _say(f"{name} again: still cleaning up (Ray, the device store); a third one exits now")
         return
     _say(f"stopping ({name}): cleaning up first")
     if signum == signal.SIGTERM:

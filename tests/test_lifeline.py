@@ -43,6 +43,7 @@ def _python(code: str, **env: str) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-c", textwrap.dedent(code)],
         stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, **env},
     )
@@ -54,15 +55,39 @@ def test_the_first_stop_signal_raises_and_later_ones_wait_for_the_cleanup(capfd)
         interrupts.on_signal(signal.SIGTERM)
     assert interrupts.stopping()
     assert interrupts.on_signal(signal.SIGTERM) is None  # no second exception mid-cleanup
-    assert interrupts.on_signal(signal.SIGINT) is None
     err = capfd.readouterr().err
     assert "stopping (SIGTERM): cleaning up first" in err
-    assert "SIGTERM again: still cleaning up" in err and "Ctrl-C again" in err
+    assert "SIGTERM again: still cleaning up" in err
     interrupts.reset()
     with pytest.raises(KeyboardInterrupt) as raised:
         interrupts.on_signal(signal.SIGINT)
     assert not isinstance(raised.value, Terminated)
     interrupts.reset()
+
+
+def test_a_third_signal_exits_at_once_when_the_cleanup_hangs():
+    stuck = _python(
+        """
+        import os, signal, time
+        from fedrule import interrupts
+        interrupts.install()
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)
+        except KeyboardInterrupt:
+            print("cleaning up", flush=True)
+            while True:  # a cleanup that never ends
+                time.sleep(0.1)
+        """
+    )
+    assert stuck.stdout.readline().strip() == "cleaning up"
+    assert "stopping (SIGTERM)" in stuck.stderr.readline()
+    stuck.send_signal(signal.SIGINT)
+    assert "Ctrl-C again: still cleaning up" in stuck.stderr.readline()
+    assert stuck.poll() is None  # the second signal waited for the cleanup
+    stuck.send_signal(signal.SIGINT)
+    assert stuck.wait(10) == 143
+    assert "a third time: exiting now" in stuck.stderr.read()
 
 
 def test_a_guard_cleans_up_after_its_parent_is_killed(tmp_path):
