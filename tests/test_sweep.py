@@ -261,7 +261,7 @@ def test_a_sigkilled_sweep_takes_its_runs_with_it_and_resumes_without_duplicates
     from fedrule.pids import alive
 
     out = tmp_path / "sweeps"
-    longer = ["--set", "train.epochs=60", "--set", "train.eval_every=60"]
+    longer = ["--set", "train.epochs=30", "--set", "train.eval_every=30"]
     grid = ["--grid", "model.dim=8,16"]
     killed = _sweep(str(scenario_file), *grid, *longer, "--parallel", "2", "--out", str(out))
     deadline = time.monotonic() + 300
