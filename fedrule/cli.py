@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import sys
-import threading
 from pathlib import Path
 from typing import Annotated
 
@@ -14,7 +12,9 @@ import click
 import typer
 from rich.console import Console
 
-from fedrule.errors import FedruleError, Terminated
+from fedrule import interrupts
+from fedrule.errors import FedruleError, Terminated, disk_error
+from fedrule.lifeline import die_with_parent_from_env
 from fedrule.names import SEARCHER_NAMES
 
 app = typer.Typer(
@@ -208,8 +208,11 @@ def sweep(
 ) -> None:
     """Run every combination of the grid values and seeds; writes a sweep folder with every run,
     runs.csv and summary.csv (mean and spread over seeds, per tier)."""
+    from fedrule.errors import ConfigError
     from fedrule.sweep import open_sweep, run_sweep
 
+    if parallel < 1:
+        raise ConfigError(f"expected a whole number >= 1, got {parallel}", path="--parallel")
     path, plan = open_sweep(scenario, grid or [], seeds, overrides or [], out_dir, resume)
     err.print(f"sweep folder: {path} ({len(plan.runs())} runs)", highlight=False)
     outcome = run_sweep(path, plan, parallel, err)
@@ -319,10 +322,12 @@ def data_info(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: one-line errors with exit code 2 for bad input, 130 on Ctrl-C."""
+    """Entry point: one-line errors with exit code 2 for bad input (and for a folder that
+    cannot be written), 130 on Ctrl-C, 143 on SIGTERM."""
     os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")
     os.environ.setdefault("FLWR_DISABLE_UPDATE_CHECK", "1")
-    _terminate_like_interrupt()
+    die_with_parent_from_env()  # a sweep's run: stop with the sweep
+    interrupts.install()  # SIGTERM like Ctrl-C; later signals wait for the cleanup
     try:
         code = app(args=argv, prog_name="fedrule", standalone_mode=False)
         if code == 130:  # typer turns Ctrl-C (and SIGTERM) into a returned exit code
@@ -331,6 +336,12 @@ def main(argv: list[str] | None = None) -> int:
             return code
     except FedruleError as exc:
         print(f"error: {exc.one_line()}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a folder that cannot be written (--out of report and sweep)
+        failure = _unwritable(exc)
+        if failure is None:
+            raise
+        print(f"error: {failure.one_line()}", file=sys.stderr)
         return 2
     except click.exceptions.Exit as exc:
         return exc.exit_code
@@ -346,16 +357,13 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _terminate_like_interrupt() -> None:
-    """SIGTERM raises ``Terminated`` (a KeyboardInterrupt) in the main thread, so that a run
-    stops as on Ctrl-C: Ray shut down, partial folder removed or kept for --resume."""
-    if threading.current_thread() is not threading.main_thread():
-        return
-
-    def on_sigterm(signum: int, frame: object) -> None:
-        raise Terminated
-
-    signal.signal(signal.SIGTERM, on_sigterm)
+def _unwritable(exc: OSError) -> FedruleError | None:
+    """A write that failed for want of space or permission, named by its folder."""
+    target = Path(exc.filename) if isinstance(exc.filename, str) else None
+    if target is None:
+        return disk_error(exc, "?", "a file")
+    folder = target if target.is_dir() else target.parent
+    return disk_error(exc, folder, "there" if folder == target else target.name)
 
 
 if __name__ == "__main__":

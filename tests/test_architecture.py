@@ -17,7 +17,8 @@ DOC = PACKAGE.parent / "docs" / "architecture.md"
 
 LAYERS: list[set[str]] = [
     {"errors"},
-    {"units", "events", "seeds", "pids", "names", "registry", "distributions"},
+    {"units", "events", "seeds", "pids", "names", "registry", "distributions", "interrupts"},
+    {"lifeline"},  # processes that go with their parent; the guard of a killed run
     {"scenario"},
     {"data", "metrics"},
     {"model"},

@@ -210,3 +210,122 @@ def test_random_csv_files_give_one_line_errors(tmp_path_factory, lines, options)
         read_csv(path, options)
     except FedruleError as err:
         assert "\n" not in err.one_line()
+
+
+# ---------------------------------------------------------------- YAML read strictly (issue 26)
+def _main_error(capsys, *args, needle):
+    code = main(list(args))
+    _one_line_error(code, capsys.readouterr().err, needle)
+
+
+def test_a_key_given_twice_is_an_error_naming_it_and_both_lines(tmp_path, capsys):
+    raw = yaml.safe_dump(_inprocess()).replace("  rounds: 2\n", "  rounds: 30\n  rounds: 2\n")
+    path = tmp_path / "dup.yaml"
+    path.write_text(raw)
+    line = raw.splitlines().index("  rounds: 30") + 1
+    out = tmp_path / "runs"
+    _main_error(
+        capsys,
+        *("run", str(path), "--out", str(out), "--quiet"),
+        needle=f"dup.yaml: key 'federated.rounds' is given twice (lines {line} and {line + 1})",
+    )
+    assert not out.exists()
+
+
+def test_yaml_nested_20000_deep_is_one_line_not_a_recursion_error(tmp_path, capsys):
+    path = tmp_path / "deep.yaml"
+    path.write_text("name: " + "[" * 20_000 + "]" * 20_000 + "\n")
+    _main_error(capsys, "validate", str(path), needle="nested deeper than 32 levels")
+    block = "".join(f"{'  ' * i}k{i}:\n" for i in range(40)) + "  " * 40 + "x: 1\n"
+    path.write_text(block)
+    _main_error(capsys, "validate", str(path), needle="nested deeper than 32 levels")
+
+
+def test_an_alias_bomb_is_refused(tmp_path, capsys):
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 9)]
+    path = tmp_path / "bomb.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    _main_error(capsys, "validate", str(path), needle="holds more than 100,000 values")
+
+
+@pytest.mark.parametrize(
+    ("override", "needle"),
+    [
+        ("fleet.tiers=[{", "--set fleet.tiers: cannot parse YAML at line 1, column 3"),
+        ("eval.ks=[5, 10", "--set eval.ks: cannot parse YAML at line 1, column 7"),
+        ("name='abc", "--set name: cannot parse YAML"),
+        ("federated={rounds: 3, rounds: 4}", "--set federated: key 'rounds' is given twice"),
+        ("name=" + "[" * 5000, "--set name: cannot parse YAML at line 1, column 33: nested"),
+    ],
+)
+def test_a_set_value_that_starts_like_yaml_must_parse(tmp_path, capsys, override, needle):
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(_inprocess()))
+    _main_error(capsys, "validate", str(path), "--set", override, needle=needle)
+
+
+def test_a_set_value_that_is_plain_text_stays_text(tmp_path, capsys):
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(_inprocess()))
+    assert main(["validate", str(path), "--set", "engine.ray_address=@head:6379"]) == 0
+    from fedrule.scenario import load_scenario
+
+    loaded = load_scenario(path, ["engine.ray_address=@head:6379"])
+    assert loaded.engine.ray_address == "@head:6379"
+
+
+@pytest.mark.parametrize(
+    ("grid", "needle"),
+    [
+        ("eval.ks=[5,10],[20", "eval.ks: value '[20': cannot parse YAML at line 1, column 4"),
+        ("federated={a: 1, a: 2}", "federated: value '{a: 1, a: 2}': key 'a' is given twice"),
+        ("data.path=" + "[" * 3000, "nested deeper than 32 levels"),
+    ],
+)
+def test_a_grid_value_is_read_as_strictly(tmp_path, capsys, grid, needle):
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(_inprocess()))
+    out = tmp_path / "sweeps"
+    _main_error(capsys, "sweep", str(path), "--grid", grid, "--out", str(out), needle=needle)
+    assert not out.exists()
+
+
+# ------------------------------------------------- values that meant "run until stopped" (26)
+@pytest.mark.parametrize(
+    ("key", "value", "bound"),
+    [
+        ("federated.rounds", 1_000_000_000, "100,000"),
+        ("federated.local_epochs", 10**6, "1,000"),
+        ("federated.personalize_epochs", 10**6, "1,000"),
+        ("train.epochs", 100_001, "100,000"),
+        ("train.negatives", 5_000, "1,000"),
+        ("estimator.epochs", 10**9, "100,000"),
+        ("estimator.configs", 10**9, "100,000"),
+        ("search.population", 10**9, "100,000"),
+        ("search.cycles", 10**9, "1,000,000"),
+        ("search.samples", 10**9, "10,000,000"),
+        ("engine.round_timeout", ".inf", "604,800"),
+        ("engine.connect_timeout", "1e12", "604,800"),
+    ],
+)
+def test_counts_and_waits_that_would_run_forever_are_bounded(tmp_path, capsys, key, value, bound):
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(_inprocess()))
+    out = tmp_path / "runs"
+    args = ("run", str(path), "--set", f"{key}={value}", "--out", str(out), "--quiet")
+    _main_error(capsys, *args, needle=f"{key}: must be <= {bound}")
+    assert not out.exists()
+    from fedrule.scenario.explain import explain_text
+
+    assert f"at most {bound}" in explain_text() or key.startswith("engine.")
+
+
+@pytest.mark.parametrize("parallel", ["-3", "0"])
+def test_parallel_must_be_at_least_one(tmp_path, capsys, parallel):
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(_inprocess()))
+    out = tmp_path / "sweeps"
+    args = ("sweep", str(path), "--grid", "model.dim=8", "--parallel", parallel, "--out", str(out))
+    _main_error(capsys, *args, needle=f"--parallel: expected a whole number >= 1, got {parallel}")
+    assert not out.exists()

@@ -281,3 +281,45 @@ def test_original_ids() -> None:
     assert original_ids(np.array(["3", "03"], dtype=object)) == ["3", "03"]
     assert original_ids(np.array(["1", "9223372036854775808"], dtype=object))[1].endswith("808")
     assert original_ids(np.array(["1.0"], dtype=object)) == ["1.0"]
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "column", "shown"),
+    [
+        ("user,item\n1,10\n\n2,NaN\n", 4, "item", "'NaN'"),  # a blank line is counted
+        ("1,10\n2,\n", 2, "item", "empty"),
+        ("u;i\n1;2\nnull;3\n", 3, "user", "'null'"),
+        ('u;i\n"a\nb";1\nNA;2\n', 4, "user", "'NA'"),  # a quoted field spans lines 2-3
+        ("u\ti\tr\n1\t2\t5\n None \t3\t4\n", 3, "user", "'None'"),  # fields are stripped
+    ],
+)
+def test_a_missing_id_is_an_error_naming_file_and_line(tmp_path, text, line, column, shown):
+    """NaN ids used to become a user and an item called 'NaN' (issue 26)."""
+    path = write(tmp_path / "d.csv", text)
+    with pytest.raises(DataError) as err:
+        load_dataset("csv", path=str(path), csv={"sep": ";" if ";" in text else None})
+    assert err.value.one_line() == (
+        f"{path}: line {line}: the {column} id is missing ({shown}) (every row needs a user and "
+        "an item id: drop or fill such rows)"
+    )
+
+
+def test_a_missing_id_in_grouplens_and_recbole_files_names_the_line(tmp_path):
+    udata = write(tmp_path / "u.data", "1\t2\t3\t881250949\n\nnan\t2\t3\t881250950\n")
+    with pytest.raises(DataError, match="u.data: line 3: the user id is missing"):
+        load_dataset("grouplens", path=str(udata))
+    inter = write(tmp_path / "x.inter", "user_id:token\titem_id:token\n1\t2\n1\tNaN\n")
+    with pytest.raises(DataError, match="x.inter: line 3: the item id is missing"):
+        load_dataset("grouplens", path=str(inter))
+
+
+def test_a_run_on_data_with_a_missing_id_is_exit_2_without_a_folder(tmp_path, capsys):
+    data = write(tmp_path / "d.csv", PLAIN + "carol,NaN,2\n")
+    raw = {"data": {"source": "csv", "path": str(data)}, "model": {"dim": 4, "blocks": 2}}
+    scenario = write(tmp_path / "s.yaml", yaml.safe_dump(raw))
+    out = tmp_path / "runs"
+    assert main(["run", str(scenario), "--out", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "\n" not in err
+    assert "d.csv: line 5: the item id is missing ('NaN')" in err
+    assert not out.exists() or not any(out.iterdir())

@@ -148,3 +148,150 @@ def test_a_failed_run_is_reported_and_does_not_stop_the_others(tmp_path, scenari
     assert "below the smallest configuration" in runs["budgets-0.01-s0"]["error"]
     assert runs["budgets-empty-s0"]["status"] == "finished"
     assert [r["cell"] for r in _rows(folder, "summary.csv")] == ["budgets-empty"]
+
+
+# ------------------------------------------------------- a sweep's runs and its re-runs (26)
+def _sleeper(seconds: int = 300) -> subprocess.Popen:
+    return subprocess.Popen(["sleep", str(seconds)])
+
+
+def test_the_same_sweep_command_again_is_refused_while_the_first_is_unfinished(
+    tmp_path, scenario_file, capsys
+):
+    from fedrule.pids import write_pid_file
+    from fedrule.sweep import open_sweep
+
+    out = tmp_path / "sweeps"
+    args = ["--grid", "model.dim=8,16", "--seeds", "0", "--out", str(out)]
+    first, _ = open_sweep(scenario_file, ["model.dim=8,16"], "0", [], out, None)
+    assert main(["sweep", str(scenario_file), *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        f"error: {first}: an unfinished sweep of the same scenario, grid, seeds and --set (0 of "
+        f"2 runs finished; it stopped) (continue it with: fedrule sweep --resume {first}; or "
+        "remove it to start anew)"
+    )
+    assert list(out.iterdir()) == [first]
+    sleeper = _sleeper()
+    try:
+        (first / ".work").mkdir()
+        write_pid_file(first / ".work" / "sweep.pid", sleeper.pid)
+        assert main(["sweep", str(scenario_file), *args]) == 2
+        assert f"it is running it (process {sleeper.pid})" in capsys.readouterr().err
+        assert main(["sweep", "--resume", str(first)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert (
+            err == f"error: {first}: is being run by process {sleeper.pid} (wait for it or stop it)"
+        )
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    # another grid, other seeds or another scenario text is another sweep; so is a repetition
+    # of a finished one
+    other, _ = open_sweep(scenario_file, ["model.dim=8,16"], "0,1", [], out, None)
+    assert other != first
+    for run in ("dim-8-s0", "dim-16-s0"):
+        (first / run).mkdir()
+        (first / run / "metrics.json").write_text("{}")
+    again, _ = open_sweep(scenario_file, ["model.dim=8,16"], "0", [], out, None)
+    assert again not in (first, other)
+
+
+def test_a_resumed_sweep_does_not_start_a_run_that_is_still_alive(tmp_path, scenario_file):
+    """A run of the stopped sweep still runs (its pid file names a live process): the resumed
+    sweep waits for it and only then starts that run."""
+    import io
+    import threading
+
+    from rich.console import Console
+
+    from fedrule.pids import write_pid_file
+    from fedrule.sweep import open_sweep, run_sweep
+
+    path, plan = open_sweep(scenario_file, [], "0", [], tmp_path / "sweeps", None)
+    (path / ".work").mkdir()
+    orphan = _sleeper(3)
+    write_pid_file(path / ".work" / "base-s0.pid", orphan.pid)
+    log = path / ".work" / "base-s0.log"
+    seen: list[bool] = []
+
+    def watch() -> None:
+        while not log.exists():
+            time.sleep(0.01)
+        seen.append(orphan.poll() is not None)  # had the orphan ended when the run started?
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    printed = io.StringIO()
+    outcome = run_sweep(path, plan, 1, Console(file=printed, width=200))
+    orphan.wait()
+    watcher.join(5)
+    assert seen == [True]
+    assert outcome.finished == 1 and not outcome.failed
+    assert f"base-s0: its run from the stopped sweep is still alive (process {orphan.pid})" in (
+        printed.getvalue()
+    )
+    assert not (path / ".work").exists()
+
+
+def _run_processes(folder: Path) -> dict[str, list[int]]:
+    """Live ``fedrule run`` processes of a sweep folder's runs, by run name."""
+    runs: dict[str, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            words = (entry / "cmdline").read_bytes().decode().split("\0")
+        except OSError:
+            continue
+        if "fedrule" in words and "run" in words:
+            for word in words:
+                if f"{folder}/.work/" in word:
+                    name = word.split("/.work/")[1].split("/")[0]
+                    runs.setdefault(name, []).append(int(entry.name))
+    return runs
+
+
+@pytest.mark.slow
+def test_a_sigkilled_sweep_takes_its_runs_with_it_and_resumes_without_duplicates(
+    tmp_path, scenario_file
+):
+    """Two runs of a few seconds each: SIGKILL the sweep while both train. They get SIGTERM from
+    the kernel (PR_SET_PDEATHSIG) and stop within seconds, instead of running on unwatched;
+    the resumed sweep never has two processes for one run."""
+    from fedrule.pids import alive
+
+    out = tmp_path / "sweeps"
+    longer = ["--set", "train.epochs=30", "--set", "train.eval_every=30"]
+    grid = ["--grid", "model.dim=8,16"]
+    killed = _sweep(str(scenario_file), *grid, *longer, "--parallel", "2", "--out", str(out))
+    deadline = time.monotonic() + 300
+    while True:  # both first runs train in their run folders
+        folders = list(out.glob("*-sweep-*"))
+        running = _run_processes(folders[0]) if folders else {}
+        partials = list(folders[0].glob(".work/*/.*.partial")) if folders else []
+        if len(running) == 2 and len(partials) == 2:
+            break
+        assert killed.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    (folder,) = folders
+    children = [pid for pids in running.values() for pid in pids]
+    killed.send_signal(signal.SIGKILL)
+    killed.wait()
+    stopped = time.monotonic() + 10
+    while any(alive(pid) for pid in children):
+        assert time.monotonic() < stopped, "the killed sweep's runs run on"
+        time.sleep(0.05)
+    for name in running:
+        log = (folder / ".work" / f"{name}.log").read_text()
+        assert "stopping (SIGTERM)" in log and "terminated (SIGTERM)" in log, log
+    resumed = _sweep("--resume", str(folder), "--parallel", "2")
+    most = 0
+    while resumed.poll() is None:
+        most = max([most, *map(len, _run_processes(folder).values())])
+        assert time.monotonic() < deadline + 600
+        time.sleep(0.05)
+    output = resumed.stdout.read().decode()
+    assert resumed.returncode == 0, output
+    assert most == 1  # never two processes for one run
+    assert [r["status"] for r in _rows(folder, "runs.csv")] == ["finished"] * 2

@@ -12,7 +12,7 @@ Invariants (checked cheaply on construction):
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -175,6 +175,29 @@ def _is_float(value: str) -> bool:
     return True
 
 
+MISSING_IDS = frozenset({"", "nan", "na", "n/a", "nat", "null", "none", "<na>"})
+"""How exports write a missing value (case-insensitive): a user or item id that reads as one
+of these is an error naming its line, not a user or item called "NaN"."""
+
+
+def check_ids(
+    values: Sequence[str], column: str, path: str, line_of: Callable[[int], int] | None = None
+) -> None:
+    """A one-line ``DataError`` naming the file and line of the first missing id in ``values``
+    (``line_of`` maps a row to its line; default: row + 1)."""
+    missing = {v for v in set(values) if v.strip().lower() in MISSING_IDS}
+    if not missing:
+        return
+    row = next(i for i, v in enumerate(values) if v in missing)
+    line = line_of(row) if line_of is not None else row + 1
+    shown = f"{values[row]!r}" if values[row].strip() else "empty"
+    raise DataError(
+        f"line {line}: the {column} id is missing ({shown})",
+        path=path,
+        hint="every row needs a user and an item id: drop or fill such rows",
+    )
+
+
 def from_columns(
     users: Sequence[str],
     items: Sequence[str],
@@ -185,10 +208,14 @@ def from_columns(
     path: str,
     rating_column: str = "rating",
     timestamp_column: str = "timestamp",
+    line_of: Callable[[int], int] | None = None,
 ) -> Interactions:
-    """Build ``Interactions`` from parsed string columns (rows in file order)."""
+    """Build ``Interactions`` from parsed string columns (rows in file order). A missing user or
+    item id (``MISSING_IDS``) is an error naming its line (``line_of(row)``; default row + 1)."""
     if len(users) == 0:
         raise DataError("no interactions found", path=path, hint="the file has no data rows")
+    check_ids(users, "user", path, line_of)
+    check_ids(items, "item", path, line_of)
     user, user_ids = index_tokens(users)
     item, item_ids = index_tokens(items)
     rating = None if ratings is None else parse_float32(ratings, column=rating_column, path=path)

@@ -1,7 +1,10 @@
 """Parsers for interaction files: RecBole ``.inter``, GroupLens ``u.data`` / ``ratings.dat``
 (plain or inside the official zip), and delimited text (CSV/TSV) with named or numbered columns.
 
-All parsers keep rows in file order and build ids by first appearance. Parsing is plain
+All parsers keep rows in file order and build ids by first appearance. A row whose user or item
+id is missing (empty, ``NaN``, ``NA``, ``null``, ``None``: ``interactions.MISSING_IDS``) is an
+error naming the file and line, never a user or item of that name: a missing id cannot be
+dropped silently without changing which users and items the data holds. Parsing is plain
 Python string splitting plus numpy conversion: ML-1M (1M rows) reads in about a second.
 """
 
@@ -45,8 +48,11 @@ def _read_text(path: Path) -> str:
         raise DataError(f"cannot read the file ({exc.strerror})", path=str(path)) from None
 
 
-def _split_rows(text: str, sep: str, n_cols: int, path: str, first_line: int) -> list:
-    """Split ``text`` (lines of ``sep``-separated fields) into columns (lists of str).
+def _split_rows(
+    text: str, sep: str, n_cols: int, path: str, first_line: int
+) -> tuple[list, Callable[[int], int]]:
+    """Split ``text`` (lines of ``sep``-separated fields) into columns (lists of str); also
+    returns the file line of each row.
 
     Fast path when every line has ``n_cols - 1`` separators: one ``split`` over the joined
     text. Otherwise a slow pass skips blank lines and reports the first ragged line.
@@ -57,11 +63,12 @@ def _split_rows(text: str, sep: str, n_cols: int, path: str, first_line: int) ->
     lines = body.split("\n")
     if set(map(methodcaller("count", sep), lines)) == {n_cols - 1}:
         flat = sep.join(lines).split(sep)
-        return [flat[i::n_cols] for i in range(n_cols)]
-    rows = []
+        return [flat[i::n_cols] for i in range(n_cols)], lambda row: first_line + row
+    rows, kept = [], []
     for i, line in enumerate(lines):
         if not line.strip():
             continue
+        kept.append(first_line + i)
         fields = line.split(sep)
         if len(fields) != n_cols:
             raise DataError(
@@ -70,7 +77,7 @@ def _split_rows(text: str, sep: str, n_cols: int, path: str, first_line: int) ->
                 hint=f"fields are separated by {sep!r}",
             )
         rows.append(fields)
-    return [list(col) for col in zip(*rows, strict=True)]
+    return [list(col) for col in zip(*rows, strict=True)], kept.__getitem__
 
 
 def read_inter(path: Path, *, name: str | None = None, text: str | None = None) -> Interactions:
@@ -87,7 +94,7 @@ def read_inter(path: Path, *, name: str | None = None, text: str | None = None) 
                 path=where,
                 hint="expected user_id:token, item_id:token[, rating:float][, timestamp:float]",
             )
-    cols = _split_rows(body, "\t", len(header), where, first_line=2)
+    cols, line_of = _split_rows(body, "\t", len(header), where, first_line=2)
     rating = position.get("rating")
     ts = position.get("timestamp")
     return from_columns(
@@ -97,14 +104,17 @@ def read_inter(path: Path, *, name: str | None = None, text: str | None = None) 
         None if ts is None else cols[ts],
         name=name or path.stem,
         path=where,
+        line_of=line_of,
     )
 
 
 def _grouplens_from_text(text: str, where: str, name: str | None, kind: str) -> Interactions:
     sep = "::" if kind == "ratings.dat" else "\t"
-    cols = _split_rows(text, sep, 4, where, first_line=1)
+    cols, line_of = _split_rows(text, sep, 4, where, first_line=1)
     default = "ml-1m" if kind == "ratings.dat" else "ml-100k"
-    return from_columns(cols[0], cols[1], cols[2], cols[3], name=name or default, path=where)
+    return from_columns(
+        cols[0], cols[1], cols[2], cols[3], name=name or default, path=where, line_of=line_of
+    )
 
 
 def read_grouplens(path: Path, *, name: str | None = None) -> Interactions:
@@ -364,7 +374,25 @@ def read_csv(
         path=where,
         rating_column=label.get("rating", "rating"),
         timestamp_column=label.get("timestamp", "timestamp"),
+        line_of=lambda row: _csv_line(text, sep, row + (1 if header_flag else 0)),
     )
+
+
+def _csv_line(text: str, sep: str, row: int) -> int:
+    """The file line where non-empty row ``row`` (0-based, the header counted) starts, as
+    ``read_csv`` reads rows (quoted fields may span lines)."""
+    if len(sep) == 1:
+        reader = csv_module.reader(io.StringIO(text), delimiter=sep)
+        seen, line = -1, 1
+        for fields in reader:
+            if fields:
+                seen += 1
+                if seen == row:
+                    return line
+            line = reader.line_num + 1
+        return line
+    lines = [i for i, ln in enumerate(text.split("\n"), start=1) if ln]
+    return lines[row]
 
 
 def _describe(progress, where, sep, header, how, label, body, index, n_cols, keys) -> None:

@@ -18,7 +18,7 @@ import torch
 
 from fedrule.algorithm.hooks import RoundState
 from fedrule.device.state import DeviceStateStore
-from fedrule.errors import FedruleError
+from fedrule.errors import FedruleError, disk_error
 
 FILE = "current.pt"
 
@@ -49,10 +49,22 @@ class Checkpointer:
 
 
 def save_atomic(obj: object, path: Path) -> None:
+    """Write ``obj`` to ``path`` through a temporary file renamed into place. A failed write
+    (a full disk) removes the temporary file and leaves the previous file readable, so the
+    partial run stays resumable; it raises a one-line ``DiskError`` naming the folder."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as handle:  # a file object: torch reports the OSError behind it
+            torch.save(obj, handle)
+        os.replace(tmp, path)
+    except BaseException as exc:
+        tmp.unlink(missing_ok=True)
+        then = f"continue with: fedrule run --resume {path.parent.parent}"
+        failure = disk_error(exc, path.parent.parent, "the checkpoint", then=then)
+        if failure is not None:
+            raise failure from None
+        raise
 
 
 def load_checkpoint(folder: Path, seed: int) -> tuple[RoundState, np.ndarray] | None:

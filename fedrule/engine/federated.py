@@ -10,22 +10,24 @@ down when the run ends, also after an error or Ctrl-C.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
 import signal
 import socket
+import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from fedrule import seeds
+from fedrule import interrupts, seeds
 from fedrule.algorithm.context import PhaseObserver
 from fedrule.algorithm.faulty import LossyTransport
 from fedrule.algorithm.hooks import RoundHook
@@ -42,9 +44,10 @@ from fedrule.device.store import write_device_store
 from fedrule.device.update import privacy_pipeline
 from fedrule.engine.checkpoint import Checkpointer, load_checkpoint
 from fedrule.engine.sanity import check_round_size
-from fedrule.errors import BudgetError, ConfigError, FedruleError, Terminated
+from fedrule.errors import BudgetError, ConfigError, FedruleError, Terminated, disk_error
 from fedrule.events import Events
 from fedrule.fleet import Fleet, Tier, choose_users, fleet_from_tiers, fleet_from_trace
+from fedrule.lifeline import MARK, Guard, kill_marked
 from fedrule.model.schedule import LrSchedule
 from fedrule.pids import alive
 from fedrule.privacy.audit import LeakageAudit, training_items
@@ -197,12 +200,12 @@ def run_federated_seed(
     resumed = load_checkpoint(checkpoint_dir, seed) if checkpoint_dir is not None else None
     store_root = _store_root(scenario)
     remove_stale_device_stores(store_root)
-    prefix = f"{_store_owner()}{os.getpid()}-"
     audits: list[LeakageAudit] = []  # the audit of the server that ran, if audited
-    with tempfile.TemporaryDirectory(prefix=prefix, dir=store_root) as tmp:
-        write_device_store(tmp, split, fleet.user, fleet)
+    local_ray = engine.transport == "flower" and not on_cluster
+    with _run_folders(scenario, store_root, local_ray) as (store, ray_dir):
+        tmp = str(store)
         users = resumed[1] if resumed else initial_user_vectors(seed, fleet.size, model)
-        state_store = DeviceStateStore.create(tmp, users)
+        state_store = _write_stores(scenario, store_root, tmp, split, fleet, users)
         all_hooks = list(hooks)
         if checkpoint_dir is not None and engine.checkpoint_every:
             checkpointer = Checkpointer(
@@ -252,7 +255,9 @@ def run_federated_seed(
             transport = InProcessTransport(DeviceHost(settings), packer, stop)
             results = _run_guarded(lambda: make_server(transport).run(), stop)
         else:
-            results = _run_on_flower(scenario, settings, packer, make_server, stop, events, verbose)
+            results = _run_on_flower(
+                scenario, settings, packer, make_server, stop, events, verbose, ray_dir
+            )
     extra: dict = {}
     if checkpoint_dir is not None and engine.checkpoint_every:
         extra = {"checkpoints": checkpointer.saves, "checkpoint_seconds": checkpointer.seconds}
@@ -279,6 +284,78 @@ def device_faults(scenario: Scenario) -> DeviceFaults:
 STORE_PREFIX = "fedrule-devices-"
 
 
+@contextlib.contextmanager
+def _run_folders(
+    scenario: Scenario, store_root: Path, local_ray: bool
+) -> Iterator[tuple[Path, Path | None]]:
+    """The run's device store folder and, for a private local Ray, Ray's temporary folder
+    (its ``session_*`` folder, logs and sockets), both watched by a ``Guard``: they are removed
+    when the run ends, and also when it is killed (with the Ray processes it started)."""
+    store = _make_store_folder(scenario, store_root)
+    ray_dir = None
+    try:
+        if local_ray:
+            ray_base = ray_temp_base()
+            remove_stale_ray_folders(ray_base)
+            ray_dir = Path(tempfile.mkdtemp(prefix=f"{RAY_PREFIX}{os.getpid()}-", dir=ray_base))
+        guard = Guard.start(_mark(store, ray_dir), [store, *([ray_dir] if ray_dir else [])])
+    except BaseException:
+        shutil.rmtree(store, ignore_errors=True)
+        if ray_dir is not None:
+            shutil.rmtree(ray_dir, ignore_errors=True)
+        raise
+    try:
+        yield store, ray_dir
+    finally:
+        shutil.rmtree(store, ignore_errors=True)
+        guard.release()
+        if ray_dir is not None:
+            shutil.rmtree(ray_dir, ignore_errors=True)
+
+
+def _mark(store: Path, ray_dir: Path | None) -> str:
+    """What marks the processes of this run (``lifeline.MARK``): its Ray folder's name."""
+    return (ray_dir or store).name
+
+
+def _store_key(scenario: Scenario) -> str:
+    return "engine.store_dir" if scenario.engine.store_dir else "$TMPDIR"
+
+
+_STORE_WHAT = "the device store (every device's data)"
+_STORE_SETTING = "engine.store_dir (or TMPDIR)"
+
+
+def _make_store_folder(scenario: Scenario, root: Path) -> Path:
+    prefix = f"{_store_owner()}{os.getpid()}-"
+    try:
+        return Path(tempfile.mkdtemp(prefix=prefix, dir=root))
+    except OSError as err:
+        failure = disk_error(
+            err, root, _STORE_WHAT, key=_store_key(scenario), setting=_STORE_SETTING
+        )
+        if failure is None:
+            raise
+        raise failure from None
+
+
+def _write_stores(
+    scenario: Scenario, root: Path, folder: Path, split: object, fleet: Fleet, users: np.ndarray
+) -> DeviceStateStore:
+    """The device data and state stores in ``folder``; a full disk (``engine.store_dir`` or
+    ``$TMPDIR``) is a one-line error (the caller removes the folder)."""
+    try:
+        write_device_store(folder, split, fleet.user, fleet)
+        return DeviceStateStore.create(folder, users)
+    except OSError as err:
+        failure = disk_error(
+            err, root, _STORE_WHAT, key=_store_key(scenario), setting=_STORE_SETTING
+        )
+        if failure is None:
+            raise
+        raise failure from None
+
+
 def _store_root(scenario: Scenario) -> Path:
     root = Path(scenario.engine.store_dir or tempfile.gettempdir())
     if not root.is_dir():
@@ -293,6 +370,27 @@ def remove_stale_device_stores(root: Path) -> None:
     for path in root.glob(f"{owner}*"):
         pid = path.name.removeprefix(owner).split("-", 1)[0]
         if pid.isdigit() and not alive(int(pid)):
+            shutil.rmtree(path, ignore_errors=True)
+
+
+RAY_PREFIX = "fedrule-ray-"
+
+
+def ray_temp_base() -> Path:
+    """Where Ray puts its temporary folder by default ($RAY_TMPDIR, else /tmp on Linux): each
+    local Ray of fedrule gets its own ``fedrule-ray-<pid>-*`` folder there (short: Ray's
+    sockets live in it), removed when the run ends."""
+    base = os.environ.get("RAY_TMPDIR") or ("/tmp" if sys.platform.startswith("linux") else "")
+    return Path(base or tempfile.gettempdir())
+
+
+def remove_stale_ray_folders(base: Path) -> None:
+    """Ray folders of killed runs whose guard did not clean up (it was killed too): the Ray
+    processes that carry their mark are killed and the folders removed."""
+    for path in base.glob(f"{RAY_PREFIX}*"):
+        pid = path.name.removeprefix(RAY_PREFIX).split("-", 1)[0]
+        if pid.isdigit() and not alive(int(pid)) and path.is_dir():
+            kill_marked(path.name)
             shutil.rmtree(path, ignore_errors=True)
 
 
@@ -330,7 +428,8 @@ def initial_user_vectors(seed: int, num_devices: int, model: ModelConfig) -> np.
 
 def _run_guarded(body: Callable[[], ServerResults], stop: threading.Event) -> ServerResults:
     """Run ``body``; SIGINT and SIGTERM stop the server's phases first, then raise
-    ``KeyboardInterrupt`` / ``Terminated`` in the main thread."""
+    ``KeyboardInterrupt`` / ``Terminated`` in the main thread (the first signal only: later
+    ones wait for the cleanup, ``fedrule.interrupts``)."""
     signals = {signal.SIGINT: KeyboardInterrupt, signal.SIGTERM: Terminated}
     in_main = threading.current_thread() is threading.main_thread()
     previous = {sig: signal.getsignal(sig) for sig in signals} if in_main else {}
@@ -339,7 +438,7 @@ def _run_guarded(body: Callable[[], ServerResults], stop: threading.Event) -> Se
     def on_signal(signum: int, frame: object) -> None:
         stop.set()
         received.append(signals[signal.Signals(signum)])
-        raise received[-1]
+        interrupts.on_signal(signum, frame)
 
     for sig in previous:
         signal.signal(sig, on_signal)
@@ -361,6 +460,7 @@ def _run_on_flower(
     stop: threading.Event,
     events: Events,
     verbose: bool,
+    ray_dir: Path | None,
 ) -> ServerResults:
     from fedrule.transports.flower.simulation import simulate
 
@@ -372,7 +472,10 @@ def _run_on_flower(
         "init_args": _ray_init_args(scenario, verbose),
     }
     _quiet_logs()
-    _start_ray(backend_config["init_args"])  # here, so that our signal handlers come last
+    init_args = backend_config["init_args"]
+    if ray_dir is not None:  # a private local Ray: its session folder goes with the run
+        init_args["_temp_dir"] = str(ray_dir)
+    _start_ray(init_args, None if ray_dir is None else ray_dir.name)
 
     def body() -> ServerResults:
         try:
@@ -392,6 +495,8 @@ def _run_on_flower(
         except RuntimeError as err:  # Flower's engine or Ray failed
             stop.set()
             cause = err.__cause__ or err
+            if isinstance(cause, FedruleError):  # the server's own one-line error (a full disk)
+                raise cause from None
             raise FedruleError(
                 f"the simulation engine failed: {cause}", hint="run with --verbose for its logs"
             ) from err
@@ -410,12 +515,17 @@ def _quiet_logs() -> None:
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
 
 
-def _start_ray(init_args: dict) -> None:
-    """Start (or join) Ray in this thread before Flower would. Ray installs a SIGTERM handler
-    of its own that aborts the process; ``_run_guarded`` installs fedrule's after this, so a
-    SIGTERM stops the run like Ctrl-C. Workers get this process's import path, as Flower does."""
-    import sys
+def _start_ray(init_args: dict, mark: str | None) -> None:
+    """Start (or join) Ray in this thread before Flower would. Workers get this process's
+    import path, as Flower does; with ``mark``, every process Ray starts here carries it in
+    its environment (``lifeline.MARK``), so that the run's guard can kill them if the run is
+    killed.
 
+    ``ray.init`` installs a SIGTERM handler of its own (``sys.exit(15)``): a SIGTERM during
+    start-up ended the process with exit code 15, no message and the device store left behind,
+    or was lost when the exit was raised inside logging's fork handler. Ray's handler is kept
+    out (``_without_ray_sigterm_handler``), fedrule's stays, and a stop signal that arrived
+    during start-up but was swallowed on the way is raised once ``ray.init`` returns."""
     import ray
 
     if ray.is_initialized():
@@ -424,17 +534,59 @@ def _start_ray(init_args: dict) -> None:
         [*sys.path, *([os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else [])]
     )
     os.environ["PYTHONPATH"] = pythonpath
+    in_main = threading.current_thread() is threading.main_thread()
+    handlers = {sig: signal.getsignal(sig) for sig in interrupts.STOP_SIGNALS} if in_main else {}
+    if mark is not None:
+        os.environ[MARK] = mark
     try:
-        ray.init(runtime_env={"env_vars": {"PYTHONPATH": pythonpath}}, **init_args)
+        with _without_ray_sigterm_handler():
+            ray.init(runtime_env={"env_vars": {"PYTHONPATH": pythonpath}}, **init_args)
+        if interrupts.stopping():  # a signal whose exception was swallowed inside ray.init
+            raise Terminated if Terminated.received else KeyboardInterrupt
+    except SystemExit as exc:  # Ray's own SIGTERM handler, where it could not be kept out
+        _shutdown_ray(started=False)
+        if exc.code != signal.SIGTERM:
+            raise
+        interrupts.on_signal(signal.SIGTERM)  # raises Terminated unless already stopping
+        raise Terminated from None
     except (ConnectionError, RuntimeError, ValueError) as err:
-        _shutdown_ray()
+        _shutdown_ray(started=False)
         raise FedruleError(
             f"Ray did not start: {err}".splitlines()[0], path="engine.ray_address"
         ) from None
+    except BaseException:
+        _shutdown_ray(started=False)
+        raise
+    finally:
+        os.environ.pop(MARK, None)
+        for sig, handler in handlers.items():
+            if handler is not None:
+                signal.signal(sig, handler)
 
 
-def _shutdown_ray() -> None:
+@contextlib.contextmanager
+def _without_ray_sigterm_handler() -> Iterator[None]:
+    """``ray.init`` without the SIGTERM handler it would install (it asks
+    ``ray._private.utils.set_sigterm_handler``, a private function: where a Ray version lacks
+    it, Ray's handler is installed and its ``SystemExit(15)`` is caught instead)."""
+    import ray._private.utils as ray_utils
+
+    original = getattr(ray_utils, "set_sigterm_handler", None)
+    if original is None:
+        yield
+        return
+    ray_utils.set_sigterm_handler = lambda handler: None
+    try:
+        yield
+    finally:
+        ray_utils.set_sigterm_handler = original
+
+
+def _shutdown_ray(started: bool = True) -> None:
+    """Shut Ray down; ``started=False``: after a failed or interrupted ``ray.init``, which may
+    have started Ray's processes without finishing (``ray.shutdown`` stops them too)."""
     import ray
 
-    if ray.is_initialized():
-        ray.shutdown()
+    if ray.is_initialized() or not started:
+        with contextlib.suppress(Exception):
+            ray.shutdown()

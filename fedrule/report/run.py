@@ -224,19 +224,20 @@ def _save_centralized_seed(
             for row, value in zip(rows, values, strict=True):
                 row[column] = value
         run.write_text(f"users-seed{result.seed}.csv", csv_text(rows))
-    torch.save(
-        {
-            "kind": "centralized",
-            "scenario": to_plain(scenario),
-            "seed": result.seed,
-            "user": result.train.model.user.detach().clone(),
-            "item": result.train.model.item.detach().clone(),
-            **_id_maps(split),
-            "group_of_item": torch.from_numpy(result.layout.group_of_item),
-            **result.extra.get("checkpoint", {}),
-        },
-        run.file(f"model-seed{result.seed}.pt"),
-    )
+    with run.writing(f"model-seed{result.seed}.pt") as handle:
+        torch.save(
+            {
+                "kind": "centralized",
+                "scenario": to_plain(scenario),
+                "seed": result.seed,
+                "user": result.train.model.user.detach().clone(),
+                "item": result.train.model.item.detach().clone(),
+                **_id_maps(split),
+                "group_of_item": torch.from_numpy(result.layout.group_of_item),
+                **result.extra.get("checkpoint", {}),
+            },
+            handle,
+        )
 
 
 # ---------------------------------------------------------------------- federated
@@ -281,21 +282,22 @@ def _run_federated(
         item = res.item  # the method's form: per-tier one table per tier (tiers x items x d)
         offsets = {"table_offsets": torch.from_numpy(res.table_offsets)}  # hashing, qr: per tier
         estimator = {} if res.estimator is None else {"estimator": res.estimator.state_dict()}
-        torch.save(
-            {
-                "kind": "federated",
-                "method": scenario.federated.method,
-                "scenario": to_plain(scenario),
-                "seed": seed,
-                "item": torch.from_numpy(item),
-                **_id_maps(split),
-                "group_of_item": torch.from_numpy(res.layout.group_of_item),
-                "popularity": torch.from_numpy(np.asarray(res.popularity)),
-                **offsets,
-                **estimator,
-            },
-            run.file(f"model-seed{seed}.pt"),
-        )
+        with run.writing(f"model-seed{seed}.pt") as handle:
+            torch.save(
+                {
+                    "kind": "federated",
+                    "method": scenario.federated.method,
+                    "scenario": to_plain(scenario),
+                    "seed": seed,
+                    "item": torch.from_numpy(item),
+                    **_id_maps(split),
+                    "group_of_item": torch.from_numpy(res.layout.group_of_item),
+                    "popularity": torch.from_numpy(np.asarray(res.popularity)),
+                    **offsets,
+                    **estimator,
+                },
+                handle,
+            )
         per_seed[str(seed)] = {
             "seconds": outcome.seconds,
             "phase_seconds": res.phase_seconds,

@@ -10,6 +10,7 @@ continues it. Partial folders of killed runs without a checkpoint are removed at
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import math
@@ -17,12 +18,13 @@ import os
 import shutil
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
-from fedrule.errors import ConfigError
+from fedrule.errors import ConfigError, DiskError, FedruleError, disk_error, write_failure
 from fedrule.pids import alive
 
 CHECKPOINTS = "checkpoint"
@@ -66,16 +68,22 @@ class RunDir:
             raise ConfigError("is a file, not a folder", path=str(self.root), hint="--out")
         try:
             self.root.mkdir(parents=True, exist_ok=True)
+            remove_stale_partials(self.root)
+            if self.resumed:
+                adopted = self.root / f".{self.base}.{os.getpid()}.partial"
+                os.rename(self.path, adopted)  # claim it: the killed run's pid is gone
+                self.path = adopted
+            else:
+                self._claim()
         except OSError as err:
+            failure = self._disk_error(err)
+            if failure is not None:
+                raise failure from None
             raise ConfigError(f"cannot create it ({err.strerror})", path=str(self.root)) from None
-        remove_stale_partials(self.root)
-        if self.resumed:
-            adopted = self.root / f".{self.base}.{os.getpid()}.partial"
-            os.rename(self.path, adopted)  # claim it: the killed run's pid is gone
-            self.path = adopted
-        else:
-            self._claim()
         return self
+
+    def _disk_error(self, exc: BaseException | None) -> DiskError | None:
+        return disk_error(exc, self.root, "the run folder", setting="--out")
 
     def _claim(self) -> None:
         """Create the partial folder under a name no other run of this process holds."""
@@ -90,15 +98,34 @@ class RunDir:
                 self.final = self.root / self.base
                 self.path = self.root / f".{self.base}.{os.getpid()}.partial"
 
-    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+    def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
         if self.committed:
             return
+        failure = self._failed_write(exc)
         if self.checkpoint_dir.is_dir() and any(self.checkpoint_dir.iterdir()):
             sys.stderr.write(
                 f"the partial run is kept; continue it with: fedrule run --resume {self.path}\n"
             )
-            return
-        shutil.rmtree(self.path, ignore_errors=True)
+        else:
+            shutil.rmtree(self.path, ignore_errors=True)
+        if failure is not None:
+            raise failure from None
+
+    def _failed_write(self, exc: BaseException | None) -> DiskError | None:
+        """A write into the run folder that failed (disk full, read-only, no permission) as a
+        one-line error: one that names a file under ``--out``, or a full disk without a file
+        name (matplotlib, numpy) while the run folder's disk is (almost) full."""
+        if exc is None or isinstance(exc, FedruleError):
+            return None
+        failure = write_failure(exc)
+        if failure is None:
+            return None
+        if failure.filename is not None:
+            inside = Path(os.path.abspath(failure.filename)).is_relative_to(self.root.absolute())
+            return self._disk_error(exc) if inside else None
+        if failure.errno in (errno.ENOSPC, errno.EDQUOT) and _almost_full(self.root):
+            return self._disk_error(exc)
+        return None
 
     @property
     def checkpoint_dir(self) -> Path:
@@ -111,11 +138,27 @@ class RunDir:
 
     def write_text(self, name: str, text: str) -> Path:
         """Write a file atomically (a temporary file renamed into place)."""
+        with self.writing(name) as handle:
+            handle.write(text.encode("utf-8"))
+        return self.path / name
+
+    @contextlib.contextmanager
+    def writing(self, name: str) -> Iterator[BinaryIO]:
+        """A binary file to write ``name`` into (``torch.save(obj, handle)``), renamed into place
+        when the block ends. A failed write leaves no temporary file; a full disk, a read-only
+        folder or a denied permission is a one-line ``DiskError`` naming ``--out``."""
         path = self.file(name)
         tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-        return path
+        try:
+            with open(tmp, "wb") as handle:
+                yield handle
+            os.replace(tmp, path)
+        except BaseException as exc:
+            tmp.unlink(missing_ok=True)
+            failure = self._disk_error(exc)
+            if failure is not None:
+                raise failure from None
+            raise
 
     def write_json(self, name: str, obj: Any) -> Path:
         return self.write_text(name, json.dumps(_jsonable(obj), indent=2) + "\n")
@@ -140,6 +183,16 @@ class RunDir:
                     self.final, self.committed = target, True
                     return target
             suffix += 1
+
+
+def _almost_full(folder: Path) -> bool:
+    """Less than 1 MiB (or 0.1%) left on the disk of ``folder``."""
+    try:
+        stat = os.statvfs(folder)
+    except OSError:
+        return False
+    free = stat.f_bavail * stat.f_frsize
+    return free < max(1 << 20, stat.f_blocks * stat.f_frsize // 1000)
 
 
 def _partial_base(partial: Path) -> str:

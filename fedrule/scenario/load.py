@@ -12,6 +12,7 @@ import yaml
 
 from fedrule.errors import ConfigError
 from fedrule.scenario.schema import Scenario
+from fedrule.scenario.strict_yaml import parse_yaml
 from fedrule.scenario.validate import build
 from fedrule.units import Budget
 
@@ -22,19 +23,35 @@ def read_raw(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError("no such scenario file", path=str(path), hint="expected a .yaml file")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(err, "problem", None) or "invalid YAML"
-        raise ConfigError(f"cannot parse YAML{where}: {problem}", path=str(path)) from None
+        text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as err:
         raise ConfigError(f"cannot read file: {err}", path=str(path)) from None
+    raw = parse_yaml(text, str(path))
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
         raise ConfigError("expected a mapping at the top level", path=str(path))
     return raw
+
+
+STRUCTURED = ("[", "{", '"', "'")
+"""How a ``--set`` or ``--grid`` value that must parse as YAML starts (a list, a mapping, a
+quoted string); other text that YAML cannot read is kept as a plain string (``@host``)."""
+
+
+def parse_value(text: str, where: str) -> Any:
+    """A ``--set`` or ``--grid`` value: YAML (``16``, ``[5, 10]``, ``{name: a}``), or the text
+    itself when YAML cannot read it and it does not start like a list, mapping or quoted
+    string; an unreadable one that does is a ``ConfigError`` naming its column."""
+    if not text.strip():
+        return ""
+    try:
+        return parse_yaml(text, where)
+    except ConfigError as err:
+        if text.strip().startswith(STRUCTURED) or not err.message.startswith("cannot parse"):
+            shown = text if len(text) <= 40 else text[:37] + "..."
+            raise ConfigError(f"{err.message} in {shown!r}", path=where) from None
+        return text
 
 
 def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
@@ -45,10 +62,7 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
         key = key.strip()
         if not sep or not key:
             raise ConfigError(f"override {text!r} is not KEY=VALUE", path="--set")
-        try:
-            value = yaml.safe_load(value_text) if value_text.strip() else ""
-        except yaml.YAMLError:
-            value = value_text
+        value = parse_value(value_text, f"--set {key}")
         node = raw
         parts = key.split(".")
         for i, part in enumerate(parts[:-1]):

@@ -32,6 +32,31 @@ from fedrule.units import Budget, parse_budget
 
 Metric = str  # "ndcg@20", "recall@10", "hit@50" (checked in EvalConfig.check)
 
+# Upper bounds of counts and waits whose huge values mean "runs until stopped" (rounds:
+# 1000000000 was accepted and ran until killed). Each key's documentation names its bound.
+MAX_ROUNDS = 100_000
+"""federated.rounds (a round of the ML-1M fleet takes seconds to minutes)."""
+MAX_EPOCHS = 100_000
+"""train.epochs and estimator.epochs."""
+MAX_LOCAL_EPOCHS = 1_000
+"""federated.local_epochs and federated.personalize_epochs (per round, on every device)."""
+MAX_NEGATIVES = 1_000
+"""train.negatives (each positive scores this many items per step)."""
+MAX_CONFIGS = 100_000
+"""estimator.configs (each one is evaluated on the labelling users or devices)."""
+MAX_POPULATION = 100_000
+"""search.population."""
+MAX_CYCLES = 1_000_000
+"""search.cycles."""
+MAX_SAMPLES = 10_000_000
+"""search.samples."""
+MAX_WAIT_SECONDS = 7 * 24 * 3600.0
+"""engine.round_timeout and engine.connect_timeout: a week (.inf waited forever)."""
+
+
+def _at_most(value: float, bound: float, path: str) -> None:
+    require(value <= bound, f"must be <= {bound:,.0f}", path=path)
+
 
 @dataclass(frozen=True)
 class CsvColumns:
@@ -150,13 +175,13 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    epochs: int = doc("(int) centralised: maximum training epochs", 60)
+    epochs: int = doc("(int) centralised: maximum training epochs (at most 100,000)", 60)
     lr: float = doc("(float) centralised: learning rate (federated: federated.local_lr)", 0.005)
     optimizer: Literal["adam", "sgd", "adagrad"] = doc(
         "(adam|sgd|adagrad) centralised optimizer", "adam"
     )
     batch_size: int = doc("(int) centralised: positives per step", 4096)
-    negatives: int = doc("(int) sampled negatives per positive (BPR)", 1)
+    negatives: int = doc("(int) sampled negatives per positive (BPR; at most 1,000)", 1)
     negative_exponent: float = doc(
         "(float) negatives drawn in proportion to item popularity ** this (centralised: "
         "(train count + 1); on devices: estimated from the received layout, 1 / the item's "
@@ -187,6 +212,8 @@ class TrainConfig:
     def check(self, path: str) -> None:
         for key in ("epochs", "batch_size", "negatives", "eval_every"):
             require(getattr(self, key) >= 1, "must be >= 1", path=f"{path}.{key}")
+        _at_most(self.epochs, MAX_EPOCHS, f"{path}.epochs")
+        _at_most(self.negatives, MAX_NEGATIVES, f"{path}.negatives")
         require(self.lr > 0, "must be > 0", path=f"{path}.lr")
         require(self.l2 >= 0, "must be >= 0", path=f"{path}.l2")
         require(self.lambda_div >= 0, "must be >= 0", path=f"{path}.lambda_div")
@@ -230,10 +257,12 @@ class EvalConfig:
 
 @dataclass(frozen=True)
 class EstimatorConfig:
-    configs: int = doc("(int) configurations labelled by real validation quality", 300)
+    configs: int = doc(
+        "(int) configurations labelled by real validation quality (at most 100,000)", 300
+    )
     holdout: float = doc("(float) share of labelled configurations held out for Spearman", 0.2)
     hidden: list[int] = doc("(list) hidden layer sizes of the MLP estimator", [128, 128])
-    epochs: int = doc("(int) estimator training epochs", 300)
+    epochs: int = doc("(int) estimator training epochs (at most 100,000)", 300)
     lr: float = doc("(float) estimator learning rate", 0.001)
     label_users: int = doc(
         "(int) users (devices, when federated) whose validation items label configurations; 0: all",
@@ -242,6 +271,8 @@ class EstimatorConfig:
 
     def check(self, path: str) -> None:
         require(self.configs >= 10, "must be >= 10", path=f"{path}.configs")
+        _at_most(self.configs, MAX_CONFIGS, f"{path}.configs")
+        _at_most(self.epochs, MAX_EPOCHS, f"{path}.epochs")
         require(0 < self.holdout < 1, "must lie in (0, 1)", path=f"{path}.holdout")
         require(
             len(self.hidden) >= 1 and all(h >= 1 for h in self.hidden),
@@ -263,10 +294,10 @@ class SearchConfig:
     compare: list[Searcher] = doc(
         "(list) centralised: further searchers reported at every budget", []
     )
-    population: int = doc("(int) evolution: population size P", 20)
+    population: int = doc("(int) evolution: population size P (at most 100,000)", 20)
     tournament: int = doc("(int) evolution: tournament size S", 5)
-    cycles: int = doc("(int) evolution: cycles C", 300)
-    samples: int = doc("(int) random: feasible configurations tried", 1000)
+    cycles: int = doc("(int) evolution: cycles C (at most 1,000,000)", 300)
+    samples: int = doc("(int) random: feasible configurations tried (at most 10,000,000)", 1000)
     tail_weight: float = doc(
         "(float) in [0, 1]: the estimator's labels and the search maximise "
         "(1 - w) * eval.metric + w * tail/eval.metric (tail: items outside eval.head_share); "
@@ -324,6 +355,9 @@ class SearchConfig:
         )
         require(self.cycles >= 0, "must be >= 0", path=f"{path}.cycles")
         require(self.samples >= 1, "must be >= 1", path=f"{path}.samples")
+        _at_most(self.population, MAX_POPULATION, f"{path}.population")
+        _at_most(self.cycles, MAX_CYCLES, f"{path}.cycles")
+        _at_most(self.samples, MAX_SAMPLES, f"{path}.samples")
 
 
 @dataclass(frozen=True)
@@ -640,7 +674,9 @@ class EngineConfig:
         "private local Ray",
         None,
     )
-    round_timeout: float = doc("(float) seconds to wait for the replies of one round", 600.0)
+    round_timeout: float = doc(
+        "(float) seconds to wait for the replies of one round (at most a week, 604,800)", 600.0
+    )
     checkpoint_every: int = doc(
         "(int) federated runs: checkpoint every this many rounds into the partial run folder "
         "(fedrule run --resume continues a killed run); 0: never",
@@ -653,7 +689,9 @@ class EngineConfig:
         None,
     )
     connect_timeout: float = doc(
-        "(float) seconds to wait for the Ray cluster at engine.ray_address to answer", 30.0
+        "(float) seconds to wait for the Ray cluster at engine.ray_address to answer (at most a "
+        "week)",
+        30.0,
     )
 
     def check(self, path: str) -> None:
@@ -664,6 +702,8 @@ class EngineConfig:
         require(self.round_timeout > 0, "must be > 0", path=f"{path}.round_timeout")
         require(self.checkpoint_every >= 0, "must be >= 0", path=f"{path}.checkpoint_every")
         require(self.connect_timeout > 0, "must be > 0", path=f"{path}.connect_timeout")
+        _at_most(self.round_timeout, MAX_WAIT_SECONDS, f"{path}.round_timeout")
+        _at_most(self.connect_timeout, MAX_WAIT_SECONDS, f"{path}.connect_timeout")
 
 
 @dataclass(frozen=True)
@@ -690,11 +730,13 @@ class FederatedConfig:
         "(full|budgeted) devices train the whole supernet, or only blocks that fit their budget",
         "full",
     )
-    rounds: int = doc("(int) supernet training rounds", 20)
+    rounds: int = doc("(int) supernet training rounds (at most 100,000)", 20)
     devices_per_round: float = doc(
         "(float) devices sampled per round: a share of the fleet (<= 1) or a count (> 1)", 0.1
     )
-    local_epochs: int = doc("(int) local epochs over a device's training items per round", 1)
+    local_epochs: int = doc(
+        "(int) local epochs over a device's training items per round (at most 1,000)", 1
+    )
     local_batch_size: int = doc("(int) a device's minibatch size", 32)
     local_optimizer: LocalOptimizerName = doc(
         "(adam|rowwise-adam|sgd) a device's optimizer, fresh every round. adam: lazy, per touched "
@@ -740,7 +782,7 @@ class FederatedConfig:
     )
     personalize_epochs: int = doc(
         "(int) before being evaluated, a device fits its user vector to the item table it holds "
-        "for this many local epochs (items fixed); 0: never",
+        "for this many local epochs (items fixed; at most 1,000); 0: never",
         1,
     )
     personalize_lr: float | None = doc(
@@ -769,6 +811,9 @@ class FederatedConfig:
 
     def check(self, path: str) -> None:
         require(self.rounds >= 0, "must be >= 0", path=f"{path}.rounds")
+        _at_most(self.rounds, MAX_ROUNDS, f"{path}.rounds")
+        _at_most(self.local_epochs, MAX_LOCAL_EPOCHS, f"{path}.local_epochs")
+        _at_most(self.personalize_epochs, MAX_LOCAL_EPOCHS, f"{path}.personalize_epochs")
         require(self.devices_per_round > 0, "must be > 0", path=f"{path}.devices_per_round")
         require(
             self.devices_per_round <= 1 or float(self.devices_per_round).is_integer(),

@@ -8,12 +8,11 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
 from fedrule.errors import ConfigError
 from fedrule.scenario import load_scenario
 from fedrule.scenario.load import apply_overrides, read_raw
 from fedrule.scenario.schema import Scenario
+from fedrule.scenario.strict_yaml import parse_yaml
 from fedrule.scenario.validate import build
 
 RESERVED = ("seeds", "name")
@@ -141,9 +140,9 @@ def parse_grid(texts: list[str], scenario: Path | None = None) -> tuple[GridAxis
             raise ConfigError("expected a value list V1,V2,... without empty values", path=key)
         for value in values:
             try:
-                parsed = yaml.safe_load(value)
-            except yaml.YAMLError:
-                raise ConfigError(f"cannot parse value {value!r} as YAML", path=key) from None
+                parsed = parse_yaml(value, key)
+            except ConfigError as err:
+                raise ConfigError(f"value {value!r}: {err.message}", path=key) from None
             linked = len(keys) > 1
             if linked and not (
                 value.startswith("[") and isinstance(parsed, list) and len(parsed) == len(keys)
