@@ -13,7 +13,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "fedrule"
 
 LAYERS: list[set[str]] = [
     {"errors"},
-    {"units", "events", "seeds", "pids"},
+    {"units", "events", "seeds", "pids", "killpoints"},
     {"scenario"},
     {"data", "metrics"},
     {"model"},

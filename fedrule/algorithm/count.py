@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, cast
 
 import numpy as np
 
+from fedrule import killpoints
 from fedrule.algorithm.phase import Phase
 from fedrule.errors import FedruleError
 from fedrule.privacy import secagg
@@ -44,4 +45,6 @@ class PopularityCount(Phase[np.ndarray]):
             else:
                 upload = secagg.MaskedUpload.from_reply(out)
                 total += secagg.decode_ints(secagg.unmask_sum(upload, n_items, secure))
-        return server.dp.count(total)  # noised under privacy.count_noise_multiplier
+        total = server.dp.count(total)  # noised under privacy.count_noise_multiplier
+        killpoints.reached("popularity count")
+        return total

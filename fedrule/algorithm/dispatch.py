@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, cast
 
 import numpy as np
 
+from fedrule import killpoints
 from fedrule.algorithm.assignment import Assignment
 from fedrule.algorithm.phase import Phase, payload_assignment
 from fedrule.metrics import head_items
@@ -95,6 +96,7 @@ class DispatchAndTest(Phase[dict[str, np.ndarray]]):
             table["bytes_received"][devices] = out.bytes_received
             table["evaluated"][devices] = out.evaluated
             metrics[devices] = out.metrics
+            killpoints.reached("dispatch")
         server.events.end_phase()
         if dropped:
             server.events.message(f"dispatch: {dropped} device(s) sent no test report")

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, cast
 
 import numpy as np
 
-from fedrule import seeds
+from fedrule import killpoints, seeds
 from fedrule.algorithm.phase import Phase
 from fedrule.metrics import ConfigSums
 from fedrule.privacy import secagg
@@ -111,6 +111,7 @@ class Labelling(Phase[tuple[ConfigSums, int]]):
             if secure is not None:
                 sums, counts = _unmask(out, len(self.configs), secure)
             total = total + ConfigSums.from_arrays(list(out.keys), sums, counts)
+            killpoints.reached("labelling")
         if self.target == TEST:  # measured as the dispatched tables are tested: not noised
             return total, failed
         return server.dp.labels(total, self.stamp), failed  # noised: label_noise_multiplier

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from fedrule import killpoints
 from fedrule.errors import FedruleError
 from fedrule.metrics import MetricSums
 from fedrule.model.elastic import ElasticLayout
@@ -112,6 +113,7 @@ def train_centralized(
         result.history.append(record)
         if on_epoch is not None:
             on_epoch(record)
+        killpoints.reached("epoch")
         if train.patience and evaluations_without_gain >= train.patience:
             break
     model.load_state_dict(best_state)
