@@ -3,9 +3,10 @@
 ``RoundState`` holds everything needed to continue the run after that round: the item table,
 the server step's state, the round number, the labelling stamp (every server-side random stream
 is derived from the seed, the round and the stamp, so these determine them), the best validated
-round so far, the estimator if one was fitted (budgeted refits), the block coverage so far, and
-the rounds' records. Checkpoints and live plots are round hooks; ``FleetServer(resume=state)``
-continues from one.
+round so far, the estimator if one was fitted (budgeted refits), the block coverage so far, the
+rounds' records, and whether training stopped early after it (``federated.patience``: a resumed
+run then trains no further round). Checkpoints and live plots are round hooks;
+``FleetServer(resume=state)`` continues from one.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ class RoundState:
     best_table: np.ndarray | None = None
     estimator: dict[str, Any] | None = None  # PerformanceEstimator.state_dict()
     coverage: np.ndarray | None = None  # training weight per (group, block) so far
+    stopped: bool = False  # training stopped early after this round (federated.patience)
 
     def to_saveable(self) -> dict[str, Any]:
         """Plain tensors, numbers and strings: ``torch.load(weights_only=True)`` reads it."""
@@ -51,6 +53,7 @@ class RoundState:
             "best_value": self.best_value,
             "best_stale": self.best_stale,
             "estimator": self.estimator,
+            "stopped": self.stopped,
         }
         if self.best_table is not None:
             out["best_table"] = _tensor(self.best_table)
@@ -78,6 +81,7 @@ class RoundState:
             best_table=None if best is None else best.numpy(),
             estimator=saved["estimator"],
             coverage=None if coverage is None else coverage.numpy(),
+            stopped=bool(saved.get("stopped", False)),
         )
 
 

@@ -206,14 +206,18 @@ class FleetServer:
     def train(self) -> None:
         fed = self.scenario.federated
         assignment = training_configs(self)
+        metric = f"valid_{self.scenario.eval.metric}"
         self.events.phase("federated training", fed.rounds)
         best, first = _Best(), 1
         if self.resume is not None:
             best, first = self._restore(self.resume), self.resume.round + 1
             assignment = training_configs(self)
-            self.events.message(f"resumed after round {self.resume.round}")
+            note = " (it had stopped early)" if self.resume.stopped else ""
+            self.events.message(f"resumed after round {self.resume.round}{note}")
             for _ in range(self.resume.round):
                 self.events.advance()
+            if self.resume.stopped:  # early-stopped before the interruption: no more rounds
+                first = fed.rounds + 1
         for round_number in range(first, fed.rounds + 1):
             started = time.perf_counter()
             refit = self.method == "rule" and fed.mode == "budgeted" and fed.refit_every
@@ -221,7 +225,6 @@ class FleetServer:
                 self.label_and_fit()  # budgeted devices then train what they will receive
                 assignment = training_configs(self)
             record = TrainingRound(round_number, assignment).run(self)
-            metric = f"valid_{self.scenario.eval.metric}"
             record[metric] = float("nan")
             every = fed.eval_every
             if every and (round_number % every == 0 or round_number == fed.rounds):
@@ -233,11 +236,12 @@ class FleetServer:
             if not np.isnan(record[metric]):
                 info[metric] = record[metric]
                 best.see(round_number, record[metric], self.table)
-            state = self._round_state(round_number, record, best)
+            stopped = bool(fed.patience) and best.stale >= fed.patience
+            state = self._round_state(round_number, record, best, stopped)
             for hook in self.hooks:
                 hook(state)
             self.events.advance(info)
-            if fed.patience and best.stale >= fed.patience:
+            if stopped:
                 self.events.message(
                     f"early stop after round {round_number}: no validation gain in "
                     f"{fed.patience} validations"
@@ -251,10 +255,13 @@ class FleetServer:
             self.results.best_round = best.round
             self.events.message(f"kept the table of round {best.round} ({metric} {best.value:.4g})")
 
-    def _round_state(self, round_number: int, record: dict, best: _Best) -> RoundState:
+    def _round_state(
+        self, round_number: int, record: dict, best: _Best, stopped: bool
+    ) -> RoundState:
         estimator = self.results.estimator
         return RoundState(
             round=round_number,
+            stopped=stopped,
             seed=self.seed,
             table=self.table,
             server_state=self.server_step.state_dict(),

@@ -63,6 +63,7 @@ class FederatedSeedResult:
     results: ServerResults
     seconds: float
     extra: dict = field(default_factory=dict)
+    resumed_after_round: int | None = None  # continued from a checkpoint of this round
 
 
 def build_fleet(scenario: Scenario, split: object, full_table_bytes: int, seed: int) -> Fleet:
@@ -159,7 +160,9 @@ def run_federated_seed(
     """One seed of a federated run on the scenario's transport (Flower on Ray, or in-process).
 
     With ``checkpoint_dir``, the run checkpoints there every ``engine.checkpoint_every`` rounds
-    and continues from a checkpoint of the same seed it finds there."""
+    and continues from a checkpoint of the same seed it finds there (the checkpoint counts in
+    ``extra`` go on from it; ``resumed_after_round`` says from which round: not in ``extra``,
+    which reaches metrics.json, so that a resumed run's results equal an uninterrupted one's)."""
     model, engine = scenario.model, scenario.engine
     full_table_bytes = split.n_items * model.dim * model.bytes_per_value
     fleet = build_fleet(scenario, split, full_table_bytes, scenario.seeds[0])
@@ -197,12 +200,16 @@ def run_federated_seed(
     audits: list[LeakageAudit] = []  # the audit of the server that ran, if audited
     with tempfile.TemporaryDirectory(prefix=prefix, dir=store_root) as tmp:
         write_device_store(tmp, split, fleet.user, fleet)
-        users = resumed[1] if resumed else initial_user_vectors(seed, fleet.size, model)
+        users = resumed.users if resumed else initial_user_vectors(seed, fleet.size, model)
         state_store = DeviceStateStore.create(tmp, users)
         all_hooks = list(hooks)
         if checkpoint_dir is not None and engine.checkpoint_every:
-            checkpointer = Checkpointer(
-                checkpoint_dir, engine.checkpoint_every, scenario.federated.rounds, state_store
+            checkpointer = Checkpointer.resuming(
+                checkpoint_dir,
+                engine.checkpoint_every,
+                scenario.federated.rounds,
+                state_store,
+                resumed,
             )
             all_hooks.append(checkpointer)
         settings = HostSettings(
@@ -235,7 +242,7 @@ def run_federated_seed(
                 audit.observe(transport) if audited else transport,
                 events,
                 hooks=[audit, *all_hooks] if audited else all_hooks,
-                resume=resumed[0] if resumed else None,
+                resume=resumed.state if resumed else None,
             )
 
         events.message(
@@ -253,9 +260,9 @@ def run_federated_seed(
         extra = {"checkpoints": checkpointer.saves, "checkpoint_seconds": checkpointer.seconds}
     if audits and scenario.privacy.audit:
         extra["audit_test"] = audits[-1].test_leakage()
-    if resumed:
-        extra["resumed_after_round"] = resumed[0].round
-    return FederatedSeedResult(seed, fleet, results, time.perf_counter() - started, extra)
+    seconds = time.perf_counter() - started
+    after = resumed.state.round if resumed else None
+    return FederatedSeedResult(seed, fleet, results, seconds, extra, resumed_after_round=after)
 
 
 def device_faults(scenario: Scenario) -> DeviceFaults:
