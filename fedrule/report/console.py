@@ -121,8 +121,10 @@ def tier_table(tiers: list[Mapping[str, object]], k: str, method: str = "rule") 
             cells.append(f"{row[name]:.4f}{spread}")
         if predicted:
             cells.append(f"{row['predicted']:.4f}")
-        if on_every_device:
+        if on_every_device and every not in row:  # "all", or a tier of several budgets
+            cells.append("-")
+        elif on_every_device:
             spread = f" ± {row[every + '_std']:.4f}" if row.get("seeds", 1) > 1 else ""
-            cells.append(f"{row[every]:.4f}{spread}" if every in row else "-")
+            cells.append(f"{row[every]:.4f}{spread}")
         table.add_row(*cells)
     return table
