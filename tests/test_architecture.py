@@ -17,7 +17,17 @@ DOC = PACKAGE.parent / "docs" / "architecture.md"
 
 LAYERS: list[set[str]] = [
     {"errors"},
-    {"units", "events", "seeds", "pids", "names", "registry", "distributions", "interrupts"},
+    {
+        "units",
+        "events",
+        "seeds",
+        "pids",
+        "names",
+        "registry",
+        "distributions",
+        "interrupts",
+        "killpoints",
+    },
     {"lifeline"},  # processes that go with their parent; the guard of a killed run
     {"scenario"},
     {"data", "metrics"},

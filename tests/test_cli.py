@@ -93,6 +93,7 @@ def test_folders_of_killed_runs_are_cleaned(tmp_path, tiny_scenario):
     stale.mkdir(parents=True)
     with RunDir(tmp_path, "x") as run:
         run.write_text("a.txt", "a")
+        run.write_json("metrics.json", {})
         run.commit()
     assert not stale.exists()
     assert [p.name for p in tmp_path.iterdir()] == [run.final.name]

@@ -249,7 +249,7 @@ def test_a_per_tier_run_resumes_from_its_checkpoint_to_the_same_numbers(tmp_path
             scenario, split, 0, Silent(), hooks=[stop_in_round_3], checkpoint_dir=tmp_path
         )
     resumed = run_federated_seed(scenario, split, 0, Silent(), checkpoint_dir=tmp_path)
-    assert resumed.extra["resumed_after_round"] == 2
+    assert resumed.resumed_after_round == 2
     np.testing.assert_array_equal(resumed.results.table, whole.results.table)
     np.testing.assert_array_equal(
         resumed.results.devices["metrics"], whole.results.devices["metrics"]

@@ -10,6 +10,7 @@ from typing import cast
 
 import numpy as np
 
+from fedrule import killpoints
 from fedrule.algorithm.context import ServerContext
 from fedrule.algorithm.phase import Phase
 from fedrule.algorithm.state import ServerState
@@ -46,4 +47,6 @@ class PopularityCount(Phase[np.ndarray]):
             else:
                 upload = secagg.MaskedUpload.from_reply(out)
                 total += secagg.decode_ints(secagg.unmask_sum(upload, n_items, secure))
-        return ctx.dp.count(total)  # noised under privacy.count_noise_multiplier
+        total = ctx.dp.count(total)  # noised under privacy.count_noise_multiplier
+        killpoints.reached("popularity count")
+        return total

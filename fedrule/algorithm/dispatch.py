@@ -11,6 +11,7 @@ from typing import cast
 
 import numpy as np
 
+from fedrule import killpoints
 from fedrule.algorithm.assignment import Assignment
 from fedrule.algorithm.context import ServerContext
 from fedrule.algorithm.labelling import Labelling
@@ -140,6 +141,7 @@ class DispatchAndTest(Phase[tuple[dict[str, np.ndarray], list[str]]]):
             table["bytes_received"][devices] = out.bytes_received
             table["evaluated"][devices] = out.evaluated
             metrics[devices] = out.metrics
+            killpoints.reached("dispatch")
         ctx.events.end_phase()
         if dropped:
             ctx.events.message(f"dispatch: {dropped} device(s) sent no test report")

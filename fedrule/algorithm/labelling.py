@@ -18,7 +18,7 @@ from typing import cast
 
 import numpy as np
 
-from fedrule import seeds
+from fedrule import killpoints, seeds
 from fedrule.algorithm.context import ServerContext
 from fedrule.algorithm.phase import Phase
 from fedrule.algorithm.state import ServerState
@@ -127,6 +127,7 @@ class Labelling(Phase[Labels]):
             if secure is not None:
                 sums, counts = _unmask(out, len(self.configs), secure)
             total = total + ConfigSums.from_arrays(list(out.keys), sums, counts)
+            killpoints.reached("labelling")
         if self.target != TEST:  # a measurement as the dispatched tables are tested: not noised
             total = ctx.dp.labels(total, self.stamp)  # noised: label_noise_multiplier
         return Labels(total, failed, dropped)

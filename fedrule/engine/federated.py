@@ -64,6 +64,7 @@ class FederatedSeedResult:
     results: ServerResults
     seconds: float
     extra: dict = field(default_factory=dict)
+    resumed_after_round: int | None = None  # continued from a checkpoint of this round
 
 
 def build_fleet(scenario: Scenario, split: SplitData, full_table_bytes: int, seed: int) -> Fleet:
@@ -164,8 +165,10 @@ def run_federated_seed(
     """One seed of a federated run on the scenario's transport (Flower on Ray, or in-process).
 
     With ``checkpoint_dir``, the run checkpoints there every ``engine.checkpoint_every`` rounds
-    and continues from a checkpoint of the same seed it finds there. ``observers`` are told of
-    every phase of the server (``PhaseObserver``)."""
+    and continues from a checkpoint of the same seed it finds there (the checkpoint counts in
+    ``extra`` go on from it; ``resumed_after_round`` says from which round: not in ``extra``,
+    which reaches metrics.json, so that a resumed run's results equal an uninterrupted one's).
+    ``observers`` are told of every phase of the server (``PhaseObserver``)."""
     model, engine = scenario.model, scenario.engine
     refuse_unwired_systems(scenario)
     full_table_bytes = split.n_items * model.dim * model.bytes_per_value
@@ -204,12 +207,16 @@ def run_federated_seed(
     local_ray = engine.transport == "flower" and not on_cluster
     with _run_folders(scenario, store_root, local_ray) as (store, ray_dir):
         tmp = str(store)
-        users = resumed[1] if resumed else initial_user_vectors(seed, fleet.size, model)
+        users = resumed.users if resumed else initial_user_vectors(seed, fleet.size, model)
         state_store = _write_stores(scenario, store_root, tmp, split, fleet, users)
         all_hooks = list(hooks)
         if checkpoint_dir is not None and engine.checkpoint_every:
-            checkpointer = Checkpointer(
-                checkpoint_dir, engine.checkpoint_every, scenario.federated.rounds, state_store
+            checkpointer = Checkpointer.resuming(
+                checkpoint_dir,
+                engine.checkpoint_every,
+                scenario.federated.rounds,
+                state_store,
+                resumed,
             )
             all_hooks.append(checkpointer)
         settings = HostSettings(
@@ -242,7 +249,7 @@ def run_federated_seed(
                 audit.observe(transport) if audited else transport,
                 events,
                 hooks=[audit, *all_hooks] if audited else all_hooks,
-                resume=resumed[0] if resumed else None,
+                resume=resumed.state if resumed else None,
                 observers=observers,
             )
 
@@ -263,9 +270,9 @@ def run_federated_seed(
         extra = {"checkpoints": checkpointer.saves, "checkpoint_seconds": checkpointer.seconds}
     if audits and scenario.privacy.audit:
         extra["audit_test"] = audits[-1].test_leakage()
-    if resumed:
-        extra["resumed_after_round"] = resumed[0].round
-    return FederatedSeedResult(seed, fleet, results, time.perf_counter() - started, extra)
+    seconds = time.perf_counter() - started
+    after = resumed.state.round if resumed else None
+    return FederatedSeedResult(seed, fleet, results, seconds, extra, resumed_after_round=after)
 
 
 def device_faults(scenario: Scenario) -> DeviceFaults:

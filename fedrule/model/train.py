@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from fedrule import killpoints
 from fedrule.data.split import SplitData
 from fedrule.errors import FedruleError
 from fedrule.metrics import MetricSums
@@ -113,6 +114,7 @@ def train_centralized(
         result.history.append(record)
         if on_epoch is not None:
             on_epoch(record)
+        killpoints.reached("epoch")
         if train.patience and evaluations_without_gain >= train.patience:
             break
     model.load_state_dict(best_state)

@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import platform
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from fedrule import killpoints
 from fedrule.data.interactions import original_ids
 from fedrule.data.split import SplitData
 from fedrule.engine.centralized import SeedResult, run_centralized_seed, summarize
@@ -20,7 +22,7 @@ from fedrule.events import Events, Silent
 from fedrule.metrics import BUCKETS
 from fedrule.report.convergence import plot_convergence
 from fedrule.report.coverage import plot_coverage
-from fedrule.report.rundir import CHECKPOINTS, RunDir
+from fedrule.report.rundir import CHECKPOINTS, COMPLETE, RunDir
 from fedrule.report.tables import (
     csv_text,
     dispatch_notes,
@@ -64,6 +66,8 @@ def _fmt(value: object) -> str:
 
 
 def _environment() -> dict:
+    """Where the run started (read before the engine changes torch's thread count, so that a
+    resumed run on the same machine records the same)."""
     return {
         "python": platform.python_version(),
         "torch": torch.__version__,
@@ -81,14 +85,26 @@ def run_scenario(
 ) -> Path:
     """Run every seed of ``scenario``; returns the published run folder. ``resume``: a partial
     run folder (of this scenario) to continue: finished seeds are kept, the interrupted seed
-    continues from its checkpoint."""
+    continues from its checkpoint; a complete partial (killed in its commit) is published as
+    it is.
+
+    Every file is written atomically, ``metrics.json`` last (``fedrule.report.rundir``). A
+    resumed run's files are byte for byte an uninterrupted run's, but for ``log.txt``,
+    ``convergence.png`` (validation against training seconds) and the seconds: the ``seconds``
+    column of ``rounds-seed*.csv`` and ``history-seed*.csv``, and ``seconds``, ``*_seconds``
+    and ``*_seconds_std`` in ``metrics.json``, ``rule.json`` and ``rule.csv``."""
     tee = _Tee(events or Silent())
+    environment = _environment()
     with RunDir(out_root, scenario.name, resume=resume) as run:
+        if run.resumed and run.complete:
+            tee.inner.message(f"{run.path} is complete: publishing it")
+            return run.commit()
         if run.resumed:
             log = run.path / "log.txt"
             tee.lines = log.read_text().splitlines() if log.is_file() else []
             tee.message(f"resuming {run.path}")
-        run.write_text("scenario.yaml", dump_scenario(scenario))
+        else:  # a resumed run keeps the scenario.yaml it was read from
+            run.write_text("scenario.yaml", dump_scenario(scenario))
         split = prepare_split(scenario.data, scenario.seeds[0], tee.message)
         tee.message(
             f"data {split.name}: {split.n_users} users, {split.n_items} items, "
@@ -103,9 +119,9 @@ def run_scenario(
         else:
             metrics = _run_centralized(run, scenario, split, tee)
         metrics = {"engine": scenario.engine.kind, "dataset": dataset, **metrics}
-        metrics["environment"] = _environment()
-        run.write_json("metrics.json", metrics)
+        metrics["environment"] = environment
         _write_log(run, tee)
+        run.write_json(COMPLETE, metrics)  # the last file: the partial is complete
         return run.commit()
 
 
@@ -209,7 +225,8 @@ def _write_rule_table(run: RunDir, scenario: Scenario, results: list[SeedResult]
     rows = summarize_rows([r.extra["rows"] for r in results], full_bytes, scenario.eval.metric)
     run.write_text("rule.csv", csv_text(rows))
     run.write_json("rule.json", rows)
-    plot_quality_vs_memory(rows, scenario.eval.metric, run.file("quality_vs_memory.png"))
+    metric = scenario.eval.metric
+    run.write_with("quality_vs_memory.png", lambda path: plot_quality_vs_memory(rows, metric, path))
     return {"rule": rows}
 
 
@@ -224,20 +241,25 @@ def _save_centralized_seed(
             for row, value in zip(rows, values, strict=True):
                 row[column] = value
         run.write_text(f"users-seed{result.seed}.csv", csv_text(rows))
-    with run.writing(f"model-seed{result.seed}.pt") as handle:
-        torch.save(
-            {
-                "kind": "centralized",
-                "scenario": to_plain(scenario),
-                "seed": result.seed,
-                "user": result.train.model.user.detach().clone(),
-                "item": result.train.model.item.detach().clone(),
-                **_id_maps(split),
-                "group_of_item": torch.from_numpy(result.layout.group_of_item),
-                **result.extra.get("checkpoint", {}),
-            },
-            handle,
-        )
+    model = {
+        "kind": "centralized",
+        "scenario": _scenario_record(scenario),
+        "seed": result.seed,
+        "user": result.train.model.user.detach().clone(),
+        "item": result.train.model.item.detach().clone(),
+        **_id_maps(split),
+        "group_of_item": torch.from_numpy(result.layout.group_of_item),
+        **result.extra.get("checkpoint", {}),
+    }
+    run.write_with(f"model-seed{result.seed}.pt", partial(torch.save, model))
+
+
+def _scenario_record(scenario: Scenario) -> dict:
+    """The resolved scenario as a model file stores it. Rebuilt from its JSON text so that the
+    pickled bytes depend on the values only: pickle writes a string met twice as a reference
+    to the first, and whether two equal strings are one object depends on where the scenario
+    came from (a resumed run reads it from scenario.yaml)."""
+    return json.loads(json.dumps(to_plain(scenario)))
 
 
 # ---------------------------------------------------------------------- federated
@@ -282,22 +304,20 @@ def _run_federated(
         item = res.item  # the method's form: per-tier one table per tier (tiers x items x d)
         offsets = {"table_offsets": torch.from_numpy(res.table_offsets)}  # hashing, qr: per tier
         estimator = {} if res.estimator is None else {"estimator": res.estimator.state_dict()}
-        with run.writing(f"model-seed{seed}.pt") as handle:
-            torch.save(
-                {
-                    "kind": "federated",
-                    "method": scenario.federated.method,
-                    "scenario": to_plain(scenario),
-                    "seed": seed,
-                    "item": torch.from_numpy(item),
-                    **_id_maps(split),
-                    "group_of_item": torch.from_numpy(res.layout.group_of_item),
-                    "popularity": torch.from_numpy(np.asarray(res.popularity)),
-                    **offsets,
-                    **estimator,
-                },
-                handle,
-            )
+        plain = _scenario_record(scenario)
+        model = {
+            "kind": "federated",
+            "method": plain["federated"]["method"],
+            "scenario": plain,
+            "seed": seed,
+            "item": torch.from_numpy(item),
+            **_id_maps(split),
+            "group_of_item": torch.from_numpy(res.layout.group_of_item),
+            "popularity": torch.from_numpy(np.asarray(res.popularity)),
+            **offsets,
+            **estimator,
+        }
+        run.write_with(f"model-seed{seed}.pt", partial(torch.save, model))
         per_seed[str(seed)] = {
             "seconds": outcome.seconds,
             "phase_seconds": res.phase_seconds,
@@ -321,8 +341,9 @@ def _run_federated(
         }
         keep = {"summary": per_seed[str(seed)], "keys": keys, "tier_names": list(tier_names)}
         kept = json.dumps({**keep, "devices": rows}, default=_plain)  # NaN kept as NaN
-        run.write_text(f"{CHECKPOINTS}/seed{seed}.json", kept)
+        run.write_text(f"{CHECKPOINTS}/seed{seed}.json", kept)  # the seed is done
         clear_checkpoint(run.checkpoint_dir)
+        killpoints.reached("checkpoint cleared")
         _write_log(run, events)
     predicted = ["predicted"] if all("predicted" in r for t in device_tables for r in t) else []
     summary = tier_summary(device_tables, tier_names, [*keys, *predicted])
@@ -335,14 +356,17 @@ def _run_federated(
     run.write_text("tiers.csv", csv_text(summary))
     rounds = {int(seed): data["rounds"] for seed, data in per_seed.items()}
     kept = {int(seed): int(data.get("best_round") or 0) for seed, data in per_seed.items()}
-    plot_convergence(rounds, scenario.eval.metric, run.file("convergence.png"), kept=kept)
-    coverage = [run.file(f"coverage-seed{seed}.csv") for seed in scenario.seeds]
+    metric, mode = scenario.eval.metric, scenario.federated.mode
+    run.write_with(
+        "convergence.png", lambda path: plot_convergence(rounds, metric, path, kept=kept)
+    )
+    coverage = [run.path / f"coverage-seed{seed}.csv" for seed in scenario.seeds]
     coverage = [p for p in coverage if p.is_file()]
-    drawn = plot_coverage(coverage, run.file("coverage.png"), scenario.federated.mode)
-    if coverage and not drawn:
+    drawn = run.write_with("coverage.png", lambda path: plot_coverage(coverage, path, mode))
+    if coverage and drawn is None:
         events.message(
             "coverage.png not drawn: every block got 100% of its group's most-trained block "
-            f"({scenario.federated.mode} mode), a uniform map (coverage-seed*.csv has the counts)"
+            f"({mode} mode), a uniform map (coverage-seed*.csv has the counts)"
         )
     overall = next(r for r in summary if r["tier"] == "all")
     test = {k: {"mean": overall[k], "std": overall[f"{k}_std"]} for k in keys}
@@ -373,7 +397,7 @@ def _write_tier_plot(run: RunDir, scenario: Scenario, metrics: dict) -> None:
 
     seeds = seeds_of({"engine": "federated", **metrics}, run.path)
     group = Group(scenario.name, to_plain(scenario), [run.path], seeds)
-    plot_tiers([group], run.file("tiers.png"))
+    run.write_with("tiers.png", lambda path: plot_tiers([group], path))
 
 
 def _device_rows(outcome: object, split: SplitData, keys: list[str]) -> list[dict]:

@@ -1,33 +1,49 @@
 """The run folder: written under a hidden temporary name and renamed into place at the end.
 
-A run works in ``.<name>-<stamp>.<pid>.partial`` under ``--out``. When it finishes, the folder is
-renamed to ``<name>-<stamp>`` (a ``-2``, ``-3`` ... suffix if that name is taken meanwhile: the
-rename never replaces another run, and never loses this one). A failed or interrupted run
-leaves no half-written result folder: its partial folder is removed — unless it holds a
-checkpoint (``checkpoint/``), in which case it stays and ``fedrule run --resume PARTIAL``
-continues it. Partial folders of killed runs without a checkpoint are removed at the next start.
+A run works in ``.<name>-<stamp>.<pid>.partial`` under ``--out``. Every file is written
+atomically (a temporary copy renamed into place), and ``metrics.json`` is written last: a
+partial folder that holds it is *complete*. The commit renames the complete folder to
+``<name>-<stamp>`` (a ``-2``, ``-3`` ... suffix if that name is taken meanwhile: the rename never
+replaces another run, and never loses this one) and then removes its checkpoints.
+
+No kill between two steps loses or hides a finished run:
+
+- killed before ``metrics.json``: ``fedrule run --resume PARTIAL`` continues the partial from
+  its checkpoint (``checkpoint/``: finished seeds, the last round). One without a checkpoint (a
+  centralised run, or a federated one before its first checkpoint) holds nothing worth keeping:
+  an error, SIGINT or SIGTERM remove it at once, and after a SIGKILL the next start in that
+  ``--out`` removes it (until then ``--resume`` starts it over);
+- killed after ``metrics.json``, before the rename: the partial is complete, and ``--resume``
+  publishes it without computing anything; no later run removes it;
+- killed after the rename, before the checkpoints are removed: the run is published, and the
+  next start in that ``--out`` removes the leftover ``checkpoint/`` folder. SIGINT or SIGTERM
+  during the commit wait for it to end, and are then ignored: the run is finished.
 """
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import json
 import math
 import os
 import shutil
+import signal
 import sys
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import numpy as np
 
+from fedrule import killpoints
 from fedrule.errors import ConfigError, DiskError, FedruleError, disk_error, write_failure
 from fedrule.pids import alive
 
 CHECKPOINTS = "checkpoint"
+COMPLETE = "metrics.json"  # written last: a partial folder that holds it is complete
 
 
 def _jsonable(obj: Any) -> Any:
@@ -68,12 +84,18 @@ class RunDir:
             raise ConfigError("is a file, not a folder", path=str(self.root), hint="--out")
         try:
             self.root.mkdir(parents=True, exist_ok=True)
-            remove_stale_partials(self.root)
-            if self.resumed:
+            if self.resumed:  # claim it first: the killed run's pid is gone
                 adopted = self.root / f".{self.base}.{os.getpid()}.partial"
-                os.rename(self.path, adopted)  # claim it: the killed run's pid is gone
+                try:
+                    os.rename(self.path, adopted)
+                except FileNotFoundError:
+                    raise ConfigError(
+                        "is gone: another run resumed it", path=str(self.path)
+                    ) from None
                 self.path = adopted
-            else:
+            remove_stale_partials(self.root)
+            remove_leftover_checkpoints(self.root)
+            if not self.resumed:
                 self._claim()
         except OSError as err:
             failure = self._disk_error(err)
@@ -102,7 +124,7 @@ class RunDir:
         if self.committed:
             return
         failure = self._failed_write(exc)
-        if self.checkpoint_dir.is_dir() and any(self.checkpoint_dir.iterdir()):
+        if _resumable(self.path):
             sys.stderr.write(
                 f"the partial run is kept; continue it with: fedrule run --resume {self.path}\n"
             )
@@ -131,6 +153,12 @@ class RunDir:
     def checkpoint_dir(self) -> Path:
         return self.path / CHECKPOINTS
 
+    @property
+    def complete(self) -> bool:
+        """Every file is written (``metrics.json``, the last one, is there): only the commit
+        is left."""
+        return (self.path / COMPLETE).is_file()
+
     def file(self, name: str) -> Path:
         path = self.path / name
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -138,38 +166,68 @@ class RunDir:
 
     def write_text(self, name: str, text: str) -> Path:
         """Write a file atomically (a temporary file renamed into place)."""
-        with self.writing(name) as handle:
-            handle.write(text.encode("utf-8"))
-        return self.path / name
-
-    @contextlib.contextmanager
-    def writing(self, name: str) -> Iterator[BinaryIO]:
-        """A binary file to write ``name`` into (``torch.save(obj, handle)``), renamed into place
-        when the block ends. A failed write leaves no temporary file; a full disk, a read-only
-        folder or a denied permission is a one-line ``DiskError`` naming ``--out``."""
         path = self.file(name)
         tmp = path.with_name(f".{path.name}.tmp")
         try:
-            with open(tmp, "wb") as handle:
-                yield handle
+            tmp.write_text(text, encoding="utf-8")
+            killpoints.reached("temporary written")
             os.replace(tmp, path)
         except BaseException as exc:
-            tmp.unlink(missing_ok=True)
+            tmp.unlink(missing_ok=True)  # a full disk: no temporary file left behind
             failure = self._disk_error(exc)
             if failure is not None:
                 raise failure from None
             raise
+        killpoints.reached(killpoints.file_step(name))
+        return path
 
     def write_json(self, name: str, obj: Any) -> Path:
         return self.write_text(name, json.dumps(_jsonable(obj), indent=2) + "\n")
 
+    def write_with(self, name: str, writer: Callable[[Path], object]) -> Path | None:
+        """Write a file atomically with ``writer(path)`` (``torch.save``, ``savefig``): into a
+        temporary folder under the file's own name (``torch.save`` records the name in the
+        file, ``savefig`` reads the format from it), renamed into place. None if ``writer``
+        wrote nothing."""
+        path = self.file(name)
+        folder = path.with_name(f".{path.name}.tmp")
+        shutil.rmtree(folder, ignore_errors=True)  # left by a killed writer
+        try:
+            folder.mkdir()
+            writer(folder / path.name)
+            if not (folder / path.name).is_file():
+                return None
+            killpoints.reached("temporary written")
+            os.replace(folder / path.name, path)
+        except BaseException as exc:
+            failure = self._disk_error(exc)
+            if failure is not None:
+                raise failure from None
+            raise
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        killpoints.reached(killpoints.file_step(name))
+        return path
+
     def commit(self) -> Path:
-        """Rename the finished folder into place under a name nobody else holds.
+        """Rename the complete folder into place under a name nobody else holds, then drop its
+        checkpoints (a published run is complete; a kill in between leaves them to the next
+        start, ``remove_leftover_checkpoints``).
 
         ``os.rename`` onto an existing non-empty folder fails instead of replacing it, so a run
-        that finishes second takes the next free suffix. Checkpoints are dropped first: a
-        published run is complete."""
-        shutil.rmtree(self.checkpoint_dir, ignore_errors=True)
+        that finishes second takes the next free suffix."""
+        if not self.complete:
+            raise RuntimeError(f"{self.path} is not complete: {COMPLETE} is written last")
+        with _signals_held() as received:
+            self.final = self._publish()
+            self.committed = True
+            killpoints.reached("published")
+            shutil.rmtree(self.final / CHECKPOINTS, ignore_errors=True)
+        if received:
+            sys.stderr.write(f"signal {received[0]} came after the run was published: ignored\n")
+        return self.final
+
+    def _publish(self) -> Path:
         suffix = 1
         while True:
             target = self.final if suffix == 1 else self.root / f"{self.base}-{suffix}"
@@ -180,7 +238,6 @@ class RunDir:
                     if err.errno not in (errno.EEXIST, errno.ENOTEMPTY):
                         raise
                 else:
-                    self.final, self.committed = target, True
                     return target
             suffix += 1
 
@@ -195,6 +252,33 @@ def _almost_full(folder: Path) -> bool:
     return free < max(1 << 20, stat.f_blocks * stat.f_frsize // 1000)
 
 
+@contextmanager
+def _signals_held() -> Iterator[list[int]]:
+    """SIGINT and SIGTERM that arrive inside the block are recorded, not raised: the block
+    publishes a finished run, which an interruption must not leave half-done (in the main
+    thread only: elsewhere Python runs no signal handlers)."""
+    received: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield received
+        return
+    held = (signal.SIGINT, signal.SIGTERM)
+    previous = {sig: signal.getsignal(sig) for sig in held}
+    for sig in held:
+        signal.signal(sig, lambda signum, frame: received.append(signum))
+    try:
+        yield received
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, signal.SIG_DFL if handler is None else handler)
+
+
+def _resumable(path: Path) -> bool:
+    """A partial folder worth keeping: complete, or holding a checkpoint."""
+    checkpoints = path / CHECKPOINTS
+    has_checkpoint = checkpoints.is_dir() and any(checkpoints.iterdir())
+    return has_checkpoint or (path / COMPLETE).is_file()
+
+
 def _partial_base(partial: Path) -> str:
     """``name-stamp`` of a partial folder ``.name-stamp.pid.partial``."""
     name = partial.name
@@ -203,8 +287,8 @@ def _partial_base(partial: Path) -> str:
         raise ConfigError(
             "expected a partial run folder (.NAME-STAMP.PID.partial)", path=str(partial)
         )
-    if not (partial / CHECKPOINTS).is_dir():
-        raise ConfigError("holds no checkpoint to resume from", path=str(partial))
+    if not (partial / "scenario.yaml").is_file():
+        raise ConfigError("is not a partial run folder (no scenario.yaml)", path=str(partial))
     pid = parts[1]
     if pid.isdigit() and int(pid) != os.getpid() and alive(int(pid)):
         raise ConfigError(f"is still being written by process {pid}", path=str(partial))
@@ -212,9 +296,19 @@ def _partial_base(partial: Path) -> str:
 
 
 def remove_stale_partials(root: Path) -> None:
-    """Remove temporary folders left by killed runs (their process is gone), except those with
-    a checkpoint: they can be resumed."""
+    """Remove temporary folders left by killed runs (their process is gone), except those
+    worth resuming: complete ones, and those with a checkpoint."""
     for path in root.glob(".*.partial"):
         pid = path.name.rsplit(".", 2)[-2]
-        if pid.isdigit() and not alive(int(pid)) and not (path / CHECKPOINTS).is_dir():
+        if pid.isdigit() and not alive(int(pid)) and not _resumable(path):
             shutil.rmtree(path, ignore_errors=True)
+
+
+def remove_leftover_checkpoints(root: Path) -> None:
+    """Remove the checkpoints that a commit killed after its rename left in a published run
+    folder (complete: ``metrics.json`` is there). A commit still under way removes them too:
+    both removals are harmless."""
+    for checkpoints in root.glob(f"*/{CHECKPOINTS}"):
+        run = checkpoints.parent
+        if not run.name.startswith(".") and (run / COMPLETE).is_file():
+            shutil.rmtree(checkpoints, ignore_errors=True)

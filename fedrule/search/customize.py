@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from fedrule import seeds
+from fedrule import killpoints, seeds
 from fedrule.model.elastic import ElasticLayout
 from fedrule.scenario.schema import EstimatorConfig, SearchConfig
 from fedrule.search.base import uniform_blocks
@@ -55,6 +55,7 @@ def fit(
         lr=est.lr,
         refit=True,
     )
+    killpoints.reached("estimator fit")
     return estimator, dict(report)
 
 
@@ -99,6 +100,7 @@ def search_all(
         found[budget] = search(
             layout, budget, estimator, cfg, seed, searcher, starts=list(found.values())
         )
+    killpoints.reached("search")
     return found
 
 

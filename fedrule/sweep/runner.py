@@ -322,6 +322,7 @@ def _adopt(path: Path, run: SweepRun) -> bool:
     if target.exists():
         shutil.rmtree(target)
     os.rename(published[-1], target)
+    shutil.rmtree(target / "checkpoint", ignore_errors=True)  # its commit was killed midway
     shutil.rmtree(path / WORK / run.name, ignore_errors=True)
     log = path / WORK / f"{run.name}.log"
     log.unlink(missing_ok=True)
@@ -329,12 +330,14 @@ def _adopt(path: Path, run: SweepRun) -> bool:
 
 
 def _resumable(folder: Path) -> Path | None:
-    """A partial run folder with a checkpoint whose process is gone (``fedrule run --resume``)."""
+    """A partial run folder with a checkpoint, or complete (its commit was killed), whose
+    process is gone (``fedrule run --resume``)."""
     if not folder.is_dir():
         return None
     for partial in sorted(folder.glob(".*.partial")):
         pid = partial.name.rsplit(".", 2)[-2]
-        if (partial / "checkpoint").is_dir() and not (pid.isdigit() and alive(int(pid))):
+        worth = (partial / "checkpoint").is_dir() or (partial / "metrics.json").is_file()
+        if worth and not (pid.isdigit() and alive(int(pid))):
             return partial
     return None
 
