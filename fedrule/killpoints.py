@@ -55,6 +55,7 @@ STEPS: tuple[str, ...] = (
     "write convergence.png",
     "write coverage.png",
     "write results.csv",
+    "write tiers.png",
     "temporary written",  # any file's temporary copy is written, not yet renamed into place
     "write metrics.json",  # the last file: the partial folder is complete
     # the commit

@@ -207,8 +207,9 @@ FEDERATED_KILLS = [
     "write convergence.png",
     "write coverage.png",
     "write results.csv",
+    "write tiers.png",
     "write log.txt:3",
-    "temporary written:19",  # metrics.json's temporary copy
+    "temporary written:20",  # metrics.json's temporary copy
     "write metrics.json",  # complete: --resume publishes it as it is
     "published",  # published with its checkpoints: the next start removes them
     "round checkpoint:2:TERM",
@@ -333,3 +334,7 @@ def test_a_federated_and_a_centralised_run_reach_exactly_the_listed_steps(
     federated = set(federated_reference[2])
     assert {"round checkpoint", "dispatch", "write tiers.csv", "published"} <= federated
     assert {"epoch", "write rule.csv", "published"} <= set(centralised_reference[2])
+    steps = federated_reference[2]  # the temporary copies the matrix names are the ones meant
+    temporary = [i for i, step in enumerate(steps) if step == "temporary written"]
+    assert steps[temporary[5 - 1] + 1] == "write model-seed*.pt"
+    assert steps[temporary[20 - 1] + 1] == "write metrics.json"

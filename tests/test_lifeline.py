@@ -90,6 +90,39 @@ def test_a_third_signal_exits_at_once_when_the_cleanup_hangs():
     assert "a third time: exiting now" in stuck.stderr.read()
 
 
+def test_a_stop_signal_inside_a_callback_that_swallows_exceptions_still_stops():
+    """The first SIGTERM lands in a ``__del__`` (as in an at-fork hook when Ray forks): Python
+    cannot raise there, so it would print a traceback and go on; the run stops all the same,
+    without a traceback, and the signal counts once."""
+    run = _python(
+        """
+        import os, signal
+        from fedrule import interrupts
+        from fedrule.errors import Terminated
+        interrupts.install()
+
+        class Finaliser:
+            def __del__(self):
+                os.kill(os.getpid(), signal.SIGTERM)  # handled inside __del__
+                for _ in range(1000):
+                    pass
+
+        try:
+            finaliser = Finaliser()
+            del finaliser
+            for _ in range(10**8):
+                pass
+            print("went on", flush=True)
+        except Terminated:
+            print("stopped", len(interrupts._received), flush=True)
+        """
+    )
+    out, err = run.communicate(timeout=60)
+    assert out.split() == ["stopped", "1"], (out, err)
+    assert "Traceback" not in err and "ignored" not in err
+    assert "stopping (SIGTERM)" in err
+
+
 def test_a_guard_cleans_up_after_its_parent_is_killed(tmp_path):
     """The parent starts a guard and a marked process (as Ray's agents are), then is SIGKILLed:
     the marked process dies and the folder goes; an unmarked process is left alone."""
