@@ -75,7 +75,7 @@ def _resumed_as_whole(tmp_path, **patch):
             scenario, split, 0, Silent(), checkpoint_dir=tmp_path, observers=[KillAt("labelling")]
         )
     resumed = run_federated_seed(scenario, split, 0, Silent(), checkpoint_dir=tmp_path)
-    assert resumed.extra["resumed_after_round"] == len(whole.rounds)
+    assert resumed.resumed_after_round == len(whole.rounds)
     res = resumed.results
     assert [r["loss"] for r in res.rounds] == [r["loss"] for r in whole.rounds]
     assert res.best_round == whole.best_round

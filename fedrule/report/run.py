@@ -251,7 +251,14 @@ def _save_centralized_seed(
         "group_of_item": torch.from_numpy(result.layout.group_of_item),
         **result.extra.get("checkpoint", {}),
     }
-    run.write_with(f"model-seed{result.seed}.pt", partial(torch.save, model))
+    run.write_with(f"model-seed{result.seed}.pt", partial(_save_model, model))
+
+
+def _save_model(model: dict, path: Path) -> None:
+    """``torch.save`` through a file object: on a full disk torch then raises the ``OSError``
+    behind the failed write (one with a path saved to gives a bare ``RuntimeError``)."""
+    with open(path, "wb") as handle:
+        torch.save(model, handle)
 
 
 def _scenario_record(scenario: Scenario) -> dict:
@@ -317,7 +324,7 @@ def _run_federated(
             **offsets,
             **estimator,
         }
-        run.write_with(f"model-seed{seed}.pt", partial(torch.save, model))
+        run.write_with(f"model-seed{seed}.pt", partial(_save_model, model))
         per_seed[str(seed)] = {
             "seconds": outcome.seconds,
             "phase_seconds": res.phase_seconds,
