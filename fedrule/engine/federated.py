@@ -10,6 +10,7 @@ down when the run ends, also after an error or Ctrl-C.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -47,7 +48,7 @@ from fedrule.events import Events
 from fedrule.fleet import Fleet, Tier, choose_users, fleet_from_tiers, fleet_from_trace
 from fedrule.model.schedule import LrSchedule
 from fedrule.pids import alive
-from fedrule.privacy.audit import LeakageAudit, training_items
+from fedrule.privacy.audit import LeakageAudit, chosen_attacks, training_items
 from fedrule.protocol import FAULT_KINDS
 from fedrule.scenario.schema import ModelConfig, Scenario
 from fedrule.transports.inprocess import InProcessTransport
@@ -120,6 +121,7 @@ def local_spec(scenario: Scenario, *, personal: bool = False) -> LocalSpec | Non
         lambda_div=0.0 if plain else train.lambda_div,
         sampling="none" if plain else train.sampling,
         optimizer=fed.local_optimizer,
+        optimizer_options=json.dumps(fed.local_optimizer_options, sort_keys=True),
         compiled=train.compile,
         negative_exponent=train.negative_exponent,
     )
@@ -214,7 +216,10 @@ def run_federated_seed(
                 transport = LossyTransport(transport, faults.message_loss, seed, faults.phases)
             audited = scenario.privacy.audit  # the leakage audit observes what the server gets
             audit = LeakageAudit(
-                training_items(split.train, fleet.user), split.n_items, scenario.train.negatives
+                training_items(split.train, fleet.user),
+                split.n_items,
+                scenario.train.negatives,
+                chosen_attacks(scenario.privacy.attacks, scenario.privacy.attack_options),
             )
             audits.append(audit)
             return FleetServer(

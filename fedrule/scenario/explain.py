@@ -37,7 +37,12 @@ def explain(cls: type = Scenario, prefix: str = "") -> list[KeyDoc]:
         path = f"{prefix}{f.name}"
         tp = hints[f.name]
         meaning = _LEADING_TYPE.sub("", f.metadata.get("doc", ""))
-        rows.append(KeyDoc(path, type_name(tp), _default(f), meaning))
+        kind = type_name(tp)
+        registry = f.metadata.get("registry")
+        if registry is not None:  # fedrule's own names, or a package's
+            own, group = ", ".join(registry.own_names()), registry.group
+            meaning += f" (fedrule's: {own}; or a registered plug-in: entry points {group})"
+        rows.append(KeyDoc(path, kind, _default(f), meaning))
         section = _section(tp)
         if section is not None:
             inner = f"{path}[]." if get_origin(tp) is list else f"{path}."
@@ -69,6 +74,8 @@ def type_name(tp: Any) -> str:
         return "|".join("null" if a is type(None) else type_name(a) for a in args)
     if origin is list:
         return f"list[{type_name(args[0])}]" if args else "list"
+    if origin is dict:
+        return "mapping"
     if tp is Budget:
         return "budget"
     if dataclasses.is_dataclass(tp):
