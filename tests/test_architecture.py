@@ -28,6 +28,7 @@ LAYERS: list[set[str]] = [
     {"transports"},
     {"engine"},
     {"report", "sweep"},
+    {"api"},
     {"cli"},
     {"__main__", "__init__"},
 ]
