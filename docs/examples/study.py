@@ -1,17 +1,18 @@
 """A small study from Python: which server optimiser trains a tiny fleet best?
 
 Runs every server optimiser fedrule has (a registered plug-in's name works as well) on one
-synthetic fleet of three memory tiers, for a few seeds, and prints each tier's test NDCG@10,
-mean and spread over the seeds; the run folders stay under ``--out`` (``fedrule report`` reads
-them), and the table is written there as ``study.csv``.
+synthetic fleet of three memory tiers (``scenarios/synthetic-100k.yaml`` shrunk by overrides),
+for a few seeds, and prints each tier's test NDCG@20, mean and spread over the seeds; the run
+folders stay under ``--out`` (``fedrule report`` reads them), and the table is written there as
+``study.csv``.
 
     python docs/examples/study.py                     # about ten seconds on 2 cores
     python docs/examples/study.py --rounds 2 --seeds 0 --optimizers fedavg fedadam
 
-Everything here is the public API: ``fedrule.load_scenario`` (a mapping, as a YAML file would
-hold it, with overrides), ``fedrule.run`` (returns the published run folder read back) and the
-``RunResult``'s records. The in-process transport keeps it quick; ``engine.transport: flower``
-gives the same numbers on Flower and Ray.
+Everything here is the public API: ``fedrule.load_scenario`` (a shipped file with overrides),
+``fedrule.run`` (returns the published run folder read back) and the ``RunResult``'s records.
+The in-process transport keeps it quick; ``engine.transport: flower`` gives the same numbers on
+Flower and Ray.
 """
 
 from __future__ import annotations
@@ -22,35 +23,29 @@ from pathlib import Path
 
 import fedrule
 
-FLEET = {
-    "name": "study",
-    "data": {
-        "source": "synthetic",
-        "synthetic": {"users": 120, "items": 80, "interactions_per_user": 15},
-    },
-    "model": {"dim": 16, "blocks": 4, "groups": 4},
-    "eval": {"ks": [5, 10], "metric": "ndcg@10"},
-    "engine": {"kind": "federated", "transport": "inprocess"},
-    "fleet": {
-        "tiers": [
-            {"name": "watch", "share": 0.4, "budget": "1/3"},
-            {"name": "phone", "share": 0.4, "budget": "5/8"},
-            {"name": "tv", "share": 0.2, "budget": 1},
-        ]
-    },
-    "federated": {"method": "nested", "devices_per_round": 0.5, "local_lr": 0.1},
+SCENARIO = Path(__file__).resolve().parents[2] / "scenarios" / "synthetic-100k.yaml"
+SMALL = {  # the shipped scale scenario's fleet of three tiers, shrunk to a fleet of 120 devices
+    "data.synthetic.users": 120,
+    "data.synthetic.items": 80,
+    "data.synthetic.interactions_per_user": 15,
+    "model.groups": 8,
+    "engine.transport": "inprocess",
+    "engine.devices_per_node": 64,
+    "federated.method": "nested",
+    "federated.devices_per_round": 0.5,
 }
 STEP = {"fedavg": 1.0, "fedavgm": 0.5, "fedadam": 0.05, "fedyogi": 0.05}  # server_lr each
 
 
 def study(optimizers: list[str], seeds: list[int], rounds: int, out: Path) -> list[dict]:
     """One run per optimiser (all seeds in it); per optimiser and tier, the mean and spread of
-    the test NDCG@10 over the seeds."""
+    the test NDCG@20 over the seeds."""
     rows = []
     for name in optimizers:
         scenario = fedrule.load_scenario(
-            FLEET,
+            SCENARIO,
             {
+                **SMALL,
                 "name": f"study-{name}",
                 "seeds": seeds,
                 "federated.rounds": rounds,
@@ -64,8 +59,8 @@ def study(optimizers: list[str], seeds: list[int], rounds: int, out: Path) -> li
                 {
                     "optimizer": name,
                     "tier": tier["tier"],
-                    "ndcg@10": tier["ndcg@10"],
-                    "spread": tier["ndcg@10_std"] or 0.0,  # over seeds (one seed: none)
+                    "ndcg@20": tier["ndcg@20"],
+                    "spread": tier["ndcg@20_std"] or 0.0,  # over seeds (one seed: none)
                     "bytes": tier["bytes_received_mean"],
                     "run": result.path.name,
                 }
@@ -81,9 +76,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--out", type=Path, default=Path("runs/study"))
     args = parser.parse_args(argv)
     rows = study(args.optimizers, args.seeds, args.rounds, args.out)
-    print(f"{'optimizer':<10} {'tier':<6} {'ndcg@10':>8} {'± seeds':>8} {'bytes':>8}")
+    print(f"{'optimizer':<10} {'tier':<6} {'ndcg@20':>8} {'± seeds':>8} {'bytes':>8}")
     for row in rows:
-        cells = f"{row['ndcg@10']:8.4f} {row['spread']:8.4f} {row['bytes']:8.0f}"
+        cells = f"{row['ndcg@20']:8.4f} {row['spread']:8.4f} {row['bytes']:8.0f}"
         print(f"{row['optimizer']:<10} {row['tier']:<6} {cells}")
     with open(args.out / "study.csv", "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))

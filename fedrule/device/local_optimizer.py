@@ -45,11 +45,14 @@ class LocalOptimizer:
         row_dev: torch.Tensor,
         row_mask: torch.Tensor | None,
         touches: torch.Tensor,
-        options: Any = None,
     ) -> None:
         self.spec, self.local, self.users = spec, local, users
-        self.row_dev, self.row_mask = row_dev, row_mask
-        self.touches, self.settings = touches, options
+        self.row_dev, self.row_mask, self.touches = row_dev, row_mask, touches
+        self.settings: Any = options_from(self, json.loads(spec.optimizer_options))
+        self.start()
+
+    def start(self) -> None:
+        """Set up the optimizer's state (fresh every round): none for plain SGD."""
 
     def step(
         self,
@@ -98,18 +101,9 @@ class LazyAdam(LocalOptimizer):
 
     rowwise: ClassVar[bool] = False  # one second moment per item row (RowwiseAdam)
 
-    def __init__(
-        self,
-        spec: LocalSpec,
-        local: torch.Tensor,
-        users: torch.Tensor,
-        row_dev: torch.Tensor,
-        row_mask: torch.Tensor | None,
-        touches: torch.Tensor,
-        options: Any = None,
-    ) -> None:
-        super().__init__(spec, local, users, row_dev, row_mask, touches, options)
-        again = torch.bincount(touches, minlength=local.shape[0]) > 1
+    def start(self) -> None:
+        local, users = self.local, self.users
+        again = torch.bincount(self.touches, minlength=local.shape[0]) > 1
         self.state_of = torch.cumsum(again, 0).sub_(1).masked_fill_(~again, -1)
         stateful = int(again.sum())
         self.m_rows = local.new_zeros(stateful, local.shape[1])
@@ -180,18 +174,10 @@ class RowwiseAdam(LazyAdam):
     rowwise = True
 
 
-def make_local_optimizer(
-    spec: LocalSpec,
-    local: torch.Tensor,
-    users: torch.Tensor,
-    row_dev: torch.Tensor,
-    row_mask: torch.Tensor | None,
-    touches: torch.Tensor,
-) -> LocalOptimizer:
-    """The optimizer ``spec.optimizer`` names, with its options, over these rows."""
-    kind = LOCAL_OPTIMIZERS.get(spec.optimizer)
-    options = options_from(kind, json.loads(spec.optimizer_options))
-    return kind(spec, local, users, row_dev, row_mask, touches, options)
+def make_local_optimizer(spec: LocalSpec, *rows: torch.Tensor | None) -> LocalOptimizer:
+    """The optimizer ``spec.optimizer`` names over a cohort's ``rows`` (``LocalOptimizer``'s
+    arguments after the spec: local rows, user vectors, row owners, row mask, touches)."""
+    return LOCAL_OPTIMIZERS.get(spec.optimizer)(spec, *rows)
 
 
 for _name, _kind in (("adam", LazyAdam), ("rowwise-adam", RowwiseAdam), ("sgd", SGD)):

@@ -104,13 +104,10 @@ def _check_plugins(
             values[name] = plugin_options(registry.get(chosen), values.get(name, {}), sub, chosen)
             continue
         given = values.get(name, {})
-        for entry in given:
-            if entry not in chosen:
-                raise ConfigError(
-                    f"names no entry of {_join(path, key)}",
-                    path=f"{sub}.{entry}",
-                    hint=did_you_mean(entry, chosen),
-                )
+        stray = [entry for entry in given if entry not in chosen]
+        if stray:
+            where, hint = f"{sub}.{stray[0]}", did_you_mean(stray[0], chosen)
+            raise ConfigError(f"names no entry of {_join(path, key)}", path=where, hint=hint)
         values[name] = {
             entry: plugin_options(registry.get(entry), options, f"{sub}.{entry}", entry)
             for entry, options in given.items()
