@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from pathlib import Path
@@ -71,25 +70,26 @@ def run(
     ] = None,
 ) -> None:
     """Run a scenario and write a run folder (resolved scenario, metrics, tables, log)."""
+    from fedrule import api
     from fedrule.errors import ConfigError
     from fedrule.report.console import ConsoleEvents, metrics_table, tier_notes, tier_table
-    from fedrule.report.run import run_scenario
-    from fedrule.scenario import load_scenario
 
-    if resume is not None:
-        if scenario is not None or overrides:
-            raise ConfigError(
-                "a resumed run keeps its own scenario", path="--resume", hint="drop SCENARIO/--set"
-            )
-        if not (resume / "scenario.yaml").is_file():
-            raise ConfigError("is not a partial run folder (no scenario.yaml)", path=str(resume))
-        scenario = resume / "scenario.yaml"
-    if scenario is None:
+    if resume is not None and (scenario is not None or overrides):
+        raise ConfigError(
+            "a resumed run keeps its own scenario", path="--resume", hint="drop SCENARIO/--set"
+        )
+    if scenario is None and resume is None:
         raise ConfigError("no scenario file given", path="run", hint="fedrule run SCENARIO")
-    loaded = load_scenario(scenario, overrides or [])
     events = ConsoleEvents(err, quiet=quiet)
-    folder = run_scenario(loaded, out_dir, events, verbose=verbose, resume=resume)
-    metrics = json.loads((folder / "metrics.json").read_text())
+    result = api.run(
+        scenario,
+        out_dir,
+        overrides=overrides or [],
+        progress=events,
+        verbose=verbose,
+        resume=resume,
+    )
+    loaded, metrics = result.scenario, result.metrics
     if loaded.engine.kind == "federated":
         metric, tiers = loaded.eval.metric, metrics["tiers"]
         out.print(tier_table(tiers, metric, loaded.federated.method, width=out.width))
@@ -101,7 +101,7 @@ def run(
         keys += [f"tail/ndcg@{k}" for k in loaded.eval.ks]
         title = f"test metrics ({len(loaded.seeds)} seed(s))"
         out.print(metrics_table(title, metrics["test"], keys))
-    out.print(f"run folder: {folder}")
+    out.print(f"run folder: {result.path}")
 
 
 @app.command()
@@ -208,17 +208,26 @@ def sweep(
 ) -> None:
     """Run every combination of the grid values and seeds; writes a sweep folder with every run,
     runs.csv and summary.csv (mean and spread over seeds, per tier)."""
+    from fedrule import api
     from fedrule.errors import ConfigError
-    from fedrule.sweep import open_sweep, run_sweep
 
     if parallel < 1:
         raise ConfigError(f"expected a whole number >= 1, got {parallel}", path="--parallel")
-    path, plan = open_sweep(scenario, grid or [], seeds, overrides or [], out_dir, resume)
-    err.print(f"sweep folder: {path} ({len(plan.runs())} runs)", highlight=False)
-    outcome = run_sweep(path, plan, parallel, err)
+
+    result = api.sweep(
+        scenario,
+        grid or [],
+        seeds=seeds,
+        parallel=parallel,
+        out=out_dir,
+        overrides=overrides or [],
+        progress=err,
+        resume=resume,
+    )
+    outcome = result.outcome
     out.print(
-        f"sweep {path}: {outcome.finished} run(s) finished, {outcome.skipped} skipped, "
-        f"{len(outcome.failed)} failed; summary: {path / 'summary.csv'}",
+        f"sweep {result.path}: {outcome.finished} run(s) finished, {outcome.skipped} skipped, "
+        f"{len(outcome.failed)} failed; summary: {result.path / 'summary.csv'}",
         highlight=False,
     )
     if outcome.failed:

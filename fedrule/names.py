@@ -10,6 +10,10 @@ live in this layer-L0 module rather than in the schema so that an implementation
 names without importing the scenario package. Keys whose choices only the schema's own checks
 and single comparisons read (``federated.mode``, ``search.verify_on``, ...) keep their
 ``Literal`` in the schema.
+
+The kinds a package may extend are not listed here but registered (``fedrule.registry``):
+federated methods, item codecs, server and local optimizers, update steps and leakage attacks.
+Their names are the registry's, filled by the implementing modules and by entry points.
 """
 
 from __future__ import annotations
@@ -37,17 +41,9 @@ Baseline = Literal["full", "hashing", "qr", "popularity"]
 BASELINES: tuple[str, ...] = get_args(Baseline)
 """``references.baselines``: centralised tables at equal bytes (``fedrule.engine.baselines``)."""
 
-LocalOptimizerName = Literal["adam", "rowwise-adam", "sgd"]
-LOCAL_OPTIMIZERS: tuple[str, ...] = get_args(LocalOptimizerName)
-"""``federated.local_optimizer``: ``fedrule.device.local_optimizer.LocalOptimizer``."""
-
 LrScheduleName = Literal["constant", "linear", "cosine"]
 LR_SCHEDULES: tuple[str, ...] = get_args(LrScheduleName)
 """``federated.lr_schedule``: ``fedrule.model.schedule.LrSchedule``."""
-
-ServerOptimizerName = Literal["fedavg", "fedavgm", "fedadam", "fedyogi"]
-SERVER_OPTIMIZERS: tuple[str, ...] = get_args(ServerOptimizerName)
-"""``federated.server_optimizer``: ``fedrule.algorithm.server_step.make_server_step``."""
 
 FaultPhase = Literal["train", "label", "test"]
 FAULT_PHASES: tuple[str, ...] = get_args(FaultPhase)

@@ -39,7 +39,8 @@ LAYERS: list[set[str]] = [
     {"device", "algorithm"},
     {"transports"},
     {"engine"},
-    {"report", "sweep"},
+    {"report", "sweeps"},
+    {"api"},
     {"cli"},
     {"__main__", "__init__"},
 ]

@@ -350,7 +350,7 @@ def test_an_audit_of_compressed_payloads_is_refused_naming_the_key():
 
 
 def test_a_bad_method_exits_2_and_a_sweep_over_methods_validates(tmp_path, capsys):
-    from fedrule.sweep import SweepPlan, parse_grid
+    from fedrule.sweeps import SweepPlan, parse_grid
 
     path = tmp_path / "fleet.yaml"
     path.write_text(yaml.safe_dump(fleet_scenario()))

@@ -7,6 +7,7 @@ import torch
 from fedrule.device.cohort import Rows
 from fedrule.device.local_spec import LocalSpec
 from fedrule.device.local_train import train_cohort
+from fedrule.errors import ConfigError
 from fedrule.fleet import device_rng
 from fedrule.model.elastic import ElasticLayout, make_groups
 
@@ -99,7 +100,7 @@ def test_local_spec_rejects_bad_values():
     good = dict(epochs=1, batch_size=4, lr=0.1, negatives=1, l2=0.0, lambda_div=0.0)
     with pytest.raises(ValueError, match="sampling"):
         LocalSpec(**good, sampling="all")
-    with pytest.raises(ValueError, match="optimizer"):
+    with pytest.raises(ConfigError, match="unknown local optimizer"):
         LocalSpec(**good, sampling="none", optimizer="rmsprop")
     with pytest.raises(ValueError, match="batch_size"):
         LocalSpec(**{**good, "batch_size": 0}, sampling="none")
@@ -135,7 +136,7 @@ def test_looked_up_diversity_of_untouched_rows_changes_nothing(monkeypatch):
 def test_lazy_adam_equals_torch_sparse_adam(masked):
     """One device's rows, some stepped once (closed form), some again (kept moments), against
     ``torch.optim.SparseAdam`` on the same sparse gradients."""
-    from fedrule.device.local_optimizer import LocalOptimizer
+    from fedrule.device.local_optimizer import make_local_optimizer
 
     gen = torch.Generator().manual_seed(3)
     start = torch.randn(8, 4, generator=gen)
@@ -145,7 +146,7 @@ def test_lazy_adam_equals_torch_sparse_adam(masked):
     spec = LocalSpec(1, 1, 0.05, 1, 0.0, 0.0, "none", optimizer="adam")
     local = start.clone() if mask is None else start * mask
     users = torch.zeros(1, 4)
-    ours = LocalOptimizer(
+    ours = make_local_optimizer(
         spec, local, users, torch.zeros(8, dtype=torch.long), mask, torch.cat(steps)
     )
     reference = torch.nn.Parameter(local.clone())
@@ -184,14 +185,14 @@ def test_rowwise_adam_by_hand():
     """Row-wise Adam keeps one second moment per row (the mean squared gradient entry):
     row 0 is stepped twice (kept moments), row 1 once (closed form); the user vector stays
     entry-wise."""
-    from fedrule.device.local_optimizer import BETA1, BETA2, EPS, LocalOptimizer
+    from fedrule.device.local_optimizer import BETA1, BETA2, EPS, make_local_optimizer
 
     lr = 0.1
     spec = LocalSpec(1, 1, lr, 1, 0.0, 0.0, "none", optimizer="rowwise-adam")
     start = torch.tensor([[1.0, 2.0], [3.0, 4.0]])
     local, users = start.clone(), torch.zeros(1, 2)
     g1, g2 = torch.tensor([[3.0, 4.0], [0.0, 2.0]]), torch.tensor([[1.0, 1.0]])
-    opt = LocalOptimizer(
+    opt = make_local_optimizer(
         spec, local, users, torch.zeros(2, dtype=torch.long), None, torch.tensor([0, 1, 0])
     )
     opt.step(torch.tensor([0, 1]), g1, torch.tensor([0]), torch.tensor([[1.0, -2.0]]))
@@ -211,7 +212,7 @@ def test_rowwise_adam_by_hand():
 def test_rowwise_adam_keeps_relative_entry_sizes():
     """A row's first row-wise step is proportional to its gradient (entry-wise Adam's is the
     gradient's sign): a block that barely gets a gradient barely moves."""
-    from fedrule.device.local_optimizer import LocalOptimizer
+    from fedrule.device.local_optimizer import make_local_optimizer
 
     grad = torch.tensor([[1.0, 1.0, 1e-3, 1e-3]])
     moved = {}
@@ -219,7 +220,7 @@ def test_rowwise_adam_keeps_relative_entry_sizes():
         spec = LocalSpec(1, 1, 0.1, 1, 0.0, 0.0, "none", optimizer=optimizer)
         local = torch.zeros(1, 4)
         owner, touches = torch.zeros(1, dtype=torch.long), torch.tensor([0])
-        opt = LocalOptimizer(spec, local, torch.zeros(1, 4), owner, None, touches)
+        opt = make_local_optimizer(spec, local, torch.zeros(1, 4), owner, None, touches)
         opt.step(torch.tensor([0]), grad, torch.tensor([0]), torch.zeros(1, 4))
         moved[optimizer] = -local[0]
     assert torch.allclose(moved["adam"], torch.full((4,), 0.1), atol=1e-6)
@@ -230,14 +231,14 @@ def test_rowwise_adam_keeps_relative_entry_sizes():
 def test_rowwise_adam_of_a_budgeted_row_averages_over_the_blocks_it_holds():
     """A budgeted device's row (two of four entries allowed) steps as a full row with the
     allowed entries' gradient would: the mean square is over the entries it may train."""
-    from fedrule.device.local_optimizer import EPS, LocalOptimizer
+    from fedrule.device.local_optimizer import EPS, make_local_optimizer
 
     lr = 0.1
     spec = LocalSpec(1, 1, lr, 1, 0.0, 0.0, "none", optimizer="rowwise-adam")
     mask = torch.tensor([[1.0, 1.0, 0.0, 0.0]])
     local = torch.zeros(1, 4)
     owner, touches = torch.zeros(1, dtype=torch.long), torch.tensor([0])
-    opt = LocalOptimizer(spec, local, torch.zeros(1, 4), owner, mask, touches)
+    opt = make_local_optimizer(spec, local, torch.zeros(1, 4), owner, mask, touches)
     opt.step(
         torch.tensor([0]),
         torch.tensor([[3.0, 4.0, 7.0, 7.0]]),

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from fedrule import names
+from fedrule.errors import ConfigError
 from fedrule.scenario import schema
 
 
@@ -32,9 +33,7 @@ def _choices(section: type, key: str) -> tuple[str, ...]:
         (schema.SearchConfig, "searcher", names.SEARCHER_NAMES),
         (schema.SearchConfig, "compare", names.SEARCHER_NAMES),
         (schema.ReferencesConfig, "baselines", names.BASELINES),
-        (schema.FederatedConfig, "local_optimizer", names.LOCAL_OPTIMIZERS),
         (schema.FederatedConfig, "lr_schedule", names.LR_SCHEDULES),
-        (schema.FederatedConfig, "server_optimizer", names.SERVER_OPTIMIZERS),
         (schema.FaultsConfig, "phases", names.FAULT_PHASES),
         (schema.PrivacyConfig, "accountant", names.ACCOUNTANTS),
     ],
@@ -102,20 +101,24 @@ def test_every_sampling_draws_its_own_sub_configurations():
 
 
 def test_every_local_optimizer_steps_differently():
-    from fedrule.device.local_optimizer import LocalOptimizer
+    """Local optimizers are registered (``fedrule.registry.LOCAL_OPTIMIZERS``), not listed."""
+    from fedrule.device.local_optimizer import make_local_optimizer
     from fedrule.device.local_spec import LocalSpec
+    from fedrule.registry import LOCAL_OPTIMIZERS
 
     grad = torch.tensor([[3.0, 0.5]])
     moved = {}
-    for name in names.LOCAL_OPTIMIZERS:
+    own = LOCAL_OPTIMIZERS.own_names()
+    assert own == ("adam", "rowwise-adam", "sgd")
+    for name in own:
         spec = LocalSpec(1, 1, 0.1, 1, 0.0, 0.0, "none", optimizer=name)
         local = torch.zeros(1, 2)
         owner, touches = torch.zeros(1, dtype=torch.long), torch.tensor([0])
-        opt = LocalOptimizer(spec, local, torch.zeros(1, 2), owner, None, touches)
+        opt = make_local_optimizer(spec, local, torch.zeros(1, 2), owner, None, touches)
         opt.step(torch.tensor([0]), grad, torch.tensor([0]), torch.zeros(1, 2))
         moved[name] = tuple(local[0].tolist())
-    assert len(set(moved.values())) == len(names.LOCAL_OPTIMIZERS)
-    with pytest.raises(ValueError, match="optimizer"):
+    assert len(set(moved.values())) == len(own)
+    with pytest.raises(ConfigError, match="unknown local optimizer 'rmsprop'"):
         LocalSpec(1, 1, 0.1, 1, 0.0, 0.0, "none", optimizer="rmsprop")
 
 
@@ -132,12 +135,16 @@ def test_every_lr_schedule_is_its_own_curve():
 
 
 def test_every_server_optimizer_is_built_and_others_are_refused():
+    """Server optimizers are registered (``fedrule.registry.SERVER_OPTIMIZERS``), not listed."""
     from fedrule.algorithm.server_step import make_server_step
+    from fedrule.registry import SERVER_OPTIMIZERS
 
-    built = {type(make_server_step(n, 0.1)).__name__ + n for n in names.SERVER_OPTIMIZERS}
-    assert len(built) == len(names.SERVER_OPTIMIZERS)
-    with pytest.raises(ValueError, match="server optimizer"):
-        make_server_step("fedprox", 0.1)
+    own = SERVER_OPTIMIZERS.own_names()
+    assert own == ("fedavg", "fedavgm", "fedadam", "fedyogi")
+    steps = {n: make_server_step(schema.FederatedConfig(server_optimizer=n)) for n in own}
+    assert len({repr(step) for step in steps.values()}) == len(own)  # fedadam/fedyogi: rule
+    with pytest.raises(ConfigError, match="unknown server optimizer 'fedprox'"):
+        make_server_step(schema.FederatedConfig(server_optimizer="fedprox"))
 
 
 def test_every_accountant_is_dp_accountings_own():

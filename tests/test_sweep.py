@@ -16,7 +16,7 @@ import yaml
 from fedrule.cli import main
 from fedrule.errors import ConfigError
 from fedrule.scenario import load_scenario
-from fedrule.sweep import SweepPlan, parse_grid, parse_seeds
+from fedrule.sweeps import SweepPlan, parse_grid, parse_seeds
 
 GRID = ["--grid", "model.dim=8,16", "--grid", "train.lr=0.01,0.05"]
 
@@ -159,7 +159,7 @@ def test_the_same_sweep_command_again_is_refused_while_the_first_is_unfinished(
     tmp_path, scenario_file, capsys
 ):
     from fedrule.pids import write_pid_file
-    from fedrule.sweep import open_sweep
+    from fedrule.sweeps import open_sweep
 
     out = tmp_path / "sweeps"
     args = ["--grid", "model.dim=8,16", "--seeds", "0", "--out", str(out)]
@@ -206,7 +206,7 @@ def test_a_resumed_sweep_does_not_start_a_run_that_is_still_alive(tmp_path, scen
     from rich.console import Console
 
     from fedrule.pids import write_pid_file
-    from fedrule.sweep import open_sweep, run_sweep
+    from fedrule.sweeps import open_sweep, run_sweep
 
     path, plan = open_sweep(scenario_file, [], "0", [], tmp_path / "sweeps", None)
     (path / ".work").mkdir()

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from fedrule.sweep import SweepPlan, parse_grid, summarize_sweep
-from fedrule.sweep.plot import PLOT, axis_points, plotted_axes
+from fedrule.sweeps import SweepPlan, parse_grid, summarize_sweep
+from fedrule.sweeps.plot import PLOT, axis_points, plotted_axes
 
 
 def _sweep(tmp_path: Path, grid: list[str], seeds: tuple[int, ...], value) -> SweepPlan:

@@ -84,13 +84,7 @@ class FleetServer:
         observers: Sequence[PhaseObserver] = (),
     ) -> None:
         fed = scenario.federated
-        step = server_step or make_server_step(
-            fed.server_optimizer,
-            fed.server_lr,
-            fed.server_momentum,
-            fed.server_beta2,
-            fed.server_tau,
-        )
+        step = server_step or make_server_step(fed)
         dp = ServerPrivacy.of(scenario, seed, fleet.num_devices)
         self.ctx = ServerContext(
             scenario, seed, fleet, transport, events, dp, step, tuple(observers)

@@ -7,17 +7,26 @@ keeps its state in ``state_dict`` so that a round hook can checkpoint it.
 The optimisers follow "Adaptive Federated Optimization" (Reddi et al., ICLR 2021), with the
 average device update as the pseudo-gradient, applied entry-wise on the row/block-sparse
 aggregate: an entry that no device updated this round keeps its value and its state.
+
+``federated.server_optimizer`` names a ``ServerOptimizer`` registered in
+``fedrule.registry.SERVER_OPTIMIZERS``: fedrule's own (``fedavg``, ``fedavgm``, ``fedadam``,
+``fedyogi``, set by the ``federated.server_*`` keys) are registered here; a package adds one
+through an entry point of the group ``fedrule.server_optimizers``, with its options in
+``federated.server_optimizer_options``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol, cast
 
 import numpy as np
 
 from fedrule.algorithm.aggregation import RowBlockAggregator, finite
-from fedrule.names import SERVER_OPTIMIZERS
+from fedrule.registry import SERVER_OPTIMIZERS
+from fedrule.scenario.schema import FederatedConfig
+from fedrule.scenario.validate import options_from
 
 
 class ServerStep(Protocol):
@@ -108,15 +117,43 @@ class FedAdaptive:
             self.m, self.v = np.array(state["m"]), np.array(state["v"])
 
 
-def make_server_step(
-    name: str, lr: float, momentum: float = 0.9, beta2: float = 0.99, tau: float = 1e-3
-) -> ServerStep:
-    """The server optimiser ``name`` (one of ``SERVER_OPTIMIZERS``)."""
-    if name == "fedavg":
-        return FedAvg(lr)
-    if name == "fedavgm":
-        return FedAvgM(lr, momentum)
-    if name in ("fedadam", "fedyogi"):
-        rule = "adam" if name == "fedadam" else "yogi"
-        return FedAdaptive(rule, lr, momentum, beta2, tau)
-    raise ValueError(f"unknown server optimizer {name!r}; expected one of {SERVER_OPTIMIZERS}")
+@dataclass(frozen=True)
+class ServerOptimizer:
+    """A registered server optimiser: ``build(federated, options)`` makes its ``ServerStep``
+    from the scenario's ``federated`` section (``server_lr`` and the like) and its options, an
+    instance of ``options`` (a frozen dataclass; None: it takes none)."""
+
+    build: Callable[[FederatedConfig, Any], ServerStep]
+    options: type | None = None
+
+
+def make_server_step(federated: FederatedConfig) -> ServerStep:
+    """The server step ``federated.server_optimizer`` names, with its options."""
+    entry = cast(ServerOptimizer, SERVER_OPTIMIZERS.get(federated.server_optimizer))
+    return entry.build(federated, options_from(entry, federated.server_optimizer_options))
+
+
+def _fedavg(fed: FederatedConfig, options: None) -> ServerStep:
+    return FedAvg(fed.server_lr)
+
+
+def _fedavgm(fed: FederatedConfig, options: None) -> ServerStep:
+    return FedAvgM(fed.server_lr, fed.server_momentum)
+
+
+def _adaptive(rule: str) -> Callable[[FederatedConfig, None], ServerStep]:
+    def build(fed: FederatedConfig, options: None) -> ServerStep:
+        return FedAdaptive(
+            rule, fed.server_lr, fed.server_momentum, fed.server_beta2, fed.server_tau
+        )
+
+    return build
+
+
+for _name, _build in (
+    ("fedavg", _fedavg),
+    ("fedavgm", _fedavgm),
+    ("fedadam", _adaptive("adam")),
+    ("fedyogi", _adaptive("yogi")),
+):
+    SERVER_OPTIMIZERS.register(_name, ServerOptimizer(_build))

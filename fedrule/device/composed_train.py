@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from fedrule.device.cohort import Rows
-from fedrule.device.local_optimizer import LocalOptimizer
+from fedrule.device.local_optimizer import make_local_optimizer
 from fedrule.device.local_plan import plan_cohort, step_segments
 from fedrule.device.local_spec import LocalSpec
 from fedrule.device.local_train import LocalResult, cohort_reply
@@ -95,7 +95,7 @@ def local_train_composed(
     )
     local = received.table.index_select(0, torch.from_numpy(params.param_row))
     users = user_vecs.clone()
-    optimizer = LocalOptimizer(
+    optimizer = make_local_optimizer(
         spec, local, users, torch.from_numpy(params.param_dev), None, params.step_params
     )
     objective = Objective(1, spec.l2, 0.0, spec.compiled)

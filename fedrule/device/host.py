@@ -66,7 +66,7 @@ class HostSettings:
     personal: LocalSpec | None = None  # on-device fitting of the user vector before evaluating
     pipeline: UpdatePipeline = field(default_factory=UpdatePipeline)
     faults: DeviceFaults = field(default_factory=DeviceFaults)
-    codec: str = "elastic"  # the run's payload format (``fedrule.model.codec.CODEC_KINDS``)
+    codec: str = "elastic"  # the run's payload format, a name in ``fedrule.registry.CODECS``
     schedule: LrSchedule = field(default_factory=LrSchedule)  # local_lr over the rounds
 
 

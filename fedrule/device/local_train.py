@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from fedrule.device.cohort import Rows
-from fedrule.device.local_optimizer import LocalOptimizer
+from fedrule.device.local_optimizer import make_local_optimizer
 from fedrule.device.local_plan import CohortPlan, plan_cohort
 from fedrule.device.local_spec import LocalSpec
 from fedrule.device.update import (
@@ -164,7 +164,7 @@ def local_train(
         row_mask = row_block.repeat_interleave(dim // nb, dim=1)
         local.mul_(row_mask)
     users = user_vecs.clone()
-    optimizer = LocalOptimizer(
+    optimizer = make_local_optimizer(
         spec, local, users, torch.from_numpy(row_dev), row_mask, plan.step_rows
     )
     objective = Objective(nb, spec.l2, spec.lambda_div, spec.compiled)

@@ -8,19 +8,27 @@ cohort's updates into what a node sends back.
 
 Every step is batched over the cohort (segment sums over ``row_device``) but is exactly what each
 device would compute alone: nothing in a step mixes two devices.
+
+Each kind of step is an ``UpdateStepKind`` registered in ``fedrule.registry.UPDATE_STEPS``:
+fedrule's own here (``unit-weight``, ``decoys``, ``clip``, ``dense``, ``local-noise``, which the
+``privacy`` keys turn on), a package's through an entry point of the group
+``fedrule.update_steps``, run after fedrule's when ``privacy.update_steps`` names it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Protocol
+from typing import Any, Protocol, cast
 
 import numpy as np
 import torch
 
 from fedrule.errors import ConfigError
 from fedrule.privacy.secagg import SecAggParams, params_of
+from fedrule.registry import UPDATE_STEPS
 from fedrule.scenario.schema import PrivacyConfig
+from fedrule.scenario.validate import doc, options_from, plugin_options
 
 
 @dataclass(frozen=True, eq=False)
@@ -209,28 +217,77 @@ class UpdatePipeline:
         return replace(self, steps=steps)
 
 
+@dataclass(frozen=True)
+class UpdateStepKind:
+    """A registered kind of update step: ``build(options, n_items)`` makes the step from an
+    instance of ``options`` (a frozen dataclass; None: it takes none) and the catalogue's size.
+    The step travels to every worker inside ``HostSettings``: a frozen (hashable, picklable)
+    dataclass of a module the workers import, as fedrule's own are."""
+
+    build: Callable[[Any, int], UpdateStep]
+    options: type | None = None
+
+
+@dataclass(frozen=True)
+class ClipOptions:
+    max_norm: float = doc("(float) the L2 norm C a device's whole update is clipped to")
+
+
+@dataclass(frozen=True)
+class DecoyOptions:
+    ratio: float = doc("(float) decoy rows a device uploads per row it touched")
+
+
+@dataclass(frozen=True)
+class NoiseOptions:
+    std: float = doc("(float) the standard deviation of the noise on every uploaded value")
+
+
+def build_step(name: str, options: dict[str, Any], n_items: int, path: str) -> UpdateStep:
+    """The step registered as ``name`` with the (plain) ``options`` (errors at ``path``)."""
+    kind = cast(UpdateStepKind, UPDATE_STEPS.get(name, path=path))
+    plain = plugin_options(kind, options, path, name)
+    return kind.build(options_from(kind, plain), n_items)
+
+
 def privacy_pipeline(privacy: PrivacyConfig, n_items: int, mode: str = "full") -> UpdatePipeline:
     """The device-side steps a scenario's ``privacy`` section asks for, in order: unit weights
-    (central DP), decoy rows, clipping (of the whole update, decoys included), dense padding."""
+    (central DP), decoy rows, clipping (of the whole update, decoys included), dense padding,
+    local noise, then ``privacy.update_steps``."""
     if mode != "full" and (privacy.decoys > 0 or privacy.dense):
         raise ConfigError(
             "decoys and dense uploads need federated.mode: full (a decoy or padded row would "
             "carry blocks its item's group does not hold)",
             path="privacy.decoys" if privacy.decoys > 0 else "privacy.dense",
         )
-    steps: list[UpdateStep] = []
+    named: list[tuple[str, dict[str, Any], str]] = []
     if privacy.central_dp:
-        steps.append(UnitWeight())
+        named.append(("unit-weight", {}, "privacy.noise_multiplier"))
     if privacy.decoys > 0:
-        steps.append(DecoyRows(privacy.decoys, n_items))
+        named.append(("decoys", {"ratio": privacy.decoys}, "privacy.decoys"))
     if privacy.clip > 0:
-        steps.append(ClipUpdate(privacy.clip))
+        named.append(("clip", {"max_norm": privacy.clip}, "privacy.clip"))
     if privacy.dense:
-        steps.append(DenseUpload(n_items))
+        named.append(("dense", {}, "privacy.dense"))
     if privacy.local_noise_multiplier > 0:
-        steps.append(LocalNoise(privacy.local_noise_multiplier * privacy.clip))
+        std = privacy.local_noise_multiplier * privacy.clip
+        named.append(("local-noise", {"std": std}, "privacy.local_noise_multiplier"))
+    for i, name in enumerate(privacy.update_steps):
+        options = privacy.update_step_options.get(name, {})
+        named.append((name, options, f"privacy.update_steps[{i}]"))
+    steps = tuple(build_step(name, options, n_items, path) for name, options, path in named)
     count_items = privacy.count_max_items if privacy.count_noise_multiplier > 0 else 0
-    return UpdatePipeline(tuple(steps), secure=params_of(privacy), count_items=count_items)
+    return UpdatePipeline(steps, secure=params_of(privacy), count_items=count_items)
+
+
+for _name, _kind in (
+    ("unit-weight", UpdateStepKind(lambda options, n_items: UnitWeight())),
+    ("decoys", UpdateStepKind(lambda o, n_items: DecoyRows(o.ratio, n_items), DecoyOptions)),
+    ("clip", UpdateStepKind(lambda options, n_items: ClipUpdate(options.max_norm), ClipOptions)),
+    ("dense", UpdateStepKind(lambda options, n_items: DenseUpload(n_items))),
+    ("local-noise", UpdateStepKind(lambda options, n_items: LocalNoise(options.std), NoiseOptions)),
+):
+    UPDATE_STEPS.register(_name, _kind)
 
 
 @dataclass

@@ -11,6 +11,7 @@ down when the run ends, also after an error or Ctrl-C.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import shutil
@@ -50,7 +51,7 @@ from fedrule.fleet import Fleet, Tier, choose_users, fleet_from_tiers, fleet_fro
 from fedrule.lifeline import MARK, Guard, kill_marked
 from fedrule.model.schedule import LrSchedule
 from fedrule.pids import alive
-from fedrule.privacy.audit import LeakageAudit, training_items
+from fedrule.privacy.audit import LeakageAudit, chosen_attacks, training_items
 from fedrule.protocol import FAULT_KINDS
 from fedrule.scenario.schema import ModelConfig, Scenario
 from fedrule.systems.in_use import keys_in_use
@@ -138,6 +139,7 @@ def local_spec(scenario: Scenario, *, personal: bool = False) -> LocalSpec | Non
         lambda_div=0.0 if plain else train.lambda_div,
         sampling="none" if plain else train.sampling,
         optimizer=fed.local_optimizer,
+        optimizer_options=json.dumps(fed.local_optimizer_options, sort_keys=True),
         compiled=train.compile,
         negative_exponent=train.negative_exponent,
     )
@@ -239,7 +241,10 @@ def run_federated_seed(
                 transport = LossyTransport(transport, faults.message_loss, seed, faults.phases)
             audited = scenario.privacy.audit  # the leakage audit observes what the server gets
             audit = LeakageAudit(
-                training_items(split.train, fleet.user), split.n_items, scenario.train.negatives
+                training_items(split.train, fleet.user),
+                split.n_items,
+                scenario.train.negatives,
+                chosen_attacks(scenario.privacy.attacks, scenario.privacy.attack_options),
             )
             audits.append(audit)
             return FleetServer(

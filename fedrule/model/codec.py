@@ -11,32 +11,25 @@ baselines (hashing, quotient-remainder, popularity) are in ``fedrule.model.codec
 slicing (``federated.method: nested``) is the elastic codec with uniform prefixes of blocks.
 ``elastic_codec`` is the one place that builds it from a scenario.
 
-A device knows its run's format (``CodecKind``) and decodes what it receives with
-``decode_payload``; hashing and QR devices train the parameter rows (``decode_trainable``).
+A device knows its run's format by the name it is registered under (``fedrule.registry.CODECS``,
+a method's ``codec_kind``) and decodes what it receives with ``decode_payload``; hashing and QR
+devices train the parameter rows (``decode_trainable``). Each format's module registers its
+``Decoder`` (``fedrule.model.codecs.decoder``), the elastic one here; a package adds a format
+through an entry point of the group ``fedrule.codecs``.
 """
 
 from __future__ import annotations
 
-from typing import Literal, Protocol, get_args, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 import torch
 
-from fedrule.model.codecs import hashing, popularity, qr
 from fedrule.model.codecs.composed import ComposedTable, plain_layout
+from fedrule.model.codecs.decoder import Decoder, ReceivedTable, decoder_of, register_codec
 from fedrule.model.elastic import ElasticLayout, make_groups
 from fedrule.model.elastic import decode as decode_elastic
 from fedrule.scenario.schema import ModelConfig
-
-
-@runtime_checkable
-class ReceivedTable(Protocol):
-    """A decoded payload on a device."""
-
-    config: np.ndarray
-    table: torch.Tensor
-
-    def score(self, user_vectors: torch.Tensor) -> torch.Tensor: ...
 
 
 @runtime_checkable
@@ -58,32 +51,25 @@ class ItemCodec(Protocol):
     def decode(self, payload: bytes) -> ReceivedTable: ...
 
 
-CodecKind = Literal["elastic", "hashing", "qr", "popularity"]
-CODEC_KINDS: tuple[str, ...] = get_args(CodecKind)
-_DECODERS = {
-    "elastic": decode_elastic,
-    "hashing": hashing.decode,
-    "qr": qr.decode,
-    "popularity": popularity.decode,
-}
-_TRAINABLE = {"hashing": hashing.decode_params, "qr": qr.decode_params}
+register_codec("elastic", Decoder(decode_elastic))
 
 
 def decode_payload(kind: str, payload: bytes) -> ReceivedTable:
     """A device's scorer from a payload of the run's format ``kind``."""
-    return _DECODERS[kind](payload)
+    return decoder_of(kind).decode(payload)
 
 
 def decode_trainable(kind: str, payload: bytes) -> ComposedTable:
-    """The parameter rows a device trains, of a compressed format (hashing, qr)."""
-    if kind not in _TRAINABLE:
+    """The parameter rows a device trains, of a format of shared rows (hashing, qr)."""
+    trainable = decoder_of(kind).decode_trainable
+    if trainable is None:
         raise ValueError(f"{kind} payloads hold no trainable parameter rows")
-    return _TRAINABLE[kind](payload)
+    return trainable(payload)
 
 
 def composed(kind: str) -> bool:
-    """Do devices of this format train parameter rows that items share (hashing, qr)?"""
-    return kind in _TRAINABLE
+    """Do devices of this format train parameter rows (hashing, qr: rows that items share)?"""
+    return decoder_of(kind).decode_trainable is not None
 
 
 def layout_of(received: ReceivedTable) -> ElasticLayout:

@@ -4,21 +4,63 @@ aggregated popularity), never device data; ``fedrule.privacy.scorer`` holds the 
 
 Each attack returns a ``Guess``: a score per item (higher: more likely one of the devices'
 training items) and the set of items it names.
+
+The audit (``fedrule.privacy.audit``) mounts the attacks ``privacy.attacks`` names, each an
+``Attack`` registered in ``fedrule.registry.ATTACKS``: fedrule's own at the end of this module,
+a package's through an entry point of the group ``fedrule.attacks``. An attack reads either what
+a popularity count's reply reveals (``Counted``) or what a training reply reveals (``Upload``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any, Literal
 
 import numpy as np
 from scipy.special import expit
+
+from fedrule.registry import ATTACKS
+from fedrule.scenario.validate import doc
 
 
 @dataclass(frozen=True, eq=False)
 class Guess:
     score: np.ndarray  # per item
     named: np.ndarray  # per item: bool, the items the attack claims
+
+
+@dataclass(frozen=True, eq=False)
+class Counted:
+    """What one popularity count's reply reveals: the summed (or one device's masked) counts."""
+
+    counts: np.ndarray
+    n_items: int
+
+
+@dataclass(frozen=True, eq=False)
+class Upload:
+    """What one training reply reveals: the rows its devices updated, their summed weighted
+    updates, the values the server sent for those rows, the popularity it counted, and the
+    protocol's ``train.negatives``."""
+
+    rows: np.ndarray
+    sum_wdelta: np.ndarray
+    sent: np.ndarray
+    popularity: np.ndarray
+    negatives: int
+    n_items: int
+
+
+@dataclass(frozen=True)
+class Attack:
+    """A registered attack: what it reads (``count`` replies or training ``upload``s) and
+    ``guess(seen, options)``, with ``options`` an instance of its options dataclass (None: it
+    takes none)."""
+
+    reads: Literal["count", "upload"]
+    guess: Callable[[Any, Any], Guess]
+    options: type | None = None
 
 
 def touched_rows(rows: np.ndarray, n_items: int) -> Guess:
@@ -157,6 +199,11 @@ def _replay(
     return to_neg - to_pos, total
 
 
+@dataclass(frozen=True)
+class ReplayOptions:
+    iterations: int = doc("(int) relabelling rounds of each replay", 10)
+
+
 @dataclass(frozen=True, eq=False)
 class RankGuess:
     """Per device: the 0-based rank interval [low, high] of its test item that its test report
@@ -197,3 +244,38 @@ def test_rank(keys: Sequence[str], metrics: np.ndarray, n_items: int) -> RankGue
     evaluated = ~np.isnan(metrics).all(axis=1) if metrics.size else np.zeros(n, dtype=bool)
     low, high = np.where(evaluated, low, 0), np.where(evaluated, high, n_items - 1)
     return RankGuess(low, np.maximum(high, low), bucket)
+
+
+for _name, _attack in (
+    ("count", Attack("count", lambda seen, _: count_membership(seen.counts))),
+    ("touched", Attack("upload", lambda seen, _: touched_rows(seen.rows, seen.n_items))),
+    (
+        "norm",
+        Attack("upload", lambda seen, _: update_norms(seen.rows, seen.sum_wdelta, seen.n_items)),
+    ),
+    (
+        "svd",
+        Attack(
+            "upload",
+            lambda seen, _: singular_vector(
+                seen.rows, seen.sum_wdelta, seen.popularity, seen.n_items
+            ),
+        ),
+    ),
+    (
+        "imia",
+        Attack(
+            "upload",
+            lambda seen, options: shadow_replay(
+                seen.rows,
+                seen.sum_wdelta,
+                seen.sent,
+                seen.negatives,
+                seen.n_items,
+                options.iterations,
+            ),
+            ReplayOptions,
+        ),
+    ),
+):
+    ATTACKS.register(_name, _attack)

@@ -15,8 +15,8 @@ server decides whom a request names, so that is what it can always obtain.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, cast
 
 import numpy as np
 
@@ -32,8 +32,22 @@ from fedrule.protocol import (
     TrainReply,
     TrainRequest,
 )
+from fedrule.registry import ATTACKS
+from fedrule.scenario.validate import options_from
 
 Truth = Callable[[np.ndarray], np.ndarray]  # devices -> the union of their training items
+
+
+def chosen_attacks(
+    names: Sequence[str], options: Mapping[str, Mapping[str, Any]] | None = None
+) -> list[tuple[str, attacks.Attack, Any]]:
+    """The registered attacks ``names`` (``privacy.attacks``), each with its options
+    (``privacy.attack_options``)."""
+    chosen = []
+    for name in names:
+        attack = cast(attacks.Attack, ATTACKS.get(name))
+        chosen.append((name, attack, options_from(attack, (options or {}).get(name))))
+    return chosen
 
 
 class _Observing:
@@ -62,10 +76,17 @@ class _Observing:
 
 
 class LeakageAudit:
-    def __init__(self, truth: Truth, n_items: int, negatives: int = 1) -> None:
+    def __init__(
+        self,
+        truth: Truth,
+        n_items: int,
+        negatives: int,
+        chosen: Sequence[tuple[str, attacks.Attack, Any]],
+    ) -> None:
         self.truth = truth
         self.n_items = n_items
         self.negatives = negatives  # the protocol's train.negatives: the server knows it
+        self.attacks = list(chosen)  # (name, attack, options), chosen_attacks'
         self.seen: list[tuple[np.ndarray, Message, np.ndarray | None]] = []
         self.tests: list[TestReply] = []
         self.popularity = np.zeros(n_items)  # what the server aggregates from the count
@@ -76,20 +97,22 @@ class LeakageAudit:
     def attack(self, reply: Message, sent: np.ndarray | None = None) -> dict[str, attacks.Guess]:
         """Every attack on one reply (``sent``: the table the server sent with the request):
         attacker code, no ground truth."""
+        seen: attacks.Counted | attacks.Upload
         if isinstance(reply, CountReply):
             counts = np.asarray(reply.counts)
             if counts.size == 0 and np.asarray(reply.masked).size:  # secure aggregation
                 counts = np.asarray(reply.masked)[0].view(np.int64)  # one device's masked vector
-            return {"count": attacks.count_membership(counts)}
-        assert isinstance(reply, TrainReply)
-        rows, update = np.asarray(reply.rows), np.asarray(reply.sum_wdelta)
+            seen, reads = attacks.Counted(counts, self.n_items), "count"
+        else:
+            assert isinstance(reply, TrainReply)
+            rows, update = np.asarray(reply.rows), np.asarray(reply.sum_wdelta)
+            sent_rows = np.asarray(sent)[rows]
+            upload = (rows, update, sent_rows, self.popularity, self.negatives, self.n_items)
+            seen, reads = attacks.Upload(*upload), "upload"
         return {
-            "touched": attacks.touched_rows(rows, self.n_items),
-            "norm": attacks.update_norms(rows, update, self.n_items),
-            "svd": attacks.singular_vector(rows, update, self.popularity, self.n_items),
-            "imia": attacks.shadow_replay(
-                rows, update, np.asarray(sent)[rows], self.negatives, self.n_items
-            ),
+            name: attack.guess(seen, options)
+            for name, attack, options in self.attacks
+            if attack.reads == reads
         }
 
     def __call__(self, state: Any) -> None:

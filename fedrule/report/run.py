@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import platform
 import time
+from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
 
@@ -12,6 +13,8 @@ import numpy as np
 import torch
 
 from fedrule import killpoints
+from fedrule.algorithm.context import PhaseObserver
+from fedrule.algorithm.hooks import RoundHook
 from fedrule.data.interactions import original_ids
 from fedrule.data.split import SplitData
 from fedrule.engine.centralized import SeedResult, run_centralized_seed, summarize
@@ -82,11 +85,14 @@ def run_scenario(
     *,
     verbose: bool = False,
     resume: Path | None = None,
+    hooks: Sequence[RoundHook] = (),
+    observers: Sequence[PhaseObserver] = (),
 ) -> Path:
     """Run every seed of ``scenario``; returns the published run folder. ``resume``: a partial
     run folder (of this scenario) to continue: finished seeds are kept, the interrupted seed
     continues from its checkpoint; a complete partial (killed in its commit) is published as
-    it is.
+    it is. ``hooks`` and ``observers`` reach every federated seed
+    (``fedrule.engine.federated.run_federated_seed``).
 
     Every file is written atomically, ``metrics.json`` last (``fedrule.report.rundir``). A
     resumed run's files are byte for byte an uninterrupted run's, but for ``log.txt``,
@@ -115,7 +121,7 @@ def run_scenario(
         dataset = {"name": split.name, "users": split.n_users, "items": split.n_items}
         dataset.update(_split_info(scenario, split))
         if scenario.engine.kind == "federated":
-            metrics = _run_federated(run, scenario, split, tee, verbose)
+            metrics = _run_federated(run, scenario, split, tee, verbose, hooks, observers)
         else:
             metrics = _run_centralized(run, scenario, split, tee)
         metrics = {"engine": scenario.engine.kind, "dataset": dataset, **metrics}
@@ -271,7 +277,13 @@ def _scenario_record(scenario: Scenario) -> dict:
 
 # ---------------------------------------------------------------------- federated
 def _run_federated(
-    run: RunDir, scenario: Scenario, split: SplitData, events: Events, verbose: bool
+    run: RunDir,
+    scenario: Scenario,
+    split: SplitData,
+    events: Events,
+    verbose: bool,
+    hooks: Sequence[RoundHook] = (),
+    observers: Sequence[PhaseObserver] = (),
 ) -> dict:
     from fedrule.engine.federated import run_federated_seed
 
@@ -292,7 +304,14 @@ def _run_federated(
             events.message(f"seed {seed}: kept from the interrupted run")
             continue
         outcome = run_federated_seed(
-            scenario, split, seed, events, verbose, checkpoint_dir=run.checkpoint_dir
+            scenario,
+            split,
+            seed,
+            events,
+            verbose,
+            hooks,
+            checkpoint_dir=run.checkpoint_dir,
+            observers=observers,
         )
         res, fleet = outcome.results, outcome.fleet
         keys = _reported_keys(res.metric_keys, scenario, split)

@@ -42,6 +42,10 @@ def explain(cls: type = Scenario, prefix: str = "") -> list[KeyDoc]:
         leading = _LEADING_TYPE.match(text)
         if tp is Any and leading:  # a value its section checks: the doc names its type
             kind = leading.group(0).strip()[1:-1]
+        registry = f.metadata.get("registry")
+        if registry is not None:  # fedrule's own names, or a package's
+            own, group = ", ".join(registry.own_names()), registry.group
+            meaning += f" (fedrule's: {own}; or a registered plug-in: entry points {group})"
         rows.append(KeyDoc(path, kind, _default(f), meaning))
         section = _section(tp)
         if section is not None:
@@ -74,6 +78,8 @@ def type_name(tp: Any) -> str:
         return "|".join("null" if a is type(None) else type_name(a) for a in args)
     if origin is list:
         return f"list[{type_name(args[0])}]" if args else "list"
+    if origin is dict:
+        return "mapping"
     if tp is Budget:
         return "budget"
     if dataclasses.is_dataclass(tp):

@@ -19,14 +19,19 @@ from fedrule.names import (
     Baseline,
     DataSource,
     FaultPhase,
-    LocalOptimizerName,
     LrScheduleName,
     Sampling,
     Searcher,
-    ServerOptimizerName,
     SplitMethod,
 )
-from fedrule.registry import METHODS
+from fedrule.registry import (
+    ATTACKS,
+    CODECS,
+    LOCAL_OPTIMIZERS,
+    METHODS,
+    SERVER_OPTIMIZERS,
+    UPDATE_STEPS,
+)
 from fedrule.scenario.validate import doc, require
 from fedrule.units import Budget, parse_budget
 
@@ -709,7 +714,7 @@ class EngineConfig:
 @dataclass(frozen=True)
 class FederatedConfig:
     method: str = doc(
-        "(str) a registered method: fedrule's below, or a package's (docs/architecture.md). "
+        "(str) a registered method (docs/architecture.md: a new method is one file). "
         "rule: the elastic supernet, "
         "the estimator and a search per budget (RULE). The baselines, in the same rounds, "
         "protocol and byte accounting: nested (HeteroFL-style nested slicing): one table, every "
@@ -725,6 +730,13 @@ class FederatedConfig:
         "and skip labelling and search, so refit_every, estimator.* (but label_users: "
         "validation devices) and search.* are RULE's alone, and mode must be full",
         "rule",
+        registry=METHODS,
+    )
+    method_options: dict[str, Any] = doc(
+        "(mapping) the options of a plug-in method, checked against its options dataclass "
+        "(fedrule's own take none)",
+        {},
+        options_of="method",
     )
     mode: Literal["full", "budgeted"] = doc(
         "(full|budgeted) devices train the whole supernet, or only blocks that fit their budget",
@@ -738,12 +750,19 @@ class FederatedConfig:
         "(int) local epochs over a device's training items per round (at most 1,000)", 1
     )
     local_batch_size: int = doc("(int) a device's minibatch size", 32)
-    local_optimizer: LocalOptimizerName = doc(
-        "(adam|rowwise-adam|sgd) a device's optimizer, fresh every round. adam: lazy, per touched "
-        "row, so its first step moves every touched entry by local_lr; rowwise-adam: one second "
-        "moment per item row (as row-wise Adagrad for embedding tables), so a row's blocks keep "
-        "their relative step sizes and the sub-configurations stay nested (docs/results)",
+    local_optimizer: str = doc(
+        "(str) a device's optimizer, fresh every round: a registered local optimizer. adam: "
+        "lazy, per touched row, so its first step moves every touched entry by local_lr; "
+        "rowwise-adam: one second moment per item row (as row-wise Adagrad for embedding "
+        "tables), so a row's blocks keep their relative step sizes and the sub-configurations "
+        "stay nested (docs/results); sgd: plain SGD",
         "adam",
+        registry=LOCAL_OPTIMIZERS,
+    )
+    local_optimizer_options: dict[str, Any] = doc(
+        "(mapping) the options of a plug-in local optimizer (fedrule's own take none)",
+        {},
+        options_of="local_optimizer",
     )
     local_lr: float = doc("(float) a device's learning rate", 0.01)
     lr_schedule: LrScheduleName = doc(
@@ -761,10 +780,18 @@ class FederatedConfig:
         "0.01-0.1)",
         1.0,
     )
-    server_optimizer: ServerOptimizerName = doc(
-        "(fedavg|fedavgm|fedadam|fedyogi) the server's step on the averaged update, entry-wise "
-        "on the entries devices updated (Reddi et al. 2021)",
+    server_optimizer: str = doc(
+        "(str) the server's step on the averaged update, entry-wise on the entries devices "
+        "updated: a registered server optimizer (fedrule's own: Reddi et al. 2021, set by the "
+        "server_* keys)",
         "fedavg",
+        registry=SERVER_OPTIMIZERS,
+    )
+    server_optimizer_options: dict[str, Any] = doc(
+        "(mapping) the options of a plug-in server optimizer (fedrule's own take none: "
+        "server_lr, server_momentum, server_beta2, server_tau)",
+        {},
+        options_of="server_optimizer",
     )
     server_momentum: float = doc(
         "(float) fedavgm: momentum; fedadam/fedyogi: beta1 of the first moment", 0.9
@@ -924,12 +951,24 @@ class PrivacyConfig:
         "(rdp|pld) dp-accounting's Renyi-DP or privacy-loss-distribution accountant", "rdp"
     )
     audit: bool = doc(
-        "(bool) every round, attack what the server received (positives of each cohort's "
-        "upload by touched rows, norms, singular vector and IMIA-style shadow replay; "
-        "membership from the popularity count) and score it: audit_* columns of "
-        "rounds-seed*.csv; after dispatch, the test-rank attack on the test reports: "
-        "audit_test in metrics.json; with engine.devices_per_node: 1 the figures are per device",
+        "(bool) every round, attack what the server received (privacy.attacks) and score it: "
+        "audit_<attack>_* columns of rounds-seed*.csv; after dispatch, the test-rank attack on "
+        "the test reports: audit_test in metrics.json; with engine.devices_per_node: 1 the "
+        "figures are per device",
         False,
+    )
+    attacks: list[str] = doc(
+        "(list) the attacks of the leakage audit, registered leakage attacks: count "
+        "(membership from the popularity count), touched (every uploaded row), norm (rows by "
+        "update norm), svd (label-free singular vector), imia (IMIA-style shadow replay)",
+        ["count", "touched", "norm", "svd", "imia"],
+        registry=ATTACKS,
+    )
+    attack_options: dict[str, dict[str, Any]] = doc(
+        "(mapping) per attack of privacy.attacks, its options (imia: iterations, the "
+        "relabelling rounds of each replay, 10)",
+        {},
+        options_of="attacks",
     )
     decoys: float = doc(
         "(float) decoy items: a device also uploads this many rows per row it touched, for "
@@ -993,6 +1032,20 @@ class PrivacyConfig:
         "N(0, (this sqrt(metrics (configurations + 1)))^2) to every sum and count",
         0.0,
     )
+    update_steps: list[str] = doc(
+        "(list) further device-side steps on each device's own update, registered update "
+        "steps run in this order after fedrule's (unit weights, decoys, clipping, dense "
+        "padding, local noise) and before the cohort's sum; outside the DP accounting, so not "
+        "with central or local DP",
+        [],
+        registry=UPDATE_STEPS,
+    )
+    update_step_options: dict[str, dict[str, Any]] = doc(
+        "(mapping) per step of privacy.update_steps, its options (clip: max_norm; decoys: "
+        "ratio; local-noise: std)",
+        {},
+        options_of="update_steps",
+    )
 
     @property
     def central_dp(self) -> bool:
@@ -1028,6 +1081,11 @@ class PrivacyConfig:
             path=f"{path}.secagg_neighbors",
         )
         self._check_adaptive_and_noise(path)
+        require(
+            not self.update_steps or not (self.central_dp or self.local_noise_multiplier),
+            "run after clipping, outside what epsilon accounts for: not with central or local DP",
+            path=f"{path}.update_steps",
+        )
 
     def _check_adaptive_and_noise(self, path: str) -> None:
         if self.clip_quantile is not None:
@@ -1103,8 +1161,11 @@ class Scenario:
             "verifies on every user's validation items",
             path="search.verify_per_budget",
         )
-        # a registered name, and what that method can run (fedrule.algorithm.methods)
-        METHODS.get(self.federated.method).check(self)
+        # a registered name, its devices' format registered, and what that method can run
+        # (fedrule.algorithm.methods)
+        method = METHODS.get(self.federated.method)
+        CODECS.get(method.codec_kind, path="federated.method")
+        method.check(self)
         self._check_systems()
 
     def _check_systems(self) -> None:

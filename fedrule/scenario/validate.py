@@ -2,6 +2,12 @@
 
 The schema is the dataclasses themselves (see ``schema.py``): field types drive the checks, field
 defaults are the documented defaults, and each field's ``metadata['doc']`` is its meaning.
+
+A key that names a plug-in (``doc(..., registry=SERVER_OPTIMIZERS)``) is checked against its
+registry (``fedrule.registry``: a did-you-mean error listing the known names), and the mapping of
+its options (``doc(..., options_of="server_optimizer")``) against the plug-in's own options
+dataclass, with the same errors as any section (``federated.server_optimizer_options.decay:
+expected a number``); the options given are stored (the plug-in's defaults stay its own).
 """
 
 from __future__ import annotations
@@ -20,14 +26,30 @@ T = TypeVar("T")
 _FLOAT = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$")
 
 
-def doc(text: str, default: Any = dataclasses.MISSING, **kwargs: Any) -> Any:
-    """A dataclass field with a documented meaning (shown by ``fedrule validate --explain``)."""
+def doc(
+    text: str,
+    default: Any = dataclasses.MISSING,
+    *,
+    registry: Any = None,
+    options_of: str | None = None,
+    **kwargs: Any,
+) -> Any:
+    """A dataclass field with a documented meaning (shown by ``fedrule validate --explain``).
+
+    ``registry``: the key names entries of this ``fedrule.registry.Registry`` (a name, or a list
+    of names). ``options_of``: the key holds the options of the plug-in that the sibling key of
+    that name names (for a list of names: a mapping from name to options)."""
+    metadata: dict[str, Any] = {"doc": text}
+    if registry is not None:
+        metadata["registry"] = registry
+    if options_of is not None:
+        metadata["options_of"] = options_of
     if isinstance(default, list | dict):
         value = default
-        return dataclasses.field(default_factory=lambda: type(value)(value), metadata={"doc": text})
+        return dataclasses.field(default_factory=lambda: type(value)(value), metadata=metadata)
     if isinstance(default, type):  # a nested section: its own defaults
-        return dataclasses.field(default_factory=default, metadata={"doc": text})
-    return dataclasses.field(default=default, metadata={"doc": text}, **kwargs)
+        return dataclasses.field(default_factory=default, metadata=metadata)
+    return dataclasses.field(default=default, metadata=metadata, **kwargs)
 
 
 def build(cls: type[T], raw: Any, path: str = "") -> T:
@@ -52,10 +74,82 @@ def build(cls: type[T], raw: Any, path: str = "") -> T:
             values[name] = build(hints[name], None, sub)
         elif field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
             raise ConfigError("missing required key", path=sub)
+    _check_plugins(fields, raw, values, path)
     obj = cls(**values)
     check = getattr(obj, "check", None)
     if check is not None:
         check(path)
+    return obj
+
+
+def _check_plugins(
+    fields: dict[str, dataclasses.Field], raw: Mapping, values: dict[str, Any], path: str
+) -> None:
+    """Names of plug-ins checked against their registry, their options against the plug-in's
+    dataclass. Only what the file gives: defaults name fedrule's own, so an untouched key
+    imports nothing."""
+    for name, field in fields.items():
+        registry = field.metadata.get("registry")
+        if registry is not None and name in raw:
+            given = values[name]
+            for i, entry in enumerate(given if isinstance(given, list) else [given]):
+                at = f"{_join(path, name)}[{i}]" if isinstance(given, list) else _join(path, name)
+                registry.get(entry, path=at)
+        key = field.metadata.get("options_of")
+        if key is None or (name not in raw and key not in raw):
+            continue
+        registry, sub = fields[key].metadata["registry"], _join(path, name)
+        chosen = values[key] if key in values else _default_of(fields[key])
+        if isinstance(chosen, str):
+            values[name] = plugin_options(registry.get(chosen), values.get(name, {}), sub, chosen)
+            continue
+        given = values.get(name, {})
+        stray = [entry for entry in given if entry not in chosen]
+        if stray:
+            where, hint = f"{sub}.{stray[0]}", did_you_mean(stray[0], chosen)
+            raise ConfigError(f"names no entry of {_join(path, key)}", path=where, hint=hint)
+        values[name] = {
+            entry: plugin_options(registry.get(entry), options, f"{sub}.{entry}", entry)
+            for entry, options in given.items()
+        }
+
+
+def _default_of(field: dataclasses.Field) -> Any:
+    if field.default_factory is not dataclasses.MISSING:
+        return field.default_factory()
+    return field.default
+
+
+def plugin_options(entry: Any, raw: Any, path: str = "", name: str = "it") -> dict[str, Any]:
+    """The options ``raw`` (a mapping) of a plug-in ``entry``, validated against its
+    ``options`` dataclass (one-line errors at ``path``), as the plain values given (coerced: an
+    integer for a float is a float); the dataclass's defaults stay unwritten, so a resolved
+    scenario reads back the same. An entry without options takes none."""
+    options = getattr(entry, "options", None)
+    if options is None:
+        if raw:
+            raise ConfigError(f"{name} takes no options", path=path, hint="leave it out")
+        return {}
+    built = build(options, raw, path)
+    return {str(key): _plain(getattr(built, str(key))) for key in raw or {}}
+
+
+def options_from(entry: Any, raw: Mapping[str, Any] | None) -> Any:
+    """The options dataclass of a plug-in ``entry`` built from validated plain options
+    (``plugin_options``' result); None for an entry without options."""
+    options = getattr(entry, "options", None)
+    return None if options is None else build(options, raw or {})
+
+
+def _plain(obj: Any) -> Any:
+    if isinstance(obj, Budget):
+        return obj.text
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: _plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, list | tuple):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, dict):
+        return {k: _plain(v) for k, v in obj.items()}
     return obj
 
 

@@ -15,7 +15,7 @@ dispatches what its devices trained, as the baselines of RULE do.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -29,12 +29,12 @@ from fedrule.model.codec import elastic_codec
 from fedrule.model.elastic import ElasticLayout
 from fedrule.registry import METHODS
 from fedrule.scenario.schema import ModelConfig, Scenario
-from fedrule.scenario.validate import require
+from fedrule.scenario.validate import options_from, require
 
 
 class FederatedMethod(ABC):
     name: ClassVar[str]  # its ``federated.method`` value
-    codec_kind: ClassVar[str] = "elastic"  # the payload format (fedrule.model.codec.CODEC_KINDS)
+    codec_kind: ClassVar[str] = "elastic"  # the payload format: a name in fedrule.registry.CODECS
     trains: ClassVar[bool] = True  # runs training rounds (popularity: no model, no rounds)
     labels_and_searches: ClassVar[bool] = False  # labels, fits the estimator, searches (RULE)
     # devices train sampled sub-configurations with the diversity term (RULE's supernet);
@@ -42,6 +42,12 @@ class FederatedMethod(ABC):
     trains_subconfigs: ClassVar[bool] = False
     personalizes: ClassVar[bool] = True  # devices fit their user vector before they test
     tables_per_tier: ClassVar[bool] = False  # one table per tier: cohorts never mix tiers
+    # its options dataclass (federated.method_options; None: it takes none)
+    options: ClassVar[type | None] = None
+
+    def settings(self, scenario: Scenario) -> Any:
+        """Its options in ``scenario`` (an instance of ``options``; None without options)."""
+        return options_from(self, scenario.federated.method_options)
 
     @property
     def elastic(self) -> bool:

@@ -20,6 +20,7 @@ import torch
 
 from fedrule.errors import BudgetError
 from fedrule.model.codecs.composed import ComposedTable
+from fedrule.model.codecs.decoder import Decoder, register_codec
 from fedrule.model.codecs.dense import (
     SINGLE_CONFIG,
     DenseTable,
@@ -140,3 +141,6 @@ def decode_params(payload: bytes) -> ComposedTable:
 def decode(payload: bytes) -> DenseTable:
     """Rebuild every item's embedding from a payload made by ``HashingCodec.encode``."""
     return DenseTable(SINGLE_CONFIG.copy(), decode_params(payload).item_table())
+
+
+register_codec("hashing", Decoder(decode, decode_params))

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from fedrule.model.codecs.decoder import Decoder, register_codec
 from fedrule.model.codecs.dense import SINGLE_CONFIG, SingleConfigCodec, check_single_config
 
 HEADER = struct.Struct("<IB3x")  # n_items, bytes per item id
@@ -75,3 +76,6 @@ def decode(payload: bytes) -> RankedItems:
     scores = np.empty(n_items, dtype=np.float32)
     scores[ranking] = np.arange(n_items, 0, -1, dtype=np.float32)
     return RankedItems(SINGLE_CONFIG.copy(), torch.from_numpy(scores)[:, None])
+
+
+register_codec("popularity", Decoder(decode))

@@ -46,8 +46,8 @@ from fedrule.errors import ConfigError, Terminated, disk_error
 from fedrule.lifeline import PARENT
 from fedrule.pids import alive, read_pid_file, write_pid_file
 from fedrule.scenario import load_scenario
-from fedrule.sweep.plan import SweepPlan, SweepRun, parse_grid, parse_seeds
-from fedrule.sweep.summary import read_seconds, summarize_sweep
+from fedrule.sweeps.plan import SweepPlan, SweepRun, parse_grid, parse_seeds
+from fedrule.sweeps.summary import read_seconds, summarize_sweep
 
 SPEC = "sweep.json"
 BASE = "scenario.yaml"

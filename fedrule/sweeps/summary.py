@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from fedrule.sweep.plan import SweepPlan, SweepRun
-from fedrule.sweep.plot import plot_sweep, sweep_metric
+from fedrule.sweeps.plan import SweepPlan, SweepRun
+from fedrule.sweeps.plot import plot_sweep, sweep_metric
 
 SUMMARY = "summary.csv"
 

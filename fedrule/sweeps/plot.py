@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from fedrule.sweep.plan import GridAxis, SweepPlan
+from fedrule.sweeps.plan import GridAxis, SweepPlan
 
 PLOT = "summary.png"
 MAX_PANELS = 3

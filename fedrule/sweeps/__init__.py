@@ -1,8 +1,8 @@
 """Sweeps: the cross product of scenario settings and seeds as independent, resumable runs."""
 
-from fedrule.sweep.plan import GridAxis, SweepPlan, SweepRun, parse_grid, parse_seeds
-from fedrule.sweep.runner import SweepOutcome, open_sweep, run_sweep
-from fedrule.sweep.summary import summarize_sweep
+from fedrule.sweeps.plan import GridAxis, SweepPlan, SweepRun, parse_grid, parse_seeds
+from fedrule.sweeps.runner import SweepOutcome, open_sweep, run_sweep
+from fedrule.sweeps.summary import summarize_sweep
 
 __all__ = [
     "GridAxis",

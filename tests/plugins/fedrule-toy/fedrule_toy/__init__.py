@@ -1,0 +1,1 @@
+"""A tiny fedrule plug-in package (tests/test_plugins.py): loaded only through entry points."""
